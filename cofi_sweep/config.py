@@ -1,0 +1,324 @@
+"""Typed configuration for a CoFi job, loaded from plain YAML and validated up front.
+
+One dataclass tree is the single source of truth for every setting and its default. The loader
+walks it, rejects unknown keys (with a close-match hint), type-checks every value, runs each
+section's range checks, and raises one :class:`ConfigError` listing *all* problems, each with its
+dotted key path. Nothing else in the code reads raw dicts.
+
+    job = load_job_config("configs/sst2_minilm.yaml", overrides=["cofi.target_sparsity=0.9"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+
+class CofiSweepError(Exception):
+    """Base class of the errors this package raises for bad input."""
+
+
+class ConfigError(CofiSweepError, ValueError):
+    """A configuration is malformed. ``problems`` holds one line per problem."""
+
+    def __init__(self, problems: list[str], source: str = "config") -> None:
+        self.problems = problems
+        self.source = source
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{len(problems)} problem(s) in {source}:\n{lines}")
+
+
+MASK_FAMILIES = ("head", "mha", "int", "ffn", "hidden")
+DistillMode = Literal["dynamic", "unconstrained", "fixed", "prediction", "none"]
+
+
+@dataclass
+class DataConfig:
+    """Where the task's data comes from and how it is cut and tokenized."""
+
+    source: Literal["hub", "local", "synthetic"] = "hub"  # hub: datasets.load_dataset("glue", task)
+    dir: str | None = None  # GLUE-layout folder (<TASK>/train.tsv, dev.tsv) for source=local
+    max_train_samples: int | None = None  # seeded subsample of the training split
+    max_eval_samples: int | None = None  # seeded subsample of the dev split
+    max_seq_length: int = 128
+    seed: int = 0  # subsampling and synthetic generation
+    synthetic_train_size: int = 4000
+    synthetic_eval_size: int = 1000
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.source == "local" and not self.dir:
+            problems.append("dir: source=local needs dir (a folder with <TASK>/train.tsv, dev.tsv)")
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name}: must be >= 1 or null, but got {value}")
+        if not 8 <= self.max_seq_length <= 512:
+            problems.append(f"max_seq_length: must be in [8, 512], but got {self.max_seq_length}")
+        if self.synthetic_train_size < 10 or self.synthetic_eval_size < 10:
+            problems.append("synthetic_train_size/synthetic_eval_size: must be >= 10")
+        return problems
+
+
+@dataclass
+class TeacherConfig:
+    """Fine-tuning of the dense teacher (cached on disk by everything listed here)."""
+
+    epochs: float = 3.0
+    learning_rate: float = 5e-5
+    batch_size: int = 32
+    warmup_ratio: float = 0.1  # linear LR warm-up over this fraction of steps, then linear decay
+    weight_decay: float = 0.01
+    seed: int = 0
+    cache_dir: str = "~/.cache/cofi_sweep/teachers"
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.epochs <= 0:
+            problems.append(f"epochs: must be > 0, but got {self.epochs}")
+        if not 0 < self.learning_rate < 1:
+            problems.append(f"learning_rate: must be in (0, 1), but got {self.learning_rate}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size: must be >= 1, but got {self.batch_size}")
+        if not 0 <= self.warmup_ratio < 1:
+            problems.append(f"warmup_ratio: must be in [0, 1), but got {self.warmup_ratio}")
+        return problems
+
+
+@dataclass
+class CofiConfig:
+    """The CoFi method: masks, sparsity control, distillation and the three training stages."""
+
+    target_sparsity: float = 0.5  # realized sparsity of the prunable encoder weights
+    families: list[str] = field(default_factory=lambda: list(MASK_FAMILIES))  # mask families on
+    distill: DistillMode = "dynamic"  # layer mapping; prediction = KL only; none = hard labels
+    init_from: Literal["teacher", "pretrained"] = "teacher"  # student's starting weights
+    batch_size: int = 32
+    learning_rate: float = 2e-5  # model AdamW, linear decay over the pruning stage
+    reg_learning_rate: float = 0.01  # log-alpha (descent) and lambda (ascent) optimizers
+    distill_epochs: float = 1.0  # stage 1: distillation-only warm-up before masks appear
+    prune_epochs: float = 10.0  # stage 2: pruning (includes the target warm-up)
+    sparsity_warmup_epochs: float = 5.0  # target rises linearly from 0 over this many epochs
+    finetune_epochs: float = 3.0  # stage 3: distillation fine-tune of the compact model
+    finetune_learning_rate: float = 2e-5  # constant LR
+    eval_every: int = 100  # optimizer steps between dev evaluations
+    sparsity_epsilon: float = 0.01  # best checkpoint kept only once expected >= target - eps
+    temperature: float = 2.0
+    alpha_layer: float = 0.9
+    alpha_pred: float = 0.1
+    teacher_layers: list[int] | None = None  # 1-based; default every quarter of the depth
+    droprate_init_int: float = 0.5  # initial drop rate of FFN units (reference: 0.5)
+    droprate_init: float = 0.0  # initial drop rate of the other families (reference: ~0)
+    freeze_embeddings: bool = True
+    max_grad_norm: float = 1.0
+    seed: int = 0
+
+    def check(self) -> list[str]:
+        problems = []
+        if not 0 <= self.target_sparsity < 1:
+            problems.append(f"target_sparsity: must be in [0, 1), but got {self.target_sparsity}")
+        unknown = [f for f in self.families if f not in MASK_FAMILIES]
+        if unknown:
+            hint = _did_you_mean(unknown[0], MASK_FAMILIES)
+            problems.append(
+                f"families: must be a subset of {list(MASK_FAMILIES)}, but got {unknown}{hint}"
+            )
+        if len(set(self.families)) != len(self.families):
+            problems.append(f"families: duplicates in {self.families}")
+        for name in ("batch_size", "eval_every"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}: must be >= 1, but got {getattr(self, name)}")
+        for name in ("learning_rate", "reg_learning_rate", "finetune_learning_rate", "temperature"):
+            if getattr(self, name) <= 0:
+                problems.append(f"{name}: must be > 0, but got {getattr(self, name)}")
+        for name in ("distill_epochs", "prune_epochs", "sparsity_warmup_epochs",
+                     "finetune_epochs", "sparsity_epsilon", "alpha_layer", "alpha_pred"):
+            if getattr(self, name) < 0:
+                problems.append(f"{name}: must be >= 0, but got {getattr(self, name)}")
+        if self.prune_epochs <= 0:
+            problems.append(f"prune_epochs: must be > 0, but got {self.prune_epochs}")
+        if self.sparsity_warmup_epochs > self.prune_epochs:
+            problems.append(
+                f"sparsity_warmup_epochs: must be <= prune_epochs ({self.prune_epochs}), "
+                f"but got {self.sparsity_warmup_epochs}"
+            )
+        for name in ("droprate_init_int", "droprate_init"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name}: must be in [0, 1), but got {getattr(self, name)}")
+        if self.teacher_layers is not None and (
+            not self.teacher_layers or min(self.teacher_layers) < 1
+        ):
+            problems.append(f"teacher_layers: 1-based layer numbers, but got {self.teacher_layers}")
+        return problems
+
+
+@dataclass
+class JobConfig:
+    """One CoFi job: teacher, pruning to one target, compaction, fine-tuning."""
+
+    model: str = "minilm"  # alias (minilm, tiny-bert, tiny-roberta), hub name or local path
+    task: str = "sst2"
+    output_dir: str = "runs/prune"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    num_threads: int | None = None  # torch CPU threads; None keeps torch's default
+    data: DataConfig = field(default_factory=DataConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    cofi: CofiConfig = field(default_factory=CofiConfig)
+
+    def check(self) -> list[str]:
+        from cofi_sweep.data import SYNTHETIC_TASKS, TASKS  # late: data imports torch/datasets
+
+        known = sorted(TASKS) + sorted(SYNTHETIC_TASKS)
+        if self.task not in known:
+            return [f"task: unknown task {self.task!r}; known: {known}"
+                    f"{_did_you_mean(self.task, known)}"]
+        if (self.task in SYNTHETIC_TASKS) != (self.data.source == "synthetic"):
+            return [f"data.source: task {self.task!r} needs source="
+                    f"{'synthetic' if self.task in SYNTHETIC_TASKS else 'hub or local'}, "
+                    f"but got {self.data.source!r}"]
+        return []
+
+
+# --------------------------------------------------------------------------------------------
+# The loader: dict -> dataclass tree, collecting every problem before raising.
+
+
+def from_dict(cls: type, raw: Any, *, source: str = "config") -> Any:
+    """Builds dataclass ``cls`` from ``raw`` (a mapping), validating everything.
+
+    Raises:
+        ConfigError: listing every unknown key, wrong type and out-of-range value.
+    """
+    problems: list[str] = []
+    obj = _build(cls, raw, "", problems)
+    if problems:
+        raise ConfigError(problems, source)
+    return obj
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """The plain-dict (YAML-ready) form of a config dataclass."""
+    return dataclasses.asdict(obj)
+
+
+def load_yaml(path: str | Path) -> Any:
+    """Reads a YAML file, turning a missing file or a syntax error into a ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError([f"file not found: {path}"], str(path))
+    try:
+        return yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError([f"not valid YAML: {e}"], str(path)) from e
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Applies ``key.sub=value`` strings (values parsed as YAML) onto a raw config dict."""
+    for item in overrides:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError([f"override {item!r}: expected the form key.sub=value"])
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError([f"override {item!r}: {part} is not a section"])
+        node[parts[-1]] = yaml.safe_load(value)
+    return raw
+
+
+def load_job_config(path: str | Path | None = None, overrides: list[str] = ()) -> JobConfig:
+    """Loads a :class:`JobConfig` from YAML (or defaults) plus ``key=value`` overrides."""
+    raw = load_yaml(path) if path is not None else {}
+    if not isinstance(raw, dict):
+        raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
+    raw = apply_overrides(raw, list(overrides))
+    return from_dict(JobConfig, raw, source=str(path or "config"))
+
+
+def _did_you_mean(name: str, choices: typing.Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(name), list(choices), n=1)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(raw, dict):
+        problems.append(f"{where or 'top level'}: must be a mapping, but got {raw!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            problems.append(f"{where}{key}: unknown key{_did_you_mean(key, fields)}; "
+                            f"allowed: {sorted(fields)}")
+    values = {}
+    for name in fields:
+        if name in raw:
+            values[name] = _convert(hints[name], raw[name], f"{where}{name}", problems)
+    obj = cls(**{k: v for k, v in values.items() if v is not _INVALID})
+    if hasattr(obj, "check"):
+        problems.extend(f"{where}{p}" for p in obj.check())
+    return obj
+
+
+_INVALID = object()
+
+
+def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, f"{where}.", problems)
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _convert(inner[0], value, where, problems)
+    if origin is Literal:
+        if value not in args:
+            problems.append(f"{where}: must be one of {list(args)}, but got {value!r}"
+                            f"{_did_you_mean(value, [str(a) for a in args])}")
+            return _INVALID
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            problems.append(f"{where}: must be a list, but got {value!r}")
+            return _INVALID
+        items = [_convert(args[0], v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+        return _INVALID if _INVALID in items else items
+    if tp is float:
+        if isinstance(value, str):  # PyYAML reads 5e-5 (no dot) as a string: accept it
+            try:
+                return float(value)
+            except ValueError:
+                pass
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            problems.append(f"{where}: must be a number, but got {value!r}")
+            return _INVALID
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            problems.append(f"{where}: must be an integer, but got {value!r}")
+            return _INVALID
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            problems.append(f"{where}: must be true or false, but got {value!r}")
+            return _INVALID
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            problems.append(f"{where}: must be a string, but got {value!r}")
+            return _INVALID
+        return value
+    if tp is Any:
+        return value
+    raise TypeError(f"unsupported config type {tp} at {where}")  # a bug in the schema, not input

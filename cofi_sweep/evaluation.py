@@ -1,0 +1,76 @@
+"""Dev-set evaluation and latency measurement, shared by the teacher and every CoFi stage."""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Iterable
+
+import numpy as np
+import torch
+
+from cofi_sweep.data import TaskSpec, compute_metrics
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The keyword arguments of ``CofiBert.forward`` found in a collated batch."""
+    return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: TaskSpec) -> torch.Tensor:
+    """Cross-entropy, or MSE for regression tasks (hard labels)."""
+    if task.is_regression:
+        return torch.nn.functional.mse_loss(logits.squeeze(-1), labels.float())
+    return torch.nn.functional.cross_entropy(logits, labels.long())
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: Iterable, task: TaskSpec, *,
+             masks: dict[str, torch.Tensor] | None = None,
+             device: torch.device | None = None) -> dict[str, float]:
+    """The task's metrics on ``loader`` (eval mode; the model's mode is restored after)."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    outputs, labels = [], []
+    for batch in loader:
+        batch = to_device(batch, device)
+        logits = model(**model_inputs(batch), masks=masks).logits
+        outputs.append(logits.float().cpu().numpy())
+        labels.append(batch["labels"].cpu().numpy())
+    model.train(was_training)
+    return compute_metrics(task, np.concatenate(outputs), np.concatenate(labels))
+
+
+@torch.no_grad()
+def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int,
+                    device: torch.device | None = None, warmup: int = 2, repeats: int = 10,
+                    vocab_size: int | None = None) -> float:
+    """Median seconds per forward pass of a full (unpadded) ``batch_size x seq_len`` batch.
+
+    Random token ids: the dense matrix work does not depend on the values, only the shapes.
+    """
+    model.eval()
+    device = device or next(model.parameters()).device
+    vocab = vocab_size or model.shape.vocab_size
+    ids = torch.randint(5, vocab, (batch_size, seq_len), device=device)
+    mask = torch.ones_like(ids)
+    times = []
+    for i in range(warmup + repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        start = time.perf_counter()
+        model(ids, mask)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        if i >= warmup:
+            times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def describe(metrics: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in metrics.items())

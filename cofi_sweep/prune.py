@@ -1,0 +1,476 @@
+"""One CoFi job, start to finish, without Ray: the training loop lives here.
+
+    teacher (cached) -> 1. distil-only warm-up -> 2. pruning (masks + Lagrangian, target warm-up,
+    then hold; best dev checkpoint once expected sparsity >= target - eps) -> compaction ->
+    3. distillation fine-tune of the compact model (constant LR, best dev kept) -> saved model
+
+    python -m cofi_sweep.prune --config configs/sst2_minilm_cpu.yaml cofi.target_sparsity=0.9
+
+The :class:`CofiPruner` reports through a callback at every evaluation, and can save and load a
+complete checkpoint (weights, log_alphas, lambdas, optimizer states, stage, step, RNG) so that a
+sweep can pause and resume it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import math
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from cofi_sweep.compact import compact, compact_projection
+from cofi_sweep.config import JobConfig, load_job_config
+from cofi_sweep.data import get_task, load_task, make_loader, tokenize
+from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
+                                layer_loss, layer_loss_matrix, prediction_loss)
+from cofi_sweep.evaluation import evaluate, model_inputs, task_loss, to_device
+from cofi_sweep.gates import Gates, masks_as_probs
+from cofi_sweep.model import CofiBert, EncoderShape, group_alive, resolve_device
+from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
+from cofi_sweep.teacher import Teacher, get_teacher, linear_schedule, param_groups
+
+log = logging.getLogger(__name__)
+STAGES = ("distill", "prune", "finetune", "done")
+CHECKPOINT_FILE = "cofi_state.pt"
+
+Callback = Callable[["CofiPruner", dict[str, Any]], None]
+
+
+@dataclass
+class CofiResult:
+    """What a finished job returns (and writes as ``result.json`` next to the compact model)."""
+
+    compact_dir: str
+    target_sparsity: float
+    realized_sparsity: float
+    reached_target: bool  # expected sparsity reached target - eps during pruning
+    prunable_params: int
+    dense_prunable_params: int
+    total_params: int
+    teacher_metrics: dict[str, float]
+    pruned_metrics: dict[str, float]  # masked model, deterministic masks, best pruning ckpt
+    compact_metrics: dict[str, float]  # compact model after fine-tuning (best dev)
+    main_metric: str
+    structure: dict[str, Any]
+    layer_alignment: list[int | None]  # student layer (1-based) per teacher layer
+    teacher_layers: list[int]
+    wall_seconds: float
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _cycle(loader: Any, seed: int, start_epoch: int, skip: int):
+    """Endless batches; epoch e is shuffled with seed + e so a resumed job sees the same
+    order, and the first ``skip`` batches of the resumed epoch are passed over."""
+    epoch = start_epoch
+    while True:
+        loader.generator.manual_seed(seed + epoch)
+        for i, batch in enumerate(loader):
+            if i >= skip:
+                yield epoch, batch
+        skip, epoch = 0, epoch + 1
+
+
+class CofiPruner:
+    """Runs one CoFi job. ``run()`` does everything; ``save_checkpoint``/``load_checkpoint``
+    make it resumable at any evaluation point."""
+
+    def __init__(self, job: JobConfig, *, teacher: Teacher | None = None,
+                 callback: Callback | None = None) -> None:
+        self.job, self.cfg, self.task = job, job.cofi, get_task(job.task)
+        self.callback = callback or print_progress
+        self.device = resolve_device(job.device)
+        if job.num_threads:
+            torch.set_num_threads(job.num_threads)
+        self.teacher_info = teacher or get_teacher(job)
+        self.stage, self.stage_step, self.global_step = "distill", 0, 0
+        self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None  # best checkpoint of the current stage
+        self.reached_target = False
+        self.pruned_metrics: dict[str, float] = {}
+        self.mapping: list[int | None] = []
+        self.start_time = time.time()
+        self._setup()
+
+    # ---- setup ----------------------------------------------------------------------------
+
+    def _setup(self) -> None:
+        cfg, job = self.cfg, self.job
+        random.seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        # data first: the step budgets of every stage are counted in epochs of it
+        self.tokenizer = self.teacher_info.tokenizer()
+        data = tokenize(load_task(job.task, job.data), self.tokenizer, job.data.max_seq_length)
+        self.train_loader = make_loader(data["train"], self.tokenizer,
+                                        batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+        self.dev_loader = make_loader(data["dev"], self.tokenizer, batch_size=128,
+                                      shuffle=False)
+        per_epoch = len(self.train_loader)
+        self.steps = {"distill": round(cfg.distill_epochs * per_epoch),
+                      "prune": max(1, round(cfg.prune_epochs * per_epoch)),
+                      "finetune": round(cfg.finetune_epochs * per_epoch)}
+        self.warmup_steps = round(cfg.sparsity_warmup_epochs * per_epoch)
+
+        self.teacher = self.teacher_info.load(self.device).requires_grad_(False)
+        if cfg.init_from == "teacher":
+            self.model = copy.deepcopy(self.teacher).requires_grad_(True)
+        else:
+            from cofi_sweep.pretrained import load_model
+            self.model = load_model(job.model, self.task.num_labels).to(self.device)
+        self.model.train()
+        s = self.model.shape
+        self.dense_shape = s
+        self.dense_params = dense_size(num_layers=s.num_layers, hidden_size=s.hidden_size,
+                                       num_heads=s.heads[0], head_dim=s.head_dim,
+                                       ffn_size=s.ffn[0])
+        self.teacher_layers = cfg.teacher_layers or default_teacher_layers(
+            self.teacher.shape.num_layers)
+        if max(self.teacher_layers) > self.teacher.shape.num_layers:
+            raise ValueError(f"cofi.teacher_layers {self.teacher_layers} exceed the teacher's "
+                             f"{self.teacher.shape.num_layers} layers")
+        self.projection = identity_projection(s.hidden_size,
+                                              self.teacher.shape.hidden_size).to(self.device)
+        self.gates = Gates(num_layers=s.num_layers, num_heads=s.heads[0], ffn_size=s.ffn[0],
+                           hidden_size=s.hidden_size, families=cfg.families,
+                           droprate_init_int=cfg.droprate_init_int,
+                           droprate_init=cfg.droprate_init).to(self.device)
+        self.lagrangian = Lagrangian().to(self.device)
+        self._make_optimizers()
+
+    def _make_optimizers(self) -> None:
+        """Optimizers of the current stage: each stage starts with fresh ones (the reference
+        re-creates the model optimizer when pruning starts)."""
+        cfg = self.cfg
+        frozen = ("embeddings.",) if cfg.freeze_embeddings else ()
+        groups = param_groups(self.model, 0.0, frozen)
+        groups.append({"params": list(self.projection.parameters()), "weight_decay": 0.0})
+        lr = cfg.finetune_learning_rate if self.stage == "finetune" else cfg.learning_rate
+        self.optimizer = torch.optim.AdamW(groups, lr=lr)
+        total = self.steps.get(self.stage, 1)
+        if self.stage == "prune":  # linear decay to 0 over pruning
+            self.schedule = linear_schedule(self.optimizer, warmup=0, total=total)
+        else:  # constant LR in the warm-up and the fine-tune
+            self.schedule = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda _: 1.0)
+        self.gate_optimizer = torch.optim.AdamW(self.gates.parameters(), lr=cfg.reg_learning_rate,
+                                                weight_decay=0.0)
+        # gradient *ascent* on the multipliers: they maximise the same loss the rest minimises
+        self.lambda_optimizer = torch.optim.AdamW(self.lagrangian.parameters(),
+                                                  lr=cfg.reg_learning_rate, weight_decay=0.0,
+                                                  maximize=True)
+
+    # ---- the loop -------------------------------------------------------------------------
+
+    def run(self) -> CofiResult:
+        """Runs (or resumes) the job to the end and returns its result."""
+        while self.stage != "done":
+            self._run_stage()
+            self._finish_stage()
+        return self._result()
+
+    def _run_stage(self) -> None:
+        cfg, stage = self.cfg, self.stage
+        total = self.steps[stage]
+        per_epoch = len(self.train_loader)
+        batches = _cycle(self.train_loader, cfg.seed, self.stage_step // per_epoch,
+                         self.stage_step % per_epoch)
+        self.model.train()
+        while self.stage_step < total:
+            epoch, batch = next(batches)
+            batch = to_device(batch, self.device)
+
+            # forward backward update
+            masks = self.gates.sample() if stage == "prune" else None  # one sample per step
+            loss, parts = self._loss(batch, masks)
+            if stage == "prune":
+                expected = self.expected_sparsity()
+                target = target_at(self.stage_step, target=cfg.target_sparsity,
+                                   warmup_steps=self.warmup_steps)
+                lagrangian = self.lagrangian(expected, target)
+                loss = loss + lagrangian
+                parts.update(lagrangian=lagrangian.item())
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(
+                list(self.model.parameters()) + list(self.projection.parameters()),
+                cfg.max_grad_norm)
+            self.optimizer.step()
+            self.schedule.step()
+            if stage == "prune":
+                self.gate_optimizer.step()
+                self.lambda_optimizer.step()
+                self.gates.clamp_()  # log_alpha stays in [ln 0.01, ln 100]
+            for opt in (self.optimizer, self.gate_optimizer, self.lambda_optimizer):
+                opt.zero_grad(set_to_none=True)
+            self.stage_step += 1
+            self.global_step += 1
+
+            # eval + best checkpoint
+            if self.stage_step % cfg.eval_every == 0 or self.stage_step == total:
+                self._evaluate(epoch, loss.item(), parts)
+
+    def _loss(self, batch: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None
+              ) -> tuple[torch.Tensor, dict[str, float]]:
+        """The stage's training loss: distillation (or hard labels when distill == none)."""
+        cfg = self.cfg
+        inputs = model_inputs(batch)
+        use_layers = cfg.distill in ("dynamic", "unconstrained", "fixed")
+        out = self.model(**inputs, masks=masks, output_hidden_states=use_layers)
+        if cfg.distill == "none":
+            loss = task_loss(out.logits, batch["labels"], self.task)
+            return loss, {"task_loss": loss.item()}
+        with torch.no_grad():
+            t_out = self.teacher(**inputs, output_hidden_states=use_layers)
+        pred = prediction_loss(out.logits, t_out.logits, temperature=cfg.temperature,
+                               regression=self.task.is_regression)
+        if not use_layers:
+            return pred, {"pred_loss": pred.item()}
+        losses = layer_loss_matrix(out.hidden_states[1:],
+                                   [t_out.hidden_states[i] for i in self.teacher_layers],
+                                   self.projection, batch["attention_mask"])
+        self.mapping = align_layers(losses, self.existing_layers(masks), cfg.distill,
+                                    self.teacher_layers)
+        layer = layer_loss(losses, self.mapping)
+        loss = cfg.alpha_layer * layer + cfg.alpha_pred * pred
+        return loss, {"pred_loss": pred.item(), "layer_loss": layer.item()}
+
+    def existing_layers(self, masks: dict[str, torch.Tensor] | None) -> list[bool]:
+        """Student layers with an MHA or an FFN sub-layer still present."""
+        out = []
+        for i, layer in enumerate(self.model.encoder.layer):
+            m = {k: v[i] for k, v in (masks or {}).items() if k != "hidden_z"}
+            mha = layer.attention is not None and group_alive(m.get("head_layer_z"),
+                                                               m.get("head_z"))
+            ffn = layer.intermediate is not None and group_alive(m.get("mlp_z"),
+                                                                  m.get("intermediate_z"))
+            out.append(mha or ffn)
+        return out
+
+    # ---- sparsity -------------------------------------------------------------------------
+
+    def expected_sparsity(self) -> torch.Tensor:
+        size = expected_size(self.gates.probs(), self.dense_shape.head_dim)
+        return 1 - size / self.dense_params
+
+    def deterministic_sparsity(self, masks: dict[str, torch.Tensor]) -> float:
+        size = expected_size(masks_as_probs(masks, self.gates), self.dense_shape.head_dim)
+        return 1 - float(size) / self.dense_params
+
+    def structure(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+        """Kept heads and FFN units per layer and kept hidden dims (under ``masks``)."""
+        from cofi_sweep.compact import kept_indices
+
+        if self.stage == "finetune" or masks is None:
+            return self.model.structure()
+        hidden, heads, units = kept_indices(masks, self.model.shape)
+        return {"hidden": len(hidden), "heads": [len(h) for h in heads],
+                "ffn": [len(u) for u in units]}
+
+    # ---- evaluation, stage ends, checkpoints ----------------------------------------------
+
+    def _evaluate(self, epoch: int, loss: float, parts: dict[str, float]) -> None:
+        cfg, task = self.cfg, self.task
+        masks = self.gates.deterministic() if self.stage == "prune" else None
+        metrics = evaluate(self.model, self.dev_loader, task, masks=masks, device=self.device)
+        event: dict[str, Any] = {
+            "stage": self.stage, "step": self.global_step, "stage_step": self.stage_step,
+            "epoch": epoch, "loss": loss, **parts,
+            "metric": metrics[task.main_metric], **{f"dev_{k}": v for k, v in metrics.items()},
+        }
+        eligible = True
+        if self.stage == "prune":
+            expected = self.expected_sparsity().item()
+            event.update(
+                target=target_at(self.stage_step, target=cfg.target_sparsity,
+                                 warmup_steps=self.warmup_steps),
+                expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
+                    masks), lambda_1=float(self.lagrangian.lambda_1),
+                lambda_2=float(self.lagrangian.lambda_2))
+            eligible = expected >= cfg.target_sparsity - cfg.sparsity_epsilon
+            self.reached_target |= eligible
+        elif self.stage == "finetune":
+            event["deterministic_sparsity"] = 1 - self.model.prunable_parameters() / \
+                self.dense_params
+        event["structure"] = self.structure(masks)
+        event["layer_alignment"] = [None if j is None else j + 1 for j in self.mapping]
+        keeps_best = self.stage in ("prune", "finetune")
+        if keeps_best and eligible and (self.best is None or event["metric"] > self.best["event"]["metric"]
+                         or not self.best.get("eligible", True)):
+            self.best = {"event": event, "eligible": True, "state": self._snapshot()}
+        elif keeps_best and self.best is None and not eligible and self.stage_step == self.steps[self.stage]:
+            # never reached the target: keep the final state so the job still finishes
+            self.best = {"event": event, "eligible": False, "state": self._snapshot()}
+        self.history.append(event)
+        self.callback(self, event)
+
+    def _snapshot(self) -> dict[str, Any]:
+        return {name: copy.deepcopy(module.state_dict()) for name, module in
+                (("model", self.model), ("gates", self.gates), ("projection", self.projection))}
+
+    def _finish_stage(self) -> None:
+        """Moves to the next stage; after pruning, restores the best checkpoint and compacts."""
+        stage = self.stage
+        if stage == "distill":
+            self.stage = "prune"
+        elif stage == "prune":
+            if self.best is not None:
+                self.model.load_state_dict(self.best["state"]["model"])
+                self.gates.load_state_dict(self.best["state"]["gates"])
+                self.projection.load_state_dict(self.best["state"]["projection"])
+                self.pruned_metrics = {k[4:]: v for k, v in self.best["event"].items()
+                                       if k.startswith("dev_")}
+            if not self.reached_target:
+                log.warning("expected sparsity never reached target %.3f - eps; compacting the "
+                            "final model (raise prune_epochs or reg_learning_rate)",
+                            self.cfg.target_sparsity)
+            masks = self.gates.deterministic()
+            self.model = compact(self.model, masks)
+            self.projection = compact_projection(self.projection, masks)
+            self.stage = "finetune"
+            if self.steps["finetune"] == 0:  # no fine-tune: the compact model is final
+                self._evaluate(0, float("nan"), {})
+        elif stage == "finetune":
+            if self.best is not None:
+                self.model.load_state_dict(self.best["state"]["model"])
+            self.stage = "done"
+        self.stage_step, self.best = 0, None
+        if self.stage in ("prune", "finetune"):
+            self._make_optimizers()
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this job exactly where it is."""
+        return {
+            "stage": self.stage, "stage_step": self.stage_step, "global_step": self.global_step,
+            "model": self.model.state_dict(), "model_shape": asdict(self.model.shape),
+            "projection": self.projection.state_dict(), "gates": self.gates.state_dict(),
+            "lagrangian": self.lagrangian.state_dict(),
+            "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
+            "gate_optimizer": self.gate_optimizer.state_dict(),
+            "lambda_optimizer": self.lambda_optimizer.state_dict(),
+            "best": self.best, "reached_target": self.reached_target,
+            "pruned_metrics": self.pruned_metrics, "history": self.history,
+            "mapping": self.mapping, "rng": {
+                "python": random.getstate(), "numpy": np.random.get_state(),
+                "torch": torch.get_rng_state()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stage, self.stage_step = state["stage"], state["stage_step"]
+        self.global_step = state["global_step"]
+        if self.stage in ("finetune", "done"):  # the model was compacted: rebuild its shape
+            self.model = CofiBert(EncoderShape(**state["model_shape"])).to(self.device)
+            self.projection = nn.Linear(self.model.shape.hidden_size,
+                                        self.teacher.shape.hidden_size).to(self.device)
+        self.model.load_state_dict(state["model"])
+        self.projection.load_state_dict(state["projection"])
+        self.gates.load_state_dict(state["gates"])
+        self.lagrangian.load_state_dict(state["lagrangian"])
+        self._make_optimizers()
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.gate_optimizer.load_state_dict(state["gate_optimizer"])
+        self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
+        self.best, self.reached_target = state["best"], state["reached_target"]
+        self.pruned_metrics, self.history = state["pruned_metrics"], state["history"]
+        self.mapping = state["mapping"]
+        random.setstate(state["rng"]["python"])
+        np.random.set_state(state["rng"]["numpy"])
+        torch.set_rng_state(state["rng"]["torch"])
+
+    def save_checkpoint(self, directory: str | Path) -> None:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        torch.save(self.state_dict(), Path(directory) / CHECKPOINT_FILE)
+
+    def load_checkpoint(self, directory: str | Path) -> None:
+        state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location=self.device,
+                           weights_only=False)
+        self.load_state_dict(state)
+
+    # ---- the result -----------------------------------------------------------------------
+
+    def _result(self) -> CofiResult:
+        out = Path(self.job.output_dir).expanduser()
+        compact_dir = out / "compact"
+        self.model.save_pretrained(compact_dir)
+        self.tokenizer.save_pretrained(compact_dir)
+        final = [e for e in self.history if e["stage"] == "finetune"]
+        best = max(final, key=lambda e: e["metric"]) if final else self.history[-1]
+        prunable = self.model.prunable_parameters()
+        result = CofiResult(
+            compact_dir=str(compact_dir), target_sparsity=self.cfg.target_sparsity,
+            realized_sparsity=1 - prunable / self.dense_params,
+            reached_target=self.reached_target, prunable_params=prunable,
+            dense_prunable_params=self.dense_params,
+            total_params=sum(p.numel() for p in self.model.parameters()),
+            teacher_metrics=self.teacher_info.metrics, pruned_metrics=self.pruned_metrics,
+            compact_metrics={k[4:]: v for k, v in best.items() if k.startswith("dev_")},
+            main_metric=self.task.main_metric, structure=self.model.structure(),
+            layer_alignment=[None if j is None else j + 1 for j in self.mapping],
+            teacher_layers=self.teacher_layers, wall_seconds=time.time() - self.start_time,
+            history=self.history)
+        (out / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
+        return result
+
+
+def run_cofi(job: JobConfig, *, callback: Callback | None = None) -> CofiResult:
+    """Runs a whole CoFi job from a config (teacher from cache or trained first)."""
+    return CofiPruner(job, callback=callback).run()
+
+
+def print_progress(pruner: CofiPruner, event: dict[str, Any]) -> None:
+    """The default callback: one line per evaluation."""
+    parts = [f"[{event['stage']:>8}] step {event['step']:>5}",
+             f"dev {pruner.task.main_metric}={event['metric']:.4f}"]
+    if "expected_sparsity" in event:
+        parts.append(f"sparsity exp={event['expected_sparsity']:.3f} "
+                     f"det={event['deterministic_sparsity']:.3f} tgt={event['target']:.3f} "
+                     f"lambda=({event['lambda_1']:+.3f},{event['lambda_2']:+.3f})")
+    s = event["structure"]
+    parts.append(f"hidden={s['hidden']} heads={s['heads']} ffn={s['ffn']}")
+    print(" | ".join(parts), flush=True)
+
+
+def format_report(result: CofiResult) -> str:
+    """A short human-readable report of a finished job."""
+    m = result.main_metric
+    lines = [
+        f"target sparsity {result.target_sparsity:.3f} -> realized {result.realized_sparsity:.4f}"
+        f" ({result.prunable_params:,} of {result.dense_prunable_params:,} prunable params)",
+        f"dev {m}: teacher {result.teacher_metrics.get(m, float('nan')):.4f} | pruned (masked) "
+        f"{result.pruned_metrics.get(m, float('nan')):.4f} | compact after fine-tune "
+        f"{result.compact_metrics.get(m, float('nan')):.4f}",
+        f"hidden dims kept: {result.structure['hidden']}",
+        "layer  heads  ffn_units",
+    ]
+    for i, (h, f) in enumerate(zip(result.structure["heads"], result.structure["ffn"])):
+        lines.append(f"{i + 1:>5}  {h:>5}  {f:>9}")
+    lines.append(f"layer alignment (teacher -> student): "
+                 f"{dict(zip(result.teacher_layers, result.layer_alignment))}")
+    lines.append(f"compact model: {result.compact_dir}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cofi_sweep.prune", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", help="job YAML (see configs/)")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    job = load_job_config(args.config, args.overrides)
+    result = run_cofi(job)
+    print(format_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
