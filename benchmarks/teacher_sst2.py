@@ -34,7 +34,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         job = load_job_config(None, [
             "model=minilm", "task=sst2", "data.source=local", f"data.dir={args.data_dir}",
-            f"data.max_train_samples={args.max_train_samples}",
+            f"teacher.max_train_samples={args.max_train_samples}",
             f"data.max_seq_length={args.max_seq_length}", f"teacher.epochs={args.epochs}",
             f"teacher.learning_rate={args.lr}", f"teacher.cache_dir={cache}"])
         start = time.time()

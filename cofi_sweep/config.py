@@ -77,6 +77,7 @@ class TeacherConfig:
     warmup_ratio: float = 0.1  # linear LR warm-up over this fraction of steps, then linear decay
     weight_decay: float = 0.01
     seed: int = 0
+    max_train_samples: int | None = None  # teacher's own subset size; None = data's subset
     cache_dir: str = "~/.cache/cofi_sweep/teachers"
 
     def check(self) -> list[str]:
@@ -87,6 +88,9 @@ class TeacherConfig:
             problems.append(f"learning_rate: must be in (0, 1), but got {self.learning_rate}")
         if self.batch_size < 1:
             problems.append(f"batch_size: must be >= 1, but got {self.batch_size}")
+        if self.max_train_samples is not None and self.max_train_samples < 1:
+            problems.append(f"max_train_samples: must be >= 1 or null, but got "
+                            f"{self.max_train_samples}")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio: must be in [0, 1), but got {self.warmup_ratio}")
         return problems
@@ -160,6 +164,27 @@ class CofiConfig:
 
 
 @dataclass
+class BaselineConfig:
+    """A distillation baseline: a dense smaller student cut from the teacher, then trained with
+    the same distillation losses and the same total step budget as a CoFi trial."""
+
+    layers: Literal["every_other", "first_k", "all"] = "every_other"  # DistilBERT-style
+    num_layers: int | None = None  # for first_k
+    heads: int | None = None  # attention heads kept per layer (the first ones); None = all
+    ffn: int | None = None  # FFN units kept per layer (the first ones); None = all
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.layers == "first_k" and (self.num_layers is None or self.num_layers < 1):
+            problems.append("num_layers: layers=first_k needs num_layers >= 1")
+        for name in ("heads", "ffn"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                problems.append(f"{name}: must be >= 1 or null, but got {value}")
+        return problems
+
+
+@dataclass
 class JobConfig:
     """One CoFi job: teacher, pruning to one target, compaction, fine-tuning."""
 
@@ -168,9 +193,11 @@ class JobConfig:
     output_dir: str = "runs/prune"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
+    method: Literal["cofi", "distill"] = "cofi"  # distill = the dense-student baseline
     data: DataConfig = field(default_factory=DataConfig)
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     cofi: CofiConfig = field(default_factory=CofiConfig)
+    baseline: BaselineConfig = field(default_factory=BaselineConfig)
 
     def check(self) -> list[str]:
         from cofi_sweep.data import SYNTHETIC_TASKS, TASKS  # late: data imports torch/datasets
@@ -263,6 +290,13 @@ def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
     for name in fields:
         if name in raw:
             values[name] = _convert(hints[name], raw[name], f"{where}{name}", problems)
+    required = [n for n, f in fields.items() if f.default is dataclasses.MISSING
+                and f.default_factory is dataclasses.MISSING]
+    for name in required:
+        if name not in raw:
+            problems.append(f"{where}{name}: required")
+    if any(values.get(n, _INVALID) is _INVALID for n in required):
+        return _INVALID  # cannot be built; its problems are already listed
     obj = cls(**{k: v for k, v in values.items() if v is not _INVALID})
     if hasattr(obj, "check"):
         problems.extend(f"{where}{p}" for p in obj.check())
@@ -288,6 +322,12 @@ def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
                             f"{_did_you_mean(value, [str(a) for a in args])}")
             return _INVALID
         return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: must be a mapping, but got {value!r}")
+            return _INVALID
+        out = {str(k): _convert(args[1], v, f"{where}.{k}", problems) for k, v in value.items()}
+        return _INVALID if _INVALID in out.values() else out
     if origin is list:
         if not isinstance(value, list):
             problems.append(f"{where}: must be a list, but got {value!r}")

@@ -44,14 +44,15 @@ def sample_hard_concrete(log_alpha: torch.Tensor) -> torch.Tensor:
 
 
 def deterministic_mask(log_alpha: torch.Tensor) -> torch.Tensor:
-    """Binary mask per group (the last dim is the group; a 1-D scalar-per-layer family is a
-    group of one per layer): zero the round(n - sum P(z>0)) units with the lowest log_alpha.
+    """Binary mask per group -- the last dim is the group: zero the round(n - sum P(z>0)) units
+    with the lowest log_alpha. Per-layer gates (z_MHA, z_FFN) are groups of one: pass them as
+    (L, 1), and a gate is then off iff P(z > 0) < 0.5.
 
-    For a group of one this zeroes the gate iff P(z > 0) < 0.5. ``torch.round`` rounds halves
-    to even, as Python's ``round`` in the reference code does. Unlike the reference, kept units
-    are exactly 1 (not sigmoid(1.2 log_alpha)), so the compacted model equals the masked one.
+    ``torch.round`` rounds halves to even, as Python's ``round`` in the reference code does.
+    Unlike the reference, kept units are exactly 1 (not sigmoid(1.2 log_alpha)), so the
+    compacted model equals the masked one.
     """
-    groups = log_alpha.detach().reshape(-1, 1) if log_alpha.dim() == 1 else log_alpha.detach()
+    groups = log_alpha.detach().reshape(-1, log_alpha.shape[-1])  # (G, n)
     n = groups.shape[-1]
     num_zeros = torch.round(n - prob_nonzero(groups).sum(-1)).long()  # (G,)
     order = torch.argsort(groups, dim=-1, stable=True)  # lowest log_alpha first
@@ -96,7 +97,13 @@ class Gates(nn.Module):
 
     def deterministic(self) -> dict[str, torch.Tensor]:
         """Binary evaluation/compaction masks of every enabled family, keyed by mask name."""
-        return {MASK_NAMES[f]: deterministic_mask(a) for f, a in self.log_alpha.items()}
+        out = {}
+        for family, a in self.log_alpha.items():
+            if family in ("mha", "ffn"):  # one gate per layer: L groups of one
+                out[MASK_NAMES[family]] = deterministic_mask(a[:, None])[:, 0]
+            else:  # per layer for heads and FFN units; one group of d for hidden dims
+                out[MASK_NAMES[family]] = deterministic_mask(a)
+        return out
 
     def probs(self) -> dict[str, torch.Tensor]:
         """P(z > 0) per unit for all five families (1 for disabled ones), keyed by family."""

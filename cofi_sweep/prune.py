@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cofi_sweep.compact import compact, compact_projection
+from cofi_sweep.compact import baseline_masks, compact, compact_projection
 from cofi_sweep.config import JobConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
@@ -146,6 +146,13 @@ class CofiPruner:
                            droprate_init_int=cfg.droprate_init_int,
                            droprate_init=cfg.droprate_init).to(self.device)
         self.lagrangian = Lagrangian().to(self.device)
+        if job.method == "distill":  # the baseline: cut a dense student, distil it, no masks
+            b = job.baseline
+            masks = baseline_masks(s, layers=b.layers, num_layers=b.num_layers, heads=b.heads,
+                                   ffn=b.ffn)
+            self.model = compact(self.model, {k: v.to(self.device) for k, v in masks.items()})
+            self.steps["finetune"] = sum(self.steps.values())  # the same total step budget
+            self.stage, self.reached_target = "finetune", True
         self._make_optimizers()
 
     def _make_optimizers(self) -> None:
@@ -286,18 +293,20 @@ class CofiPruner:
             "epoch": epoch, "loss": loss, **parts,
             "metric": metrics[task.main_metric], **{f"dev_{k}": v for k, v in metrics.items()},
         }
-        eligible = True
+        eligible, event["at_target"] = True, False
         if self.stage == "prune":
             expected = self.expected_sparsity().item()
             event.update(
                 target=target_at(self.stage_step, target=cfg.target_sparsity,
                                  warmup_steps=self.warmup_steps),
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
-                    masks), lambda_1=float(self.lagrangian.lambda_1),
-                lambda_2=float(self.lagrangian.lambda_2))
+                    masks), lambda_1=self.lagrangian.lambda_1.item(),
+                lambda_2=self.lagrangian.lambda_2.item())
             eligible = expected >= cfg.target_sparsity - cfg.sparsity_epsilon
             self.reached_target |= eligible
+            event["at_target"] = self.reached_target
         elif self.stage == "finetune":
+            event["at_target"] = True  # the compact model has its final sparsity
             event["deterministic_sparsity"] = 1 - self.model.prunable_parameters() / \
                 self.dense_params
         event["structure"] = self.structure(masks)
@@ -406,7 +415,9 @@ class CofiPruner:
         best = max(final, key=lambda e: e["metric"]) if final else self.history[-1]
         prunable = self.model.prunable_parameters()
         result = CofiResult(
-            compact_dir=str(compact_dir), target_sparsity=self.cfg.target_sparsity,
+            compact_dir=str(compact_dir),
+            target_sparsity=self.cfg.target_sparsity if self.job.method == "cofi" else
+            1 - prunable / self.dense_params,
             realized_sparsity=1 - prunable / self.dense_params,
             reached_target=self.reached_target, prunable_params=prunable,
             dense_prunable_params=self.dense_params,

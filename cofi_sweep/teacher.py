@@ -48,6 +48,12 @@ class Teacher:
     cached: bool  # True when this call loaded it instead of training it
     train_seconds: float
 
+    @classmethod
+    def from_dir(cls, path: str | Path) -> Teacher:
+        """A cached teacher folder (as written by :func:`get_teacher`)."""
+        info = json.loads((Path(path) / TEACHER_FILE).read_text())
+        return cls(Path(path), info["metrics"], True, info["train_seconds"])
+
     def load(self, device: str | torch.device = "cpu") -> CofiBert:
         return CofiBert.from_pretrained(self.path).to(device).eval()
 
@@ -80,9 +86,8 @@ def get_teacher(job: JobConfig, *, device: str | None = None,
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if (folder / TEACHER_FILE).is_file():
-            info = json.loads((folder / TEACHER_FILE).read_text())
             log.info("teacher cache hit: %s", folder)
-            return Teacher(folder, info["metrics"], True, info["train_seconds"])
+            return Teacher.from_dir(folder)
         start = time.time()
         model, tokenizer, metrics = train_teacher(job, device=device or job.device,
                                                   progress=progress)
@@ -104,7 +109,10 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     torch.manual_seed(cfg.seed)
     dev = resolve_device(device)
     tokenizer = pretrained.load_tokenizer(job.model)
-    data = tokenize(load_task(job.task, job.data), tokenizer, job.data.max_seq_length)
+    data_cfg = job.data
+    if cfg.max_train_samples is not None:  # the teacher may learn from more data than CoFi
+        data_cfg = dataclasses.replace(data_cfg, max_train_samples=cfg.max_train_samples)
+    data = tokenize(load_task(job.task, data_cfg), tokenizer, job.data.max_seq_length)
     train_loader = make_loader(data["train"], tokenizer, batch_size=cfg.batch_size,
                                shuffle=True, seed=cfg.seed)
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
@@ -169,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="alias (minilm, tiny-bert), hub name or folder")
     parser.add_argument("--task", help="sst2, mrpc, rte, cola, stsb, qnli, mnli, qqp, synthetic")
     parser.add_argument("--data-dir", help="GLUE-layout folder (sets data.source=local)")
-    parser.add_argument("--max-train-samples", type=int)
+    parser.add_argument("--max-train-samples", type=int, help="teacher's training subset")
     parser.add_argument("--max-seq-length", type=int)
     parser.add_argument("--epochs", type=float)
     parser.add_argument("--lr", type=float)
@@ -180,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
     flags = {"model": args.model, "task": args.task, "data.dir": args.data_dir,
-             "data.max_train_samples": args.max_train_samples,
+             "teacher.max_train_samples": args.max_train_samples,
              "data.max_seq_length": args.max_seq_length, "teacher.epochs": args.epochs,
              "teacher.learning_rate": args.lr, "teacher.batch_size": args.batch_size,
              "teacher.seed": args.seed}

@@ -1,0 +1,109 @@
+"""The sweep's results table: one row per trial, read from the experiment folder.
+
+Reads Tune's per-trial files (``params.json``, ``result.json``, ``error.txt``) directly, so it
+works on a finished, running or interrupted experiment, with no Ray session. The table is written
+as ``results.parquet`` next to the experiment, for ``analysis/``.
+
+    python -m analysis.results runs/sweeps/quickstart
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+CELL_DONE = "cell_done.json"  # written by the driver when a cell's Tuner.fit() returned
+LATENCY_FILE = "latency.json"  # written by the exclusive latency pass
+TABLE_FILE = "results.parquet"
+
+
+def _last_result(trial_dir: Path) -> dict[str, Any]:
+    path = trial_dir / "result.json"
+    if not path.is_file():
+        return {}
+    last: dict[str, Any] = {}
+    final: dict[str, Any] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            last = row
+            if row.get("done_job"):
+                final = row
+    return final or last
+
+
+def collect(experiment: str | Path) -> pd.DataFrame:
+    """A row per trial of every cell under ``experiment`` (see module docstring)."""
+    experiment = Path(experiment)
+    latency = {}
+    if (experiment / LATENCY_FILE).is_file():
+        latency = json.loads((experiment / LATENCY_FILE).read_text())
+    rows = []
+    for params_file in sorted(experiment.glob("*/*/params.json")):
+        trial_dir = params_file.parent
+        cell_dir = trial_dir.parent
+        params = json.loads(params_file.read_text())
+        result = _last_result(trial_dir)
+        if (trial_dir / "error.txt").is_file() and not result.get("done_job"):
+            status = "errored"
+        elif result.get("done_job"):
+            status = "finished"
+        elif (cell_dir / CELL_DONE).is_file():
+            status = "stopped early"
+        else:
+            status = "running or interrupted"
+        row: dict[str, Any] = {
+            "trial_id": result.get("trial_id", trial_dir.name), "trial_dir": str(trial_dir),
+            "cell_id": params.get("cell_id"), "method": params.get("method", "cofi"),
+            "target_sparsity": params.get("target_sparsity"), "ablation": params.get("ablation"),
+            "status": status, "iterations": result.get("training_iteration", 0),
+        }
+        row.update({f"config/{k}": v for k, v in params.items()
+                    if k not in ("cell_id", "target_sparsity", "ablation", "method")})
+        for key, value in result.items():
+            if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
+                continue
+            row.setdefault(key, value)
+        measured = latency.get(row.get("compact_dir") or "")
+        if measured:
+            row["latency_s"] = measured
+            row["teacher_latency_s"] = latency.get("teacher")
+            row["speedup"] = latency["teacher"] / measured
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_table(experiment: str | Path) -> Path:
+    """Collects the table and writes ``results.parquet`` in ``experiment``; returns its path."""
+    frame = collect(experiment)
+    for column in frame.columns:  # parquet needs one type per column
+        if frame[column].dtype == object:
+            frame[column] = frame[column].map(
+                lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+    path = Path(experiment) / TABLE_FILE
+    frame.to_parquet(path, index=False)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m analysis.results", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("experiment", help="the experiment folder (storage_path/name)")
+    args = parser.parse_args(argv)
+    if not Path(args.experiment).is_dir():
+        print(f"no experiment folder at {args.experiment}", file=sys.stderr)
+        return 2
+    path = write_table(args.experiment)
+    frame = pd.read_parquet(path)
+    print(frame["status"].value_counts().to_string() if len(frame) else "no trials yet")
+    print(f"table: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

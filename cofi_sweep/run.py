@@ -1,0 +1,262 @@
+"""Run a CoFi sweep with Ray Tune: targets x ablations, Optuna search, ASHA, checkpoints, resume.
+
+    python -m cofi_sweep.run --space search_spaces/quickstart.yaml
+    python -m cofi_sweep.run --space search_spaces/pareto.yaml --dry-run
+    python -m cofi_sweep.run --space search_spaces/pareto.yaml --resume
+    python -m cofi_sweep.run --space search_spaces/pareto.yaml --address auto   # a Ray cluster
+
+Design. The space is validated before anything starts. The driver trains (or loads) the teacher
+once; trials load it by path. Each grid cell (target x ablation) is its own Tune experiment under
+``<storage>/<name>/<cell>``, with its own Optuna study and ASHA bracket, so every cell gets
+exactly ``trials_per_cell`` trials and a high-sparsity trial is only ever compared with trials
+of its own target. ASHA's clock is ``evals_at_target``, which stays 0 until a trial's expected
+sparsity has reached its target. Optuna learns only from ``final_score``, which only finished
+trials report, so trials that ASHA stopped enter the study as PRUNED. When all trials are done,
+the compact models and the teacher are timed one at a time, in this process, with nothing else
+running. Then the results table and report are written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# Quiet, non-interactive Tune output; must be set before ray is imported.
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+
+from cofi_sweep.config import ConfigError  # noqa: E402
+from analysis.results import CELL_DONE, LATENCY_FILE, collect, write_table  # noqa: E402
+from cofi_sweep.space import SweepSpace, describe_plan, load_space  # noqa: E402
+
+log = logging.getLogger("cofi_sweep.run")
+
+
+def _searcher(space: SweepSpace, cell_index: int, cell_id: str, experiment: Path) -> Any:
+    import optuna
+    from ray.tune.search.optuna import OptunaSearch
+
+    from cofi_sweep.trainable import FINAL_METRIC
+
+    class FinalScoreOptunaSearch(OptunaSearch):
+        """Feeds Optuna only final scores: a result without ``final_score`` (intermediate, or the
+        last one of a trial ASHA stopped) is not a value, so stopped trials end up PRUNED."""
+
+        def on_trial_result(self, trial_id: str, result: dict) -> None:
+            if FINAL_METRIC in result:
+                super().on_trial_result(trial_id, result)
+
+    if not space.search:
+        return None  # nothing to sample: trials differ by seed (see _param_space)
+    seed = space.searcher.seed + cell_index
+    sampler = (optuna.samplers.TPESampler(seed=seed) if space.searcher.sampler == "tpe"
+               else optuna.samplers.RandomSampler(seed=seed))
+    storage = None
+    if "://" not in space.storage_path:  # an Optuna DB for optuna-dashboard / visualization
+        storage = optuna.storages.RDBStorage(f"sqlite:///{experiment / 'optuna.db'}")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return FinalScoreOptunaSearch(metric=FINAL_METRIC, mode="max", sampler=sampler,
+                                  storage=storage, study_name=f"{space.name}.{cell_id}")
+
+
+def _param_space(space: SweepSpace, cell: dict[str, Any]) -> dict[str, Any]:
+    from ray import tune
+
+    params: dict[str, Any] = {"cell_id": cell["id"], "target_sparsity": cell["target_sparsity"],
+                              "ablation": cell["ablation"], "method": cell["method"]}
+    for key, d in space.search.items():
+        params[key] = {"choice": lambda: tune.choice(d.values),
+                       "uniform": lambda: tune.uniform(d.low, d.high),
+                       "loguniform": lambda: tune.loguniform(d.low, d.high),
+                       "int": lambda: tune.randint(int(d.low), int(d.high) + 1)}[d.type]()
+    if not space.search:  # repeated trials of one config differ by their seed
+        base = space.job.cofi.seed
+        params["cofi.seed"] = tune.grid_search(list(range(base, base + space.trials_per_cell)))
+    return params
+
+
+def run_cell(space: SweepSpace, cell: dict[str, Any], index: int, experiment: Path,
+             teacher_dir: str, progress: Any, resume: bool) -> bool:
+    """Runs (or resumes) one grid cell's Tune experiment; True when all its trials ended."""
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    from cofi_sweep.trainable import ASHA_CLOCK, train_cofi
+
+    r = space.resources
+    trainable = tune.with_resources(
+        tune.with_parameters(train_cofi, space=dataclasses.asdict(space), teacher_dir=teacher_dir),
+        {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
+    path = experiment / cell["id"]
+    if resume and tune.Tuner.can_restore(str(path)):
+        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+                                   resume_errored=False)
+    else:
+        scheduler = None
+        if space.scheduler.type == "asha":
+            scheduler = ASHAScheduler(time_attr=ASHA_CLOCK, metric="score", mode="max",
+                                      max_t=10_000, grace_period=space.scheduler.grace_period,
+                                      reduction_factor=space.scheduler.reduction_factor)
+        samples = space.trials_per_cell if space.search else 1  # grid_search repeats seeds
+        tuner = tune.Tuner(
+            trainable, param_space=_param_space(space, cell),
+            tune_config=tune.TuneConfig(
+                search_alg=_searcher(space, index, cell["id"], experiment), scheduler=scheduler,
+                num_samples=samples, max_concurrent_trials=r.max_concurrent_trials,
+                reuse_actors=True),
+            run_config=tune.RunConfig(
+                name=cell["id"], storage_path=str(experiment), verbose=0,
+                callbacks=[progress],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=space.checkpoint.num_to_keep),
+                failure_config=tune.FailureConfig(max_failures=space.max_failures)))
+    grid = tuner.fit()
+    ended = grid.num_terminated + grid.num_errors
+    if ended < space.trials_per_cell:
+        return False  # interrupted (Ctrl-C returns normally from fit): resume later
+    (path / CELL_DONE).write_text(json.dumps({"trials": len(grid), "errors": grid.num_errors}))
+    return True
+
+
+def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> None:
+    """Times every finished trial's compact model and the teacher, one at a time, here."""
+    import torch
+
+    from cofi_sweep.evaluation import measure_latency
+    from cofi_sweep.model import CofiBert, resolve_device
+
+    lat = space.latency
+    torch.set_num_threads(lat.num_threads or os.cpu_count() or 1)
+    device = resolve_device(lat.device)
+    path = experiment / LATENCY_FILE
+    known = json.loads(path.read_text()) if path.is_file() else {}
+
+    def timed(directory: str) -> float:
+        model = CofiBert.from_pretrained(directory).to(device)
+        return measure_latency(model, batch_size=lat.batch_size, seq_len=lat.seq_len,
+                               device=device, warmup=lat.warmup, repeats=lat.repeats)
+
+    if "teacher" not in known:
+        known["teacher"] = timed(teacher_dir)
+    table = collect(experiment)
+    finished = table[table["status"] == "finished"] if len(table) else table
+    for directory in finished.get("compact_dir", []):
+        if directory and directory not in known and Path(directory).is_dir():
+            known[directory] = timed(directory)
+    known["protocol"] = dataclasses.asdict(lat) | {"device": str(device),
+                                                   "threads": torch.get_num_threads()}
+    path.write_text(json.dumps(known, indent=1))
+
+
+def _init_ray(address: str | None) -> bool:
+    """Attaches to a cluster (``--address`` / RAY_ADDRESS) or starts a quiet local one."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address:
+        if address != "auto":  # an explicit address does not pick up the auth token itself
+            os.environ.setdefault("RAY_AUTH_MODE", "token")
+        ray.init(address=address, logging_level="warning", log_to_driver=False)
+        return True
+    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+             logging_level="warning", configure_logging=True)
+    return True
+
+
+def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None) -> Path:
+    """Runs the whole sweep and returns the experiment folder (see module docstring)."""
+    from cofi_sweep.teacher import get_teacher
+
+    if "://" in space.storage_uri():
+        # Tune itself can write to a URI, but the results table, the latency pass and the
+        # report read trial folders as files: a mounted bucket works, a bare URI does not yet.
+        raise ConfigError([f"storage_path: {space.storage_path!r} is a URI; mount the bucket "
+                           "(e.g. s3fs, gcsfuse) and give the mount path, which Ray and the "
+                           "analysis both read as a shared folder"], "space")
+    experiment = Path(space.storage_uri()) / space.name
+    if experiment.exists() and any(experiment.iterdir()) and not resume:
+        raise ConfigError([f"experiment folder {experiment} exists: pass --resume to continue "
+                           "it, or set another name"], "command line")
+    experiment.mkdir(parents=True, exist_ok=True)
+    (experiment / "space.json").write_text(json.dumps(dataclasses.asdict(space), indent=1))
+    print(describe_plan(space), flush=True)
+    teacher = get_teacher(space.job)
+    print(f"teacher: {teacher.path} ({'cached' if teacher.cached else 'trained'}) dev "
+          f"{teacher.metrics}", flush=True)
+
+    import ray
+
+    from cofi_sweep.trainable import SweepProgress
+
+    _init_ray(address)
+    cells = space.cells()
+    progress = SweepProgress(len(cells) * space.trials_per_cell)
+    try:
+        for index, cell in enumerate(cells):
+            if (experiment / cell["id"] / CELL_DONE).is_file():
+                continue  # finished before an interruption: nothing to re-run
+            print(f"[sweep] cell {index + 1}/{len(cells)}: {cell['id']}", flush=True)
+            if not run_cell(space, cell, index, experiment, str(teacher.path), progress, resume):
+                print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")
+                return experiment
+    finally:
+        ray.shutdown()
+    print("[sweep] timing compact models and the teacher, one at a time", flush=True)
+    measure_latencies(space, experiment, str(teacher.path))
+    table_path = write_table(experiment)
+    _print_summary(experiment, table_path)
+    from analysis.report import write_report
+
+    report = write_report(experiment)
+    print(f"report: {report}\nplot: {experiment / 'plots' / 'metric_vs_speedup.png'}\n"
+          f"frontier (with compact model paths): {experiment / 'pareto.csv'}")
+    return experiment
+
+
+def _print_summary(experiment: Path, table_path: Path) -> None:
+    import pandas as pd
+
+    table = pd.read_parquet(table_path)
+    print(f"[sweep] {len(table)} trials: " + ", ".join(
+        f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    done = table[table["status"] == "finished"]
+    if len(done):
+        cols = ["cell_id", "score", "realized_sparsity", "speedup", "compact_dir"]
+        best = done.sort_values("score").groupby("cell_id").tail(1).sort_values("cell_id")
+        print(best[[c for c in cols if c in best]].to_string(index=False))
+    print(f"results table: {table_path}")
+    print(f"compact models: {experiment}/<cell>/<trial>/job/compact")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cofi_sweep.run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", required=True, help="sweep YAML (see search_spaces/)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted experiment from its storage path")
+    parser.add_argument("--address", help="Ray cluster address ('auto', host:port, ray://…)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    try:
+        space = load_space(args.space, args.overrides)
+        if args.dry_run:
+            print(describe_plan(space))
+            return 0
+        run_sweep(space, resume=args.resume, address=args.address)
+    except ConfigError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""Sweep search spaces: a YAML file, validated completely before anything (Ray included) starts.
+
+A space fixes one CoFi job (``job``: model, task, data, teacher and fixed CoFi settings), a
+**grid** of target sparsities x named ablations, and the **searched** CoFi hyperparameters with
+their distributions. Every grid cell gets ``trials_per_cell`` trials; inside a cell Optuna
+samples the searched values and ASHA may stop trials early (see ``cofi_sweep/run.py``).
+
+    name: quickstart
+    job: {model: minilm, task: synthetic, data: {source: synthetic}, cofi: {prune_epochs: 2}}
+    grid:
+      target_sparsity: [0.5, 0.8]
+      ablations: {full: {}, no_hidden: {families: [head, mha, int, ffn]}}
+    search:
+      cofi.learning_rate: {type: loguniform, low: 2.0e-5, high: 2.0e-4}
+    trials_per_cell: 1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig, _did_you_mean,
+                               apply_overrides, from_dict, load_yaml)
+
+
+@dataclass
+class Distribution:
+    """One searched hyperparameter: choice(values), uniform/loguniform(low, high), int(low, high)."""
+
+    type: Literal["choice", "uniform", "loguniform", "int"]
+    values: list[Any] | None = None
+    low: float | None = None
+    high: float | None = None
+
+    def check(self) -> list[str]:
+        if self.type == "choice":
+            if not self.values:
+                return ["values: choice needs a non-empty list of values"]
+            if self.low is not None or self.high is not None:
+                return ["low/high: not used by choice (give values)"]
+            return []
+        if self.low is None or self.high is None:
+            return [f"low/high: {self.type} needs both low and high"]
+        if self.values is not None:
+            return [f"values: not used by {self.type} (give low and high)"]
+        if not self.low < self.high:
+            return [f"low/high: empty range, low={self.low} must be < high={self.high}"]
+        if self.type == "loguniform" and self.low <= 0:
+            return [f"low: loguniform needs low > 0, but got {self.low}"]
+        if self.type == "int" and (self.low != int(self.low) or self.high != int(self.high)):
+            return [f"low/high: int needs whole numbers, but got {self.low}, {self.high}"]
+        return []
+
+    def endpoints(self) -> list[Any]:
+        """Values the distribution can produce at its extremes (for range checking)."""
+        if self.type == "choice":
+            return list(self.values or [])
+        if self.type == "int":
+            return [int(self.low), int(self.high)]
+        return [self.low, self.high]
+
+
+@dataclass
+class GridConfig:
+    target_sparsity: list[float] = field(default_factory=lambda: [0.5])
+    # name -> overrides of the job's cofi section (e.g. families, distill)
+    ablations: dict[str, dict[str, Any]] = field(default_factory=lambda: {"full": {}})
+
+    def check(self) -> list[str]:
+        problems = []
+        if not self.target_sparsity:
+            problems.append("target_sparsity: needs at least one target")
+        for t in self.target_sparsity:
+            if not 0 <= t < 1:
+                problems.append(f"target_sparsity: each target must be in [0, 1), but got {t}")
+        if len(set(self.target_sparsity)) != len(self.target_sparsity):
+            problems.append(f"target_sparsity: duplicates in {self.target_sparsity}")
+        if not self.ablations:
+            problems.append("ablations: needs at least one (use {full: {}} for plain CoFi)")
+        return problems
+
+
+@dataclass
+class SearcherConfig:
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+
+
+@dataclass
+class SchedulerConfig:
+    """ASHA on the dev metric, counted in evaluations *at target sparsity* (see README)."""
+
+    type: Literal["asha", "none"] = "asha"
+    grace_period: int = 2  # evaluations at target before a trial can first be stopped
+    reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.grace_period < 1:
+            problems.append(f"grace_period: must be >= 1, but got {self.grace_period}")
+        if self.reduction_factor < 2:
+            problems.append(f"reduction_factor: must be >= 2, but got {self.reduction_factor}")
+        return problems
+
+
+@dataclass
+class ResourcesConfig:
+    cpus_per_trial: float = 1.0  # also the trial's torch thread count (at least 1)
+    gpus_per_trial: float = 0.0  # fractions share a GPU between trials
+    max_concurrent_trials: int = 2
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.cpus_per_trial <= 0:
+            problems.append(f"cpus_per_trial: must be > 0, but got {self.cpus_per_trial}")
+        if self.gpus_per_trial < 0:
+            problems.append(f"gpus_per_trial: must be >= 0, but got {self.gpus_per_trial}")
+        if self.max_concurrent_trials < 1:
+            problems.append("max_concurrent_trials: must be >= 1, but got "
+                            f"{self.max_concurrent_trials}")
+        return problems
+
+
+@dataclass
+class CheckpointPolicy:
+    every_n_evals: int = 1  # a resumable checkpoint every n evaluations (0 = never)
+    num_to_keep: int = 1
+
+    def check(self) -> list[str]:
+        problems = []
+        if self.every_n_evals < 0:
+            problems.append(f"every_n_evals: must be >= 0, but got {self.every_n_evals}")
+        if self.num_to_keep < 1:
+            problems.append(f"num_to_keep: must be >= 1, but got {self.num_to_keep}")
+        return problems
+
+
+@dataclass
+class LatencyConfig:
+    """How the compact models and the teacher are timed (after all trials, one at a time)."""
+
+    batch_size: int = 32
+    seq_len: int = 128
+    warmup: int = 2
+    repeats: int = 10
+    num_threads: int | None = None  # torch threads for the timing pass; None = all cores
+    device: str = "auto"
+
+    def check(self) -> list[str]:
+        problems = []
+        for name in ("batch_size", "seq_len", "repeats"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name}: must be >= 1, but got {getattr(self, name)}")
+        return problems
+
+
+@dataclass
+class SweepSpace:
+    """A whole sweep. ``storage_path`` may be a folder or a cloud URI (s3://, gs://)."""
+
+    name: str = "sweep"
+    storage_path: str = "runs/sweeps"
+    job: JobConfig = field(default_factory=JobConfig)
+    grid: GridConfig = field(default_factory=GridConfig)
+    # distillation baselines trained side by side (same teacher, data, budget, latency):
+    # name -> student shape; each is one more cell, e.g. {distil6: {layers: every_other}}
+    baselines: dict[str, BaselineConfig] = field(default_factory=dict)
+    search: dict[str, Distribution] = field(default_factory=dict)
+    searcher: SearcherConfig = field(default_factory=SearcherConfig)
+    trials_per_cell: int = 1
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
+    latency: LatencyConfig = field(default_factory=LatencyConfig)
+    max_failures: int = 0  # retries of a failing trial (from its last checkpoint)
+
+    def check(self) -> list[str]:
+        problems = []
+        if not self.name or any(c in self.name for c in "/\\ "):
+            problems.append(f"name: a non-empty folder name without spaces, got {self.name!r}")
+        if self.trials_per_cell < 1:
+            problems.append(f"trials_per_cell: must be >= 1, but got {self.trials_per_cell}")
+        if self.max_failures < 0:
+            problems.append(f"max_failures: must be >= 0, but got {self.max_failures}")
+        cofi_fields = {f.name for f in dataclasses.fields(CofiConfig)}
+        base = dataclasses.asdict(self.job.cofi)
+        for ablation, overrides in self.grid.ablations.items():
+            where = f"grid.ablations.{ablation}"
+            if not isinstance(overrides, dict):
+                problems.append(f"{where}: must be a mapping of cofi settings")
+                continue
+            if "target_sparsity" in overrides:
+                problems.append(f"{where}.target_sparsity: set targets in grid.target_sparsity")
+            problems += _cofi_problems({**base, **overrides}, where)
+        for key, dist in self.search.items():
+            where = f"search.{key}"
+            section, _, name = key.partition(".")
+            if section != "cofi" or name not in cofi_fields:
+                problems.append(f"{where}: only cofi.<setting> can be searched (model, data and "
+                                f"teacher are fixed per sweep){_did_you_mean(name, cofi_fields)}")
+                continue
+            if name in ("target_sparsity", "families", "distill"):
+                problems.append(f"{where}: {name} is a grid axis (grid.target_sparsity or "
+                                "grid.ablations), not a searched value")
+                continue
+            for value in dist.endpoints():
+                problems += _cofi_problems({**base, name: value}, where)
+        if not self.search and self.trials_per_cell > 1:
+            pass  # repeated trials then differ by cofi.seed (see cells())
+        return problems
+
+    # ---- the plan ---------------------------------------------------------------------------
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The grid: one dict per (target, ablation) cell, with a folder-safe ``id``."""
+        out = []
+        for target, (ablation, overrides) in itertools.product(self.grid.target_sparsity,
+                                                               self.grid.ablations.items()):
+            out.append({"id": f"t{target:g}-{ablation}", "method": "cofi",
+                        "target_sparsity": target, "ablation": ablation,
+                        "overrides": dict(overrides)})
+        for name, baseline in self.baselines.items():
+            out.append({"id": f"distill-{name}", "method": "distill", "target_sparsity": None,
+                        "ablation": name, "overrides": {},
+                        "baseline": dataclasses.asdict(baseline)})
+        return out
+
+    def storage_uri(self) -> str:
+        """``storage_path`` made absolute (Ray requires it) unless it is a URI."""
+        if "://" in self.storage_path:
+            return self.storage_path
+        return str(Path(self.storage_path).expanduser().resolve())
+
+
+def _cofi_problems(raw: dict[str, Any], where: str) -> list[str]:
+    try:
+        from_dict(CofiConfig, raw)
+    except ConfigError as e:
+        return [f"{where}: {p}" for p in e.problems]
+    return []
+
+
+def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpace:
+    """Loads and validates a sweep YAML; raises :class:`ConfigError` listing every problem."""
+    raw = load_yaml(path)
+    if not isinstance(raw, dict):
+        raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
+    raw = apply_overrides(raw, list(overrides))
+    return from_dict(SweepSpace, raw, source=str(path))
+
+
+def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any],
+                  output_dir: str) -> JobConfig:
+    """The full JobConfig of one trial: the sweep's job + the cell + the sampled values."""
+    raw = dataclasses.asdict(space.job)
+    raw["cofi"].update(cell["overrides"])
+    if cell["method"] == "distill":
+        raw["method"], raw["baseline"] = "distill", cell["baseline"]
+    else:
+        raw["cofi"]["target_sparsity"] = cell["target_sparsity"]
+    for key, value in params.items():
+        raw["cofi"][key.partition(".")[2]] = value
+    raw["output_dir"] = output_dir
+    return from_dict(JobConfig, raw)
+
+
+def describe_plan(space: SweepSpace) -> str:
+    """The resolved plan, for ``--dry-run``."""
+    cells = space.cells()
+    r = space.resources
+    lines = [f"experiment {space.name!r} -> {space.storage_uri()}/{space.name}",
+             f"model {space.job.model} | task {space.job.task} | data {space.job.data.source}",
+             f"{len(cells)} cells x {space.trials_per_cell} trial(s) = "
+             f"{len(cells) * space.trials_per_cell} trials",
+             f"resources per trial: {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; "
+             f"at most {r.max_concurrent_trials} at once",
+             f"searcher: optuna {space.searcher.sampler} (seed {space.searcher.seed}); "
+             f"scheduler: {space.scheduler.type}"]
+    for key, dist in space.search.items():
+        spec = dist.values if dist.type == "choice" else f"[{dist.low}, {dist.high}]"
+        lines.append(f"  search {key}: {dist.type} {spec}")
+    for cell in cells:
+        if cell["method"] == "distill":
+            lines.append(f"  cell {cell['id']}: distillation baseline {cell['baseline']}")
+        else:
+            lines.append(f"  cell {cell['id']}: target {cell['target_sparsity']}, "
+                         f"ablation {cell['ablation']} {cell['overrides'] or ''}".rstrip())
+    lines.append(f"latency: batch {space.latency.batch_size} x seq {space.latency.seq_len}, "
+                 f"{space.latency.repeats} repeats, measured after training, one model at a time")
+    return "\n".join(lines)

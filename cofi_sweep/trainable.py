@@ -1,0 +1,153 @@
+"""The Ray Tune trainable: one trial = one CoFi job. No training logic lives here.
+
+The trial builds its JobConfig from the sweep space + its grid cell + Optuna's sampled values,
+loads the (already trained) teacher by path, resumes from Tune's checkpoint when there is one,
+runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
+
+  * at every evaluation: stage, iteration, target, expected and deterministic sparsity, lambdas,
+    dev metric(s) as ``score``, and ``evals_at_target`` -- ASHA's clock, which stays 0 until the
+    trial's expected sparsity has reached its target, so no trial is stopped while warming up;
+  * at the end (``done_job``): realized sparsity, parameter counts, per-layer structure, the
+    compact model's path, in-trial (provisional) latencies and speedups, FLOP-predicted speedup,
+    wall time, and ``final_score`` -- the value Optuna learns from.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from cofi_sweep.evaluation import measure_latency
+from cofi_sweep.model import count_flops
+from cofi_sweep.prune import CofiPruner
+from cofi_sweep.config import from_dict
+from cofi_sweep.space import SweepSpace, job_for_trial
+from cofi_sweep.teacher import Teacher
+
+FINAL_METRIC = "final_score"
+ASHA_CLOCK = "evals_at_target"
+STARTS_LOG = "starts.log"
+
+
+def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) -> None:
+    """Function trainable (wrap with ``tune.with_parameters(train_cofi, space=..., ...)``).
+
+    Args:
+        config: the trial's config: cell constants (``cell_id``, ``target_sparsity``,
+            ``ablation``) and sampled ``cofi.*`` values.
+        space: the sweep space as a plain dict (small; models travel as paths).
+        teacher_dir: the cached teacher folder, trained once by the driver.
+    """
+    sweep = from_dict(SweepSpace, space)
+    cell = next(c for c in sweep.cells() if c["id"] == config["cell_id"])
+    params = {k: v for k, v in config.items() if k.startswith("cofi.")}
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    job = job_for_trial(sweep, cell, params, output_dir=str(trial_dir / "job"))
+    threads = max(1, int(sweep.resources.cpus_per_trial))
+    torch.set_num_threads(threads)
+    job.num_threads = threads
+    if sweep.resources.gpus_per_trial > 0 and torch.cuda.is_available():
+        job.device = "cuda"
+    every = sweep.checkpoint.every_n_evals
+    evals = {"n": 0}
+
+    def report(pruner: CofiPruner, event: dict[str, Any]) -> None:
+        evals["n"] += 1
+        metrics = _flat(event)
+        metrics["score"] = event["metric"]
+        metrics[ASHA_CLOCK] = sum(1 for e in pruner.history if e.get("at_target"))
+        if every and evals["n"] % every == 0:
+            with tempfile.TemporaryDirectory() as tmp:
+                pruner.save_checkpoint(tmp)
+                tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
+        else:
+            tune.report(metrics)
+
+    pruner = CofiPruner(job, teacher=Teacher.from_dir(teacher_dir), callback=report)
+    checkpoint = tune.get_checkpoint()
+    if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
+        with checkpoint.as_directory() as directory:
+            pruner.load_checkpoint(directory)
+    with open(trial_dir / STARTS_LOG, "a") as log:  # an audit trail: fresh vs resumed starts
+        log.write(json.dumps({"start": "resumed" if checkpoint else "fresh",
+                              "stage": pruner.stage, "step": pruner.global_step}) + "\n")
+    result = pruner.run()
+
+    # provisional latency: other trials may share the cores; the sweep re-measures exclusively
+    lat = sweep.latency
+    compact, teacher = pruner.model, pruner.teacher
+    timing = {name: measure_latency(m, batch_size=lat.batch_size, seq_len=lat.seq_len,
+                                    warmup=lat.warmup, repeats=lat.repeats)
+              for name, m in (("compact", compact), ("teacher", teacher))}
+    final = {
+        "done_job": True, "stage": "done", "score": result.compact_metrics[result.main_metric],
+        FINAL_METRIC: result.compact_metrics[result.main_metric],
+        ASHA_CLOCK: sum(1 for e in pruner.history if e.get("at_target")),
+        "realized_sparsity": result.realized_sparsity, "reached_target": result.reached_target,
+        "prunable_params": result.prunable_params,
+        "dense_prunable_params": result.dense_prunable_params,
+        "total_params": result.total_params,
+        "teacher_params": sum(p.numel() for p in teacher.parameters()),
+        "teacher_score": result.teacher_metrics.get(result.main_metric),
+        "pruned_score": result.pruned_metrics.get(result.main_metric),
+        "main_metric": result.main_metric, "compact_dir": result.compact_dir,
+        "structure": json.dumps(result.structure),
+        "layer_alignment": json.dumps(result.layer_alignment),
+        "provisional_latency_s": timing["compact"],
+        "provisional_teacher_latency_s": timing["teacher"],
+        "provisional_speedup": timing["teacher"] / timing["compact"],
+        "predicted_speedup": count_flops(teacher.shape, lat.seq_len)
+        / max(1.0, count_flops(compact.shape, lat.seq_len)),
+        "job_wall_seconds": result.wall_seconds,
+        **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
+    }
+    tune.report(final)
+
+
+def _flat(event: dict[str, Any]) -> dict[str, Any]:
+    """Tune-friendly metrics: lists and dicts become JSON strings."""
+    return {k: json.dumps(v) if isinstance(v, (list, dict)) else v for k, v in event.items()
+            if v is not None}
+
+
+class SweepProgress(tune.Callback):
+    """Prints trials running / done / stopped / errored and the best score per target
+    (at most every 15 s, and whenever a trial ends)."""
+
+    def __init__(self, total: int) -> None:
+        self.total, self.last_print = total, 0.0
+        self.state: dict[str, str] = {}
+        self.best: dict[str, float] = {}
+
+    def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
+        self.state[trial.trial_id] = "running"
+        if result.get("at_target") or result.get("done_job"):
+            target = trial.config.get("target_sparsity")
+            key = f"{target:g}" if target is not None else trial.config.get("cell_id", "?")
+            self.best[key] = max(self.best.get(key, float("-inf")), result["score"])
+        self._print()
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        done = (trial.last_result or {}).get("done_job")
+        self.state[trial.trial_id] = "done" if done else "stopped"
+        self._print(force=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        self.state[trial.trial_id] = "errored"
+        self._print(force=True)
+
+    def _print(self, force: bool = False) -> None:
+        if not force and time.time() - self.last_print < 15:
+            return
+        self.last_print = time.time()
+        states = list(self.state.values())
+        best = ", ".join(f"{t}: {v:.4f}" for t, v in sorted(self.best.items()))
+        print(f"[sweep] {states.count('running')} running, {states.count('done')} done, "
+              f"{states.count('stopped')} stopped, {states.count('errored')} errored "
+              f"(of {self.total}) | best score per target {{{best}}}", flush=True)

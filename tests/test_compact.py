@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from cofi_sweep.compact import compact, compact_projection
+from cofi_sweep.distill import identity_projection
+from cofi_sweep.model import CofiBert
+from helpers import all_on_masks, random_batch, tiny
+
+
+def binary(shape: tuple[int, ...], keep: float) -> torch.Tensor:
+    return (torch.rand(shape) < keep).float()
+
+
+def case_masks(model: CofiBert, case: str) -> dict[str, torch.Tensor]:
+    m = all_on_masks(model)
+    m["head_z"], m["intermediate_z"] = binary((4, 4), 0.7), binary((4, 128), 0.6)
+    m["head_z"][:, 0] = 1
+    m["intermediate_z"][:, 0] = 1
+    if case == "removed_mha":
+        m["head_layer_z"][1] = 0
+    elif case == "removed_ffn":
+        m["mlp_z"][2] = 0
+    elif case == "all_heads_off_mha_on":
+        m["head_z"][0] = 0
+    elif case == "all_units_off_ffn_on":
+        m["intermediate_z"][3] = 0
+    elif case == "hidden_dims_removed":
+        m["hidden_z"] = binary((64,), 0.7)
+    elif case == "whole_layer_removed":
+        m["head_layer_z"][2], m["mlp_z"][2] = 0, 0
+    elif case == "everything":
+        m["head_layer_z"][1], m["mlp_z"][2], m["head_z"][0] = 0, 0, 0
+        m["intermediate_z"][3] = 0
+        m["hidden_z"] = binary((64,), 0.7)
+    return m
+
+
+CASES = ["removed_mha", "removed_ffn", "all_heads_off_mha_on", "all_units_off_ffn_on",
+         "hidden_dims_removed", "whole_layer_removed", "everything"]
+
+
+@pytest.mark.parametrize("family", ["tiny-bert", "tiny-roberta"])
+@pytest.mark.parametrize("case", CASES)
+def test_compact_equals_masked(family: str, case: str) -> None:
+    model = tiny(family)
+    masks = case_masks(model, case)
+    small = compact(model, masks)
+    ids, mask = random_batch(100)
+    with torch.no_grad():
+        masked = model(ids, mask, masks=masks, output_hidden_states=True)
+        cut = small(ids, mask, output_hidden_states=True)
+    assert torch.allclose(masked.logits, cut.logits, atol=1e-4)
+    # hidden states for layer distillation agree too, through the sliced map W
+    proj = identity_projection(64, 64)
+    small_proj = compact_projection(proj, masks)
+    for h_masked, h_cut in zip(masked.hidden_states, cut.hidden_states):
+        assert torch.allclose(proj(h_masked), small_proj(h_cut), atol=1e-4)
+
+
+def test_compacted_structure_and_identity_sublayers() -> None:
+    model = tiny()
+    masks = case_masks(model, "everything")
+    small = compact(model, masks)
+    s = small.structure()
+    assert s["heads"][0] == 0 and s["heads"][1] == 0 and s["ffn"][2] == 0 and s["ffn"][3] == 0
+    assert small.encoder.layer[0].attention is None and small.encoder.layer[3].output is None
+    assert s["hidden"] == int(masks["hidden_z"].sum())
+
+
+def test_compact_round_trip(tmp_path: Path) -> None:
+    model = tiny("tiny-roberta")
+    small = compact(model, case_masks(model, "everything")).eval()
+    small.save_pretrained(tmp_path)
+    again = CofiBert.from_pretrained(tmp_path)
+    ids, mask = random_batch(100)
+    with torch.no_grad():
+        assert torch.equal(small(ids, mask).logits, again(ids, mask).logits)
+    assert again.structure() == small.structure()

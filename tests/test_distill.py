@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
+                                layer_loss, layer_loss_matrix, prediction_loss)
+from helpers import random_batch, tiny
+
+
+def test_default_teacher_layers() -> None:
+    assert default_teacher_layers(12) == [3, 6, 9, 12]
+    assert default_teacher_layers(6) == [2, 3, 5, 6]
+    assert default_teacher_layers(4) == [1, 2, 3, 4]
+
+
+def test_constrained_mapping_is_strictly_decreasing_over_existing_layers() -> None:
+    # rows: teacher layers 3, 6, 9, 12 (bottom to top); columns: 12 student layers
+    losses = torch.full((4, 12), 5.0)
+    losses[3, 10] = 0.1  # teacher 12 -> student 11
+    losses[2, 10] = 0.0  # teacher 9 would also like 11: must go strictly lower
+    losses[2, 8] = 0.5
+    losses[1, 9] = 0.0  # teacher 6 likes 10, which is above 9's match: not admissible
+    losses[1, 4] = 0.2  # ... and 5 is removed, so the next best existing one is taken
+    losses[1, 3] = 0.3
+    losses[0, 0] = 0.1
+    existing = [True] * 12
+    existing[4] = False
+    mapping = align_layers(losses, existing, "dynamic", [3, 6, 9, 12])
+    assert mapping == [0, 3, 8, 10]
+    assert all(a < b for a, b in zip(mapping, mapping[1:]))
+    assert all(existing[j] for j in mapping)
+
+
+def test_unconstrained_mapping_and_exhaustion() -> None:
+    losses = torch.rand(4, 6)
+    losses[:, 2] = -1.0
+    assert align_layers(losses, [True] * 6, "unconstrained", [1, 2, 3, 4]) == [2, 2, 2, 2]
+    # only two layers exist: the two lowest teacher layers get nothing
+    only = [False, False, False, True, False, True]
+    assert align_layers(torch.rand(4, 6), only, "dynamic", [1, 2, 3, 4])[:2] == [None, None]
+    assert align_layers(losses, [True] * 6, "fixed", [2, 4, 5, 6]) == [1, 3, 4, 5]
+
+
+def test_student_equal_to_teacher_maps_identity_with_zero_loss() -> None:
+    model = tiny()
+    ids, mask = random_batch(100)
+    with torch.no_grad():
+        states = model(ids, mask, output_hidden_states=True).hidden_states
+    teacher_layers = default_teacher_layers(4)
+    losses = layer_loss_matrix(states[1:], [states[i] for i in teacher_layers],
+                               identity_projection(64, 64), mask)
+    for mode in ("unconstrained", "dynamic"):
+        mapping = align_layers(losses, [True] * 4, mode, teacher_layers)
+        assert mapping == [k - 1 for k in teacher_layers]
+        assert layer_loss(losses, mapping).item() == pytest.approx(0.0, abs=1e-10)
+
+
+def test_prediction_loss() -> None:
+    logits = torch.randn(8, 3)
+    assert prediction_loss(logits, logits, temperature=2.0, regression=False).item() \
+        == pytest.approx(0.0, abs=1e-6)
+    other = torch.randn(8, 3)
+    at_1 = prediction_loss(logits, other, temperature=1.0, regression=False)
+    assert at_1.item() > 0
+    # regression: a non-zero distillation gradient (a softmax over one logit would give 0)
+    student = torch.randn(8, 1, requires_grad=True)
+    loss = prediction_loss(student, torch.randn(8, 1), temperature=2.0, regression=True)
+    loss.backward()
+    assert student.grad.abs().sum() > 0

@@ -1,0 +1,17 @@
+"""The CoFi core must not import Ray; analysis must not import either training layer."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+CORE = ["config", "data", "model", "gates", "sparsity", "distill", "compact", "evaluation",
+        "pretrained", "teacher", "prune"]
+
+
+def test_core_imports_without_ray() -> None:
+    code = ("import sys; sys.modules['ray'] = None\n"
+            + "".join(f"import cofi_sweep.{m}\n" for m in CORE)
+            + "assert not any(k == 'ray' or k.startswith('ray.') for k in sys.modules "
+              "if sys.modules[k] is not None)\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForSequenceClassification, BertConfig
+
+from cofi_sweep import pretrained
+from cofi_sweep.model import CofiBert, EncoderShape
+from helpers import all_on_masks, random_batch
+
+
+@pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "minilm"])
+def test_all_gates_on_equals_hf(name: str) -> None:
+    """With every gate at 1, the masked encoder's logits are HF's (eval mode) to 1e-5."""
+    hf = AutoModelForSequenceClassification.from_pretrained(
+        pretrained.resolve(name), num_labels=3, ignore_mismatched_sizes=True).eval()
+    model = CofiBert.from_hf_model(hf).eval()
+    assert type(hf).__name__ == ("RobertaForSequenceClassification" if "roberta" in name
+                                 else "BertForSequenceClassification")
+    ids, mask = random_batch(100, hf.config.pad_token_id)
+    with torch.no_grad():
+        expected = hf(input_ids=ids, attention_mask=mask).logits
+        assert torch.allclose(model(ids, mask).logits, expected, atol=1e-5)
+        masked = model(ids, mask, masks=all_on_masks(model)).logits
+        assert torch.allclose(masked, expected, atol=1e-5)
+
+
+def test_prunable_counts() -> None:
+    bert_base = CofiBert(EncoderShape.from_hf_config(BertConfig(), 2))  # from config, offline
+    assert bert_base.prunable_parameters() == 85_017_600
+    assert pretrained.load_model("minilm", 2).prunable_parameters() == 10_637_568
+
+
+def test_save_load_round_trip(tmp_path: Path) -> None:
+    model = pretrained.load_model("tiny-roberta", 2).eval()
+    model.save_pretrained(tmp_path)
+    again = CofiBert.from_pretrained(tmp_path)
+    ids, mask = random_batch(100)
+    with torch.no_grad():
+        assert torch.equal(model(ids, mask).logits, again(ids, mask).logits)
+
+
+def test_hidden_states_are_block_outputs() -> None:
+    model = pretrained.load_model("tiny-bert", 2).eval()
+    ids, mask = random_batch(100)
+    out = model(ids, mask, output_hidden_states=True)
+    assert len(out.hidden_states) == model.shape.num_layers + 1
+    assert out.hidden_states[-1].shape == (3, 11, 64)

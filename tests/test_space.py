@@ -1,0 +1,110 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cofi_sweep.config import ConfigError
+from cofi_sweep.space import job_for_trial, load_space
+
+ROOT = Path(__file__).resolve().parents[1]
+VALID = {
+    "name": "t", "job": {"model": "tiny-bert", "task": "synthetic",
+                         "data": {"source": "synthetic"}},
+    "grid": {"target_sparsity": [0.5, 0.8], "ablations": {"full": {}}},
+    "search": {"cofi.learning_rate": {"type": "loguniform", "low": 1e-5, "high": 1e-3}},
+}
+
+
+def write(tmp_path: Path, raw: dict) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def merged(**changes: object) -> dict:
+    raw = yaml.safe_load(yaml.safe_dump(VALID))
+    for dotted, value in changes.items():
+        node = raw
+        *parents, last = dotted.split("__")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return raw
+
+
+@pytest.mark.parametrize("space, key, words", [
+    (merged(trials_per_cel=2), "trials_per_cel", "did you mean 'trials_per_cell'"),
+    (merged(grid__target_sparsity=[]), "grid.target_sparsity", "at least one target"),
+    (merged(grid__target_sparsity=[0.5, 1.5]), "grid.target_sparsity", "[0, 1)"),
+    (merged(grid__target_sparsity="0.5"), "grid.target_sparsity", "must be a list"),
+    (merged(grid__ablations={"x": {"familes": ["head"]}}), "grid.ablations.x",
+     "did you mean 'families'"),
+    (merged(grid__ablations={"x": {"families": ["heads"]}}), "grid.ablations.x",
+     "did you mean 'head'"),
+    (merged(grid__ablations={}), "grid.ablations", "at least one"),
+    (merged(search={"cofi.learning_rate": {"type": "loguniform", "low": 1e-3,
+                                           "high": 1e-5}}),
+     "search.cofi.learning_rate", "empty range"),
+    (merged(search={"cofi.learning_rate": {"type": "loguniform", "low": 0, "high": 1e-3}}),
+     "search.cofi.learning_rate", "low > 0"),
+    (merged(search={"cofi.learning_rate": {"type": "normal", "low": 0, "high": 1}}),
+     "search.cofi.learning_rate.type", "must be one of"),
+    (merged(search={"cofi.alpha_layer": {"type": "choice", "values": []}}),
+     "search.cofi.alpha_layer", "non-empty list"),
+    (merged(search={"data.max_seq_length": {"type": "int", "low": 32, "high": 64}}),
+     "search.data.max_seq_length", "only cofi.<setting>"),
+    (merged(search={"cofi.target_sparsity": {"type": "uniform", "low": 0.1, "high": 0.5}}),
+     "search.cofi.target_sparsity", "grid axis"),
+    (merged(search={"cofi.batch_size": {"type": "int", "low": 0, "high": 8}}),
+     "search.cofi.batch_size", "batch_size: must be >= 1"),
+    (merged(scheduler={"type": "hyperband"}), "scheduler.type", "must be one of"),
+    (merged(resources={"cpus_per_trial": 0}), "resources.cpus_per_trial", "must be > 0"),
+    (merged(resources={"max_concurrent_trials": "two"}), "resources.max_concurrent_trials",
+     "must be an integer"),
+    (merged(job__task="sst3"), "job.task", "did you mean 'sst2'"),
+    (merged(job__cofi={"prune_epochs": -1}), "job.cofi.prune_epochs", "must be > 0"),
+    (merged(latency={"seq_len": 0}), "latency.seq_len", "must be >= 1"),
+    (merged(name="my sweep"), "name", "without spaces"),
+])
+def test_malformed_spaces_give_specific_errors(tmp_path: Path, space: dict, key: str,
+                                               words: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_space(write(tmp_path, space))
+    assert any(p.startswith(key) and words in p for p in info.value.problems), \
+        info.value.problems
+
+
+def test_cli_rejects_bad_space_without_starting_ray(tmp_path: Path) -> None:
+    path = write(tmp_path, merged(grid__target_sparsity=[2.0]))
+    code = (f"import sys; sys.modules['ray'] = None; from cofi_sweep.run import main; "
+            f"sys.exit(main(['--space', {str(path)!r}]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 2 and "grid.target_sparsity" in proc.stderr
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in (ROOT / "search_spaces").glob("*.yaml")))
+def test_shipped_spaces_are_valid(name: str) -> None:
+    space = load_space(ROOT / "search_spaces" / name)
+    assert space.cells()
+
+
+def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture) -> None:
+    from cofi_sweep.run import main
+
+    assert main(["--space", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "4 cells x 1 trial(s) = 4 trials" in out and "t0.9-no_hidden" in out
+
+
+def test_trial_job_combines_space_cell_and_sampled_values(tmp_path: Path) -> None:
+    space = load_space(write(tmp_path, merged(
+        grid__ablations={"pred": {"distill": "prediction", "families": ["head"]}})))
+    cell = space.cells()[1]
+    job = job_for_trial(space, cell, {"cofi.learning_rate": 3e-4}, str(tmp_path / "out"))
+    assert job.cofi.target_sparsity == 0.8 and job.cofi.distill == "prediction"
+    assert job.cofi.families == ["head"] and job.cofi.learning_rate == 3e-4
+    assert job.model == "tiny-bert" and job.output_dir == str(tmp_path / "out")

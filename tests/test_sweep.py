@@ -1,0 +1,128 @@
+"""Real sweeps with Ray on 2 CPUs: tiny random BERT, the synthetic task, Optuna + ASHA."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from cofi_sweep.space import load_space
+
+pytestmark = pytest.mark.sweep
+
+
+def tiny_space(tmp_path: Path, teacher_cache: Path, **changes: object) -> dict:
+    space = {
+        "name": "tiny", "storage_path": str(tmp_path / "sweeps"),
+        "job": {"model": "tiny-bert", "task": "synthetic",
+                "data": {"source": "synthetic", "synthetic_train_size": 256,
+                         "synthetic_eval_size": 64, "max_seq_length": 32},
+                "teacher": {"epochs": 2, "learning_rate": 1e-3,
+                            "cache_dir": str(teacher_cache)},
+                "cofi": {"batch_size": 16, "distill_epochs": 0.25, "prune_epochs": 1.5,
+                         "sparsity_warmup_epochs": 0.5, "finetune_epochs": 0.5,
+                         "learning_rate": 1e-4, "reg_learning_rate": 0.1, "eval_every": 4}},
+        "grid": {"target_sparsity": [0.3, 0.6],
+                 "ablations": {"full": {}, "no_hidden": {"families": ["head", "mha", "int",
+                                                                     "ffn"]}}},
+        "search": {"cofi.learning_rate": {"type": "loguniform", "low": 5e-5, "high": 5e-4}},
+        "trials_per_cell": 2,
+        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
+        "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
+        "checkpoint": {"every_n_evals": 1, "num_to_keep": 1},
+        "latency": {"batch_size": 4, "seq_len": 16, "repeats": 2, "warmup": 1},
+    }
+    space.update(changes)
+    return space
+
+
+def write(tmp_path: Path, space: dict) -> Path:
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    return path
+
+
+def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache: Path) -> None:
+    from cofi_sweep.run import run_sweep
+
+    raw = tiny_space(tmp_path, teacher_cache)
+    raw["grid"]["ablations"]["broken"] = {"teacher_layers": [99]}  # valid YAML, fails at run
+    space = load_space(write(tmp_path, raw))
+    experiment = run_sweep(space)
+    table = pd.read_parquet(experiment / "results.parquet")
+    assert len(table) == 6 * 2
+    assert table.groupby("cell_id").size().to_dict() == {c["id"]: 2 for c in space.cells()}
+    broken = table[table["ablation"] == "broken"]
+    assert (broken["status"] == "errored").all()
+    healthy = table[table["ablation"] != "broken"]
+    assert set(healthy["status"]) <= {"finished", "stopped early"}
+    finished = healthy[healthy["status"] == "finished"]
+    assert len(finished) >= 4  # ASHA keeps at least the best trial of each cell
+    for _, row in finished.iterrows():
+        assert Path(row["compact_dir"]).is_dir()
+        assert row["speedup"] > 0 and row["latency_s"] > 0
+        assert 0 <= row["realized_sparsity"] < 1 and row["predicted_speedup"] >= 1
+        assert abs(row["target_sparsity"] - row["realized_sparsity"]) < 0.25
+    assert (finished[finished["ablation"] == "no_hidden"]["structure"]
+            .map(lambda s: json.loads(s)["hidden"]) == 64).all()
+    # the Optuna study only learned final scores: stopped trials are PRUNED, not COMPLETE
+    import optuna
+
+    study = optuna.load_study(study_name="tiny.t0.3-full",
+                              storage=f"sqlite:///{experiment / 'optuna.db'}")
+    states = {t.state.name for t in study.trials}
+    assert states <= {"COMPLETE", "PRUNED"} and "COMPLETE" in states
+
+
+def _session_pids(sid: int) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
+    return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
+
+
+def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path,
+                                                       teacher_cache: Path) -> None:
+    raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"})
+    raw["job"]["cofi"]["prune_epochs"] = 4
+    raw["job"]["cofi"]["sparsity_warmup_epochs"] = 1
+    path = write(tmp_path, raw)
+    experiment = tmp_path / "sweeps" / "tiny"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "cofi_sweep.run", "--space", str(path)]
+    driver = subprocess.Popen(cmd, start_new_session=True, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline:  # kill once a trial has finished and others are mid-way
+        finished = list(experiment.glob("*/*/job/result.json"))
+        checkpoints = list(experiment.glob("*/*/checkpoint_*"))
+        if finished and len(checkpoints) > len(finished):
+            break
+        time.sleep(0.5)
+    else:
+        driver.kill()
+        pytest.fail("the sweep never reached a killable state")
+    for pid in _session_pids(driver.pid):  # the driver and every Ray process it started
+        os.kill(pid, signal.SIGKILL)
+    driver.wait()
+    time.sleep(1)
+    resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    table = pd.read_parquet(experiment / "results.parquet")
+    assert len(table) == 8 and (table["status"] == "finished").all(), table["status"]
+    for trial_dir in table["trial_dir"]:
+        starts = [json.loads(line) for line in
+                  (Path(trial_dir) / "starts.log").read_text().splitlines()]
+        assert [s["start"] for s in starts].count("fresh") == 1, starts  # never run twice
+        results = [json.loads(line) for line in
+                   (Path(trial_dir) / "result.json").read_text().splitlines()]
+        assert sum(1 for r in results if r.get("done_job")) == 1
+    assert any(len((Path(d) / "starts.log").read_text().splitlines()) > 1
+               for d in table["trial_dir"])  # at least one trial continued from a checkpoint

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+from cofi_sweep.config import JobConfig, from_dict
+from cofi_sweep.teacher import get_teacher
+
+
+def tiny_job(cache: Path, **teacher: object) -> JobConfig:
+    return from_dict(JobConfig, {
+        "model": "tiny-bert", "task": "synthetic",
+        "data": {"source": "synthetic", "synthetic_train_size": 200, "synthetic_eval_size": 50,
+                 "max_seq_length": 32},
+        "teacher": {"epochs": 1, "learning_rate": 1e-3, "cache_dir": str(cache), **teacher}})
+
+
+def test_second_request_hits_the_cache(tmp_path: Path) -> None:
+    first = get_teacher(tiny_job(tmp_path), progress=False)
+    start = time.time()
+    second = get_teacher(tiny_job(tmp_path), progress=False)
+    assert not first.cached and second.cached and second.path == first.path
+    assert second.metrics == first.metrics and time.time() - start < 2.0
+    # anything that changes the teacher changes the key
+    third = get_teacher(tiny_job(tmp_path, seed=1), progress=False)
+    assert not third.cached and third.path != first.path
+    assert third.load().structure() == first.load().structure()
+
+
+def _ask(cache: str, queue: mp.Queue) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    queue.put(get_teacher(tiny_job(Path(cache)), progress=False).cached)
+
+
+def test_concurrent_requests_train_once(tmp_path: Path) -> None:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    procs = [ctx.Process(target=_ask, args=(str(tmp_path), queue)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+    assert sorted(queue.get(timeout=5) for _ in procs) == [False, True]
+    assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 1
