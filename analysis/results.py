@@ -69,6 +69,8 @@ def collect(experiment: str | Path) -> pd.DataFrame:
             if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
                 continue
             row.setdefault(key, value)
+        if row.get("compact_subdir"):  # where Ray synced the trial's files
+            row["compact_dir"] = str(trial_dir / row["compact_subdir"])
         measured = latency.get(row.get("compact_dir") or "")
         if measured:
             row["latency_s"] = measured

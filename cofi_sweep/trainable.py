@@ -56,6 +56,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) 
         job.device = "cuda"
     every = sweep.checkpoint.every_n_evals
     evals = {"n": 0}
+    starts: list[dict[str, Any]] = []  # audit trail of (re)starts, carried in checkpoints
 
     def report(pruner: CofiPruner, event: dict[str, Any]) -> None:
         evals["n"] += 1
@@ -65,6 +66,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) 
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 pruner.save_checkpoint(tmp)
+                (Path(tmp) / STARTS_LOG).write_text(json.dumps(starts))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(metrics)
@@ -74,9 +76,13 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) 
     if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
         with checkpoint.as_directory() as directory:
             pruner.load_checkpoint(directory)
-    with open(trial_dir / STARTS_LOG, "a") as log:  # an audit trail: fresh vs resumed starts
-        log.write(json.dumps({"start": "resumed" if checkpoint else "fresh",
-                              "stage": pruner.stage, "step": pruner.global_step}) + "\n")
+            if (Path(directory) / STARTS_LOG).is_file():
+                starts = json.loads((Path(directory) / STARTS_LOG).read_text())
+    # Ray re-syncs a restarted trial's fresh folder over the old one, so the whole history is
+    # rewritten each time from what the checkpoint carried
+    starts.append({"start": "resumed" if checkpoint else "fresh", "stage": pruner.stage,
+                   "step": pruner.global_step})
+    (trial_dir / STARTS_LOG).write_text("".join(json.dumps(x) + "\n" for x in starts))
     result = pruner.run()
 
     # provisional latency: other trials may share the cores; the sweep re-measures exclusively
@@ -96,7 +102,10 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) 
         "teacher_params": sum(p.numel() for p in teacher.parameters()),
         "teacher_score": result.teacher_metrics.get(result.main_metric),
         "pruned_score": result.pruned_metrics.get(result.main_metric),
-        "main_metric": result.main_metric, "compact_dir": result.compact_dir,
+        # relative to the trial folder: Ray syncs the trial's files from its staging folder
+        # to the storage path, and the results table resolves the path there
+        "main_metric": result.main_metric,
+        "compact_subdir": str(Path(result.compact_dir).relative_to(trial_dir)),
         "structure": json.dumps(result.structure),
         "layer_alignment": json.dumps(result.layer_alignment),
         "provisional_latency_s": timing["compact"],

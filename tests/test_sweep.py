@@ -23,17 +23,19 @@ def tiny_space(tmp_path: Path, teacher_cache: Path, **changes: object) -> dict:
     space = {
         "name": "tiny", "storage_path": str(tmp_path / "sweeps"),
         "job": {"model": "tiny-bert", "task": "synthetic",
-                "data": {"source": "synthetic", "synthetic_train_size": 256,
-                         "synthetic_eval_size": 64, "max_seq_length": 32},
-                "teacher": {"epochs": 2, "learning_rate": 1e-3,
+                "data": {"source": "synthetic", "synthetic_train_size": 2000,
+                         "max_train_samples": 512, "synthetic_eval_size": 128,
+                         "max_seq_length": 32},
+                "teacher": {"epochs": 10, "learning_rate": 1e-3, "max_train_samples": 2000,
                             "cache_dir": str(teacher_cache)},
-                "cofi": {"batch_size": 16, "distill_epochs": 0.25, "prune_epochs": 1.5,
-                         "sparsity_warmup_epochs": 0.5, "finetune_epochs": 0.5,
-                         "learning_rate": 1e-4, "reg_learning_rate": 0.1, "eval_every": 4}},
+                "cofi": {"batch_size": 32, "distill_epochs": 0.25, "prune_epochs": 4,
+                         "sparsity_warmup_epochs": 1, "finetune_epochs": 1,
+                         "learning_rate": 2e-4, "reg_learning_rate": 0.1, "eval_every": 4}},
         "grid": {"target_sparsity": [0.3, 0.6],
                  "ablations": {"full": {}, "no_hidden": {"families": ["head", "mha", "int",
                                                                      "ffn"]}}},
-        "search": {"cofi.learning_rate": {"type": "loguniform", "low": 5e-5, "high": 5e-4}},
+        "search": {"cofi.finetune_learning_rate": {"type": "loguniform", "low": 1e-5,
+                                                   "high": 1e-3}},
         "trials_per_cell": 2,
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
         "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
@@ -66,11 +68,13 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert set(healthy["status"]) <= {"finished", "stopped early"}
     finished = healthy[healthy["status"] == "finished"]
     assert len(finished) >= 4  # ASHA keeps at least the best trial of each cell
+    assert finished["teacher_score"].iloc[0] > 0.7  # a teacher that learned the task
     for _, row in finished.iterrows():
         assert Path(row["compact_dir"]).is_dir()
+        assert Path(row["compact_dir"]).is_relative_to(experiment)  # in storage, not /tmp/ray
         assert row["speedup"] > 0 and row["latency_s"] > 0
         assert 0 <= row["realized_sparsity"] < 1 and row["predicted_speedup"] >= 1
-        assert abs(row["target_sparsity"] - row["realized_sparsity"]) < 0.25
+        assert abs(row["target_sparsity"] - row["realized_sparsity"]) < 0.15
     assert (finished[finished["ablation"] == "no_hidden"]["structure"]
             .map(lambda s: json.loads(s)["hidden"]) == 64).all()
     # the Optuna study only learned final scores: stopped trials are PRUNED, not COMPLETE
@@ -82,6 +86,15 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert states <= {"COMPLETE", "PRUNED"} and "COMPLETE" in states
 
 
+def _midway(trial: Path) -> bool:
+    """A trial that has saved a checkpoint and is still running."""
+    results = trial / "result.json"
+    if not list(trial.glob("checkpoint_*")) or not results.is_file():
+        return False
+    text = results.read_text()
+    return "done_job" not in text and text.count("\n") >= 3
+
+
 def _session_pids(sid: int) -> list[int]:
     out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
     return [int(p) for p, s in (line.split() for line in out.splitlines()) if int(s) == sid]
@@ -90,8 +103,7 @@ def _session_pids(sid: int) -> list[int]:
 def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path,
                                                        teacher_cache: Path) -> None:
     raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"})
-    raw["job"]["cofi"]["prune_epochs"] = 4
-    raw["job"]["cofi"]["sparsity_warmup_epochs"] = 1
+    raw["job"]["cofi"]["prune_epochs"] = 8
     path = write(tmp_path, raw)
     experiment = tmp_path / "sweeps" / "tiny"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -99,12 +111,10 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path,
     driver = subprocess.Popen(cmd, start_new_session=True, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline:  # kill once a trial has finished and others are mid-way
-        finished = list(experiment.glob("*/*/job/result.json"))
-        checkpoints = list(experiment.glob("*/*/checkpoint_*"))
-        if finished and len(checkpoints) > len(finished):
+    while time.time() < deadline:  # kill once some trial is mid-way with a checkpoint
+        if any(_midway(trial) for trial in experiment.glob("*/*/")):
             break
-        time.sleep(0.5)
+        time.sleep(0.2)
     else:
         driver.kill()
         pytest.fail("the sweep never reached a killable state")
