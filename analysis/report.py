@@ -14,7 +14,6 @@ Writes, in the experiment folder (works on running or interrupted experiments to
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.pareto import hypervolume_2d, pareto_front
-from analysis.results import write_table
+from analysis.results import experiment_from_args, write_table
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 OBJECTIVES = {"speedup": "max", "score": "max"}
@@ -208,13 +207,8 @@ def write_report(experiment: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.report", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", help="the experiment folder (storage_path/name)")
-    args = parser.parse_args(argv)
-    experiment = Path(args.experiment)
-    if not experiment.is_dir():
-        print(f"error: no experiment folder at {experiment}", file=sys.stderr)
+    experiment = experiment_from_args(argv, "python -m analysis.report", __doc__)
+    if experiment is None:
         return 2
     path = write_report(experiment)
     print(f"report: {path}\nplots: {experiment / 'plots'}\nfrontier: {experiment / 'pareto.csv'}")

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-CELL_DONE = "cell_done.json"  # written by the driver when a cell's Tuner.fit() returned
+SWEEP_DONE = "sweep_done.json"  # written by the driver once every trial has ended
 LATENCY_FILE = "latency.json"  # written by the exclusive latency pass
 TABLE_FILE = "results.parquet"
 
@@ -44,16 +44,16 @@ def collect(experiment: str | Path) -> pd.DataFrame:
     if (experiment / LATENCY_FILE).is_file():
         latency = json.loads((experiment / LATENCY_FILE).read_text())
     rows = []
-    for params_file in sorted(experiment.glob("*/*/params.json")):
+    finished_sweep = (experiment / SWEEP_DONE).is_file()
+    for params_file in sorted(experiment.glob("*/params.json")):  # Tune's trial folders
         trial_dir = params_file.parent
-        cell_dir = trial_dir.parent
         params = json.loads(params_file.read_text())
         result = _last_result(trial_dir)
         if (trial_dir / "error.txt").is_file() and not result.get("done_job"):
             status = "errored"
         elif result.get("done_job"):
             status = "finished"
-        elif (cell_dir / CELL_DONE).is_file():
+        elif finished_sweep:
             status = "stopped early"
         else:
             status = "running or interrupted"
@@ -69,8 +69,7 @@ def collect(experiment: str | Path) -> pd.DataFrame:
             if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
                 continue
             row.setdefault(key, value)
-        if row.get("compact_subdir"):  # where Ray synced the trial's files
-            row["compact_dir"] = str(trial_dir / row["compact_subdir"])
+        row["job_dir"] = str(experiment / "trials" / str(row["trial_id"]))  # our outputs
         measured = latency.get(row.get("compact_dir") or "")
         if measured:
             row["latency_s"] = measured
@@ -92,15 +91,23 @@ def write_table(experiment: str | Path) -> Path:
     return path
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m analysis.results", description=__doc__,
+def experiment_from_args(argv: list[str] | None, prog: str, doc: str | None) -> Path | None:
+    """Parses ``<experiment>`` for an analysis CLI; None (after saying why) if it is missing."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", help="the experiment folder (storage_path/name)")
-    args = parser.parse_args(argv)
-    if not Path(args.experiment).is_dir():
-        print(f"no experiment folder at {args.experiment}", file=sys.stderr)
+    experiment = Path(parser.parse_args(argv).experiment)
+    if not experiment.is_dir():
+        print(f"error: no experiment folder at {experiment}", file=sys.stderr)
+        return None
+    return experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+    experiment = experiment_from_args(argv, "python -m analysis.results", __doc__)
+    if experiment is None:
         return 2
-    path = write_table(args.experiment)
+    path = write_table(experiment)
     frame = pd.read_parquet(path)
     print(frame["status"].value_counts().to_string() if len(frame) else "no trials yet")
     print(f"table: {path}")

@@ -35,6 +35,18 @@ class ConfigError(CofiSweepError, ValueError):
         super().__init__(f"{len(problems)} problem(s) in {source}:\n{lines}")
 
 
+def below(obj: Any, minimums: dict[str, float], *, strict: bool = False) -> list[str]:
+    """Problems for the fields of ``obj`` under their minimum (``strict``: at or under it).
+    ``None`` values are allowed (they mean "not set")."""
+    problems = []
+    for name, bound in minimums.items():
+        value = getattr(obj, name)
+        if value is not None and (value <= bound if strict else value < bound):
+            problems.append(f"{name}: must be {'>' if strict else '>='} {bound:g}, "
+                            f"but got {value}")
+    return problems
+
+
 MASK_FAMILIES = ("head", "mha", "int", "ffn", "hidden")
 DistillMode = Literal["dynamic", "unconstrained", "fixed", "prediction", "none"]
 
@@ -53,17 +65,12 @@ class DataConfig:
     synthetic_eval_size: int = 1000
 
     def check(self) -> list[str]:
-        problems = []
+        problems = below(self, {"max_train_samples": 1, "max_eval_samples": 1,
+                                "synthetic_train_size": 10, "synthetic_eval_size": 10})
         if self.source == "local" and not self.dir:
             problems.append("dir: source=local needs dir (a folder with <TASK>/train.tsv, dev.tsv)")
-        for name in ("max_train_samples", "max_eval_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name}: must be >= 1 or null, but got {value}")
         if not 8 <= self.max_seq_length <= 512:
             problems.append(f"max_seq_length: must be in [8, 512], but got {self.max_seq_length}")
-        if self.synthetic_train_size < 10 or self.synthetic_eval_size < 10:
-            problems.append("synthetic_train_size/synthetic_eval_size: must be >= 10")
         return problems
 
 
@@ -81,16 +88,10 @@ class TeacherConfig:
     cache_dir: str = "~/.cache/cofi_sweep/teachers"
 
     def check(self) -> list[str]:
-        problems = []
-        if self.epochs <= 0:
-            problems.append(f"epochs: must be > 0, but got {self.epochs}")
+        problems = below(self, {"epochs": 0}, strict=True)
+        problems += below(self, {"batch_size": 1, "max_train_samples": 1})
         if not 0 < self.learning_rate < 1:
             problems.append(f"learning_rate: must be in (0, 1), but got {self.learning_rate}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size: must be >= 1, but got {self.batch_size}")
-        if self.max_train_samples is not None and self.max_train_samples < 1:
-            problems.append(f"max_train_samples: must be >= 1 or null, but got "
-                            f"{self.max_train_samples}")
         if not 0 <= self.warmup_ratio < 1:
             problems.append(f"warmup_ratio: must be in [0, 1), but got {self.warmup_ratio}")
         return problems
@@ -136,18 +137,13 @@ class CofiConfig:
             )
         if len(set(self.families)) != len(self.families):
             problems.append(f"families: duplicates in {self.families}")
-        for name in ("batch_size", "eval_every"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}: must be >= 1, but got {getattr(self, name)}")
-        for name in ("learning_rate", "reg_learning_rate", "finetune_learning_rate", "temperature"):
-            if getattr(self, name) <= 0:
-                problems.append(f"{name}: must be > 0, but got {getattr(self, name)}")
-        for name in ("distill_epochs", "prune_epochs", "sparsity_warmup_epochs",
-                     "finetune_epochs", "sparsity_epsilon", "alpha_layer", "alpha_pred"):
-            if getattr(self, name) < 0:
-                problems.append(f"{name}: must be >= 0, but got {getattr(self, name)}")
-        if self.prune_epochs <= 0:
-            problems.append(f"prune_epochs: must be > 0, but got {self.prune_epochs}")
+        problems += below(self, {"batch_size": 1, "eval_every": 1})
+        problems += below(self, dict.fromkeys(("learning_rate", "reg_learning_rate",
+                                               "finetune_learning_rate", "temperature",
+                                               "prune_epochs"), 0), strict=True)
+        problems += below(self, dict.fromkeys(("distill_epochs", "sparsity_warmup_epochs",
+                                               "finetune_epochs", "sparsity_epsilon",
+                                               "alpha_layer", "alpha_pred"), 0))
         if self.sparsity_warmup_epochs > self.prune_epochs:
             problems.append(
                 f"sparsity_warmup_epochs: must be <= prune_epochs ({self.prune_epochs}), "
@@ -174,13 +170,9 @@ class BaselineConfig:
     ffn: int | None = None  # FFN units kept per layer (the first ones); None = all
 
     def check(self) -> list[str]:
-        problems = []
-        if self.layers == "first_k" and (self.num_layers is None or self.num_layers < 1):
-            problems.append("num_layers: layers=first_k needs num_layers >= 1")
-        for name in ("heads", "ffn"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                problems.append(f"{name}: must be >= 1 or null, but got {value}")
+        problems = below(self, {"num_layers": 1, "heads": 1, "ffn": 1})
+        if self.layers == "first_k" and self.num_layers is None:
+            problems.append("num_layers: layers=first_k needs num_layers")
         return problems
 
 

@@ -6,11 +6,13 @@
     python -m cofi_sweep.run --space search_spaces/pareto.yaml --address auto   # a Ray cluster
 
 Design. The space is validated before anything starts. The driver trains (or loads) the teacher
-once; trials load it by path. Each grid cell (target x ablation) is its own Tune experiment under
-``<storage>/<name>/<cell>``, with its own Optuna study and ASHA bracket, so every cell gets
-exactly ``trials_per_cell`` trials and a high-sparsity trial is only ever compared with trials
-of its own target. ASHA's clock is ``evals_at_target``, which stays 0 until a trial's expected
-sparsity has reached its target. Optuna learns only from ``final_score``, which only finished
+once; trials load it by path. The whole grid is one Tune experiment in ``<storage>/<name>``, so
+``max_concurrent_trials`` holds across cells. The grid cell (target x ablation, or a baseline)
+is a categorical dimension of Optuna's define-by-run space, and each cell is enqueued
+``trials_per_cell`` times, which gives every cell exactly its trials while Optuna samples the
+searched values. ASHA keeps one bracket set per cell, so a high-sparsity trial is only ever
+compared with trials of its own cell. Its clock is ``evals_at_target``, which stays 0 until a
+trial's expected sparsity has reached its target. Optuna learns only from ``final_score``, which only finished
 trials report, so trials that ASHA stopped enter the study as PRUNED. When all trials are done,
 the compact models and the teacher are timed one at a time, in this process, with nothing else
 running. Then the results table and report are written.
@@ -32,18 +34,60 @@ from typing import Any
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
+os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit: Ray's default, minus its warning
 # Only the final result carries final_score (so Optuna never learns from partial trials);
 # Tune's strict check would otherwise reject the intermediate results that lack it.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 from cofi_sweep.config import ConfigError  # noqa: E402
-from analysis.results import CELL_DONE, LATENCY_FILE, collect, write_table  # noqa: E402
+from analysis.results import LATENCY_FILE, SWEEP_DONE, collect, write_table  # noqa: E402
 from cofi_sweep.space import SweepSpace, describe_plan, load_space  # noqa: E402
 
 log = logging.getLogger("cofi_sweep.run")
 
 
-def _searcher(space: SweepSpace, cell_index: int, cell_id: str, experiment: Path) -> Any:
+class CellSpace:
+    """Optuna's define-by-run space (a picklable callable: Tune saves it with the experiment).
+
+    The grid cell is a categorical dimension (each cell is enqueued trials_per_cell times, so
+    Optuna fixes it) and the searched values are sampled; the cell's constants are returned so
+    that every trial's config carries them.
+    """
+
+    def __init__(self, space: SweepSpace) -> None:
+        self.cells = {c["id"]: c for c in space.cells()}
+        self.search = dict(space.search)
+        base = space.job.cofi.seed
+        self.seeds = list(range(base, base + space.trials_per_cell))
+
+    def __call__(self, trial: Any) -> dict[str, Any]:
+        cell = self.cells[trial.suggest_categorical("cell_id", list(self.cells))]
+        for key, d in self.search.items():
+            if d.type == "choice":
+                trial.suggest_categorical(key, d.values)
+            elif d.type == "int":
+                trial.suggest_int(key, int(d.low), int(d.high))
+            else:
+                trial.suggest_float(key, d.low, d.high, log=d.type == "loguniform")
+        if not self.search:  # nothing to sample: a cell's repeated trials differ by seed
+            trial.suggest_categorical("cofi.seed", self.seeds)
+        return {"target_sparsity": cell["target_sparsity"], "ablation": cell["ablation"],
+                "method": cell["method"]}
+
+
+def _enqueued_cells(space: SweepSpace) -> list[dict[str, Any]]:
+    """Every cell, trials_per_cell times: this is what guarantees each cell its trials."""
+    points = []
+    for cell in space.cells():
+        for i in range(space.trials_per_cell):
+            point = {"cell_id": cell["id"]}
+            if not space.search:
+                point["cofi.seed"] = space.job.cofi.seed + i
+            points.append(point)
+    return points
+
+
+def _searcher(space: SweepSpace, experiment: Path) -> Any:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -57,74 +101,53 @@ def _searcher(space: SweepSpace, cell_index: int, cell_id: str, experiment: Path
             if FINAL_METRIC in result:
                 super().on_trial_result(trial_id, result)
 
-    if not space.search:
-        return None  # nothing to sample: trials differ by seed (see _param_space)
-    seed = space.searcher.seed + cell_index
+    seed = space.searcher.seed
     sampler = (optuna.samplers.TPESampler(seed=seed) if space.searcher.sampler == "tpe"
                else optuna.samplers.RandomSampler(seed=seed))
-    storage = None
-    if "://" not in space.storage_path:  # an Optuna DB for optuna-dashboard / visualization
-        storage = optuna.storages.RDBStorage(f"sqlite:///{experiment / 'optuna.db'}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return FinalScoreOptunaSearch(metric=FINAL_METRIC, mode="max", sampler=sampler,
-                                  storage=storage, study_name=f"{space.name}.{cell_id}")
+    # an Optuna DB beside the results, for optuna-dashboard / optuna.visualization
+    storage = optuna.storages.RDBStorage(f"sqlite:///{experiment / 'optuna.db'}")
+    return FinalScoreOptunaSearch(space=CellSpace(space), metric=FINAL_METRIC, mode="max",
+                                  sampler=sampler, storage=storage, study_name=space.name,
+                                  points_to_evaluate=_enqueued_cells(space))
 
 
-def _param_space(space: SweepSpace, cell: dict[str, Any]) -> dict[str, Any]:
+def run_trials(space: SweepSpace, experiment: Path, teacher_dir: str, resume: bool) -> bool:
+    """Runs (or resumes) every trial of the sweep in one Tune experiment; True when all ended."""
     from ray import tune
 
-    params: dict[str, Any] = {"cell_id": cell["id"], "target_sparsity": cell["target_sparsity"],
-                              "ablation": cell["ablation"], "method": cell["method"]}
-    for key, d in space.search.items():
-        params[key] = {"choice": lambda: tune.choice(d.values),
-                       "uniform": lambda: tune.uniform(d.low, d.high),
-                       "loguniform": lambda: tune.loguniform(d.low, d.high),
-                       "int": lambda: tune.randint(int(d.low), int(d.high) + 1)}[d.type]()
-    if not space.search:  # repeated trials of one config differ by their seed
-        base = space.job.cofi.seed
-        params["cofi.seed"] = tune.grid_search(list(range(base, base + space.trials_per_cell)))
-    return params
-
-
-def run_cell(space: SweepSpace, cell: dict[str, Any], index: int, experiment: Path,
-             teacher_dir: str, progress: Any, resume: bool) -> bool:
-    """Runs (or resumes) one grid cell's Tune experiment; True when all its trials ended."""
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
-    from cofi_sweep.trainable import ASHA_CLOCK, train_cofi
+    from cofi_sweep.trainable import PerCellASHA, SweepProgress, train_cofi
 
     r = space.resources
     trainable = tune.with_resources(
-        tune.with_parameters(train_cofi, space=dataclasses.asdict(space), teacher_dir=teacher_dir),
+        tune.with_parameters(train_cofi, space=dataclasses.asdict(space), teacher_dir=teacher_dir,
+                             experiment_dir=str(experiment)),
         {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
-    path = experiment / cell["id"]
-    if resume and tune.Tuner.can_restore(str(path)):
-        tuner = tune.Tuner.restore(str(path), trainable=trainable, resume_unfinished=True,
+    total = len(space.cells()) * space.trials_per_cell
+    if resume and tune.Tuner.can_restore(str(experiment)):
+        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
                                    resume_errored=False)
     else:
         scheduler = None
         if space.scheduler.type == "asha":
-            scheduler = ASHAScheduler(time_attr=ASHA_CLOCK, metric="score", mode="max",
-                                      max_t=10_000, grace_period=space.scheduler.grace_period,
-                                      reduction_factor=space.scheduler.reduction_factor)
-        samples = space.trials_per_cell if space.search else 1  # grid_search repeats seeds
+            scheduler = PerCellASHA(grace_period=space.scheduler.grace_period,
+                                    reduction_factor=space.scheduler.reduction_factor)
         tuner = tune.Tuner(
-            trainable, param_space=_param_space(space, cell),
+            trainable,
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(space, index, cell["id"], experiment), scheduler=scheduler,
-                num_samples=samples, max_concurrent_trials=r.max_concurrent_trials,
+                search_alg=_searcher(space, experiment), scheduler=scheduler,
+                num_samples=total, max_concurrent_trials=r.max_concurrent_trials,
                 reuse_actors=True),
             run_config=tune.RunConfig(
-                name=cell["id"], storage_path=str(experiment), verbose=0,
-                callbacks=[progress],
+                name=experiment.name, storage_path=str(experiment.parent), verbose=0,
+                callbacks=[SweepProgress(total)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.checkpoint.num_to_keep),
                 failure_config=tune.FailureConfig(max_failures=space.max_failures)))
     grid = tuner.fit()
-    ended = grid.num_terminated + grid.num_errors
-    if ended < space.trials_per_cell:
+    if grid.num_terminated + grid.num_errors < total:
         return False  # interrupted (Ctrl-C returns normally from fit): resume later
-    (path / CELL_DONE).write_text(json.dumps({"trials": len(grid), "errors": grid.num_errors}))
+    (experiment / SWEEP_DONE).write_text(json.dumps({"trials": len(grid),
+                                                     "errors": grid.num_errors}))
     return True
 
 
@@ -196,19 +219,11 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
     import ray
 
-    from cofi_sweep.trainable import SweepProgress
-
     _init_ray(address)
-    cells = space.cells()
-    progress = SweepProgress(len(cells) * space.trials_per_cell)
     try:
-        for index, cell in enumerate(cells):
-            if (experiment / cell["id"] / CELL_DONE).is_file():
-                continue  # finished before an interruption: nothing to re-run
-            print(f"[sweep] cell {index + 1}/{len(cells)}: {cell['id']}", flush=True)
-            if not run_cell(space, cell, index, experiment, str(teacher.path), progress, resume):
-                print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")
-                return experiment
+        if not run_trials(space, experiment, str(teacher.path), resume):
+            print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")
+            return experiment
     finally:
         ray.shutdown()
     print("[sweep] timing compact models and the teacher, one at a time", flush=True)

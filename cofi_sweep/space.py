@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig, _did_you_mean,
-                               apply_overrides, from_dict, load_yaml)
+                               apply_overrides, below, from_dict, load_yaml)
 
 
 @dataclass
@@ -99,12 +99,7 @@ class SchedulerConfig:
     reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung
 
     def check(self) -> list[str]:
-        problems = []
-        if self.grace_period < 1:
-            problems.append(f"grace_period: must be >= 1, but got {self.grace_period}")
-        if self.reduction_factor < 2:
-            problems.append(f"reduction_factor: must be >= 2, but got {self.reduction_factor}")
-        return problems
+        return below(self, {"grace_period": 1, "reduction_factor": 2})
 
 
 @dataclass
@@ -114,15 +109,8 @@ class ResourcesConfig:
     max_concurrent_trials: int = 2
 
     def check(self) -> list[str]:
-        problems = []
-        if self.cpus_per_trial <= 0:
-            problems.append(f"cpus_per_trial: must be > 0, but got {self.cpus_per_trial}")
-        if self.gpus_per_trial < 0:
-            problems.append(f"gpus_per_trial: must be >= 0, but got {self.gpus_per_trial}")
-        if self.max_concurrent_trials < 1:
-            problems.append("max_concurrent_trials: must be >= 1, but got "
-                            f"{self.max_concurrent_trials}")
-        return problems
+        return (below(self, {"cpus_per_trial": 0}, strict=True)
+                + below(self, {"gpus_per_trial": 0, "max_concurrent_trials": 1}))
 
 
 @dataclass
@@ -131,12 +119,7 @@ class CheckpointPolicy:
     num_to_keep: int = 1
 
     def check(self) -> list[str]:
-        problems = []
-        if self.every_n_evals < 0:
-            problems.append(f"every_n_evals: must be >= 0, but got {self.every_n_evals}")
-        if self.num_to_keep < 1:
-            problems.append(f"num_to_keep: must be >= 1, but got {self.num_to_keep}")
-        return problems
+        return below(self, {"every_n_evals": 0, "num_to_keep": 1})
 
 
 @dataclass
@@ -151,11 +134,8 @@ class LatencyConfig:
     device: str = "auto"
 
     def check(self) -> list[str]:
-        problems = []
-        for name in ("batch_size", "seq_len", "repeats"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name}: must be >= 1, but got {getattr(self, name)}")
-        return problems
+        return below(self, {"batch_size": 1, "seq_len": 1, "repeats": 1, "warmup": 0,
+                            "num_threads": 1})
 
 
 @dataclass
@@ -179,13 +159,9 @@ class SweepSpace:
     max_failures: int = 0  # retries of a failing trial (from its last checkpoint)
 
     def check(self) -> list[str]:
-        problems = []
+        problems = below(self, {"trials_per_cell": 1, "max_failures": 0})
         if not self.name or any(c in self.name for c in "/\\ "):
             problems.append(f"name: a non-empty folder name without spaces, got {self.name!r}")
-        if self.trials_per_cell < 1:
-            problems.append(f"trials_per_cell: must be >= 1, but got {self.trials_per_cell}")
-        if self.max_failures < 0:
-            problems.append(f"max_failures: must be >= 0, but got {self.max_failures}")
         cofi_fields = {f.name for f in dataclasses.fields(CofiConfig)}
         base = dataclasses.asdict(self.job.cofi)
         for ablation, overrides in self.grid.ablations.items():
@@ -209,8 +185,6 @@ class SweepSpace:
                 continue
             for value in dist.endpoints():
                 problems += _cofi_problems({**base, name: value}, where)
-        if not self.search and self.trials_per_cell > 1:
-            pass  # repeated trials then differ by cofi.seed (see cells())
         return problems
 
     # ---- the plan ---------------------------------------------------------------------------

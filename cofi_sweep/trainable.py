@@ -22,20 +22,23 @@ from typing import Any
 
 import torch
 from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from cofi_sweep.config import from_dict
 from cofi_sweep.evaluation import measure_latency
 from cofi_sweep.model import count_flops
 from cofi_sweep.prune import CofiPruner
-from cofi_sweep.config import from_dict
 from cofi_sweep.space import SweepSpace, job_for_trial
 from cofi_sweep.teacher import Teacher
 
 FINAL_METRIC = "final_score"
 ASHA_CLOCK = "evals_at_target"
 STARTS_LOG = "starts.log"
+TRIALS_DIR = "trials"  # <experiment>/trials/<trial_id>/: compact model, job result, audit
 
 
-def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) -> None:
+def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
+               experiment_dir: str) -> None:
     """Function trainable (wrap with ``tune.with_parameters(train_cofi, space=..., ...)``).
 
     Args:
@@ -43,11 +46,15 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) 
             ``ablation``) and sampled ``cofi.*`` values.
         space: the sweep space as a plain dict (small; models travel as paths).
         teacher_dir: the cached teacher folder, trained once by the driver.
+        experiment_dir: the experiment's storage folder; the trial's compact model and audit
+            log go to ``<experiment_dir>/trials/<trial_id>/`` (written directly, because Ray
+            syncs a reused actor's trial folder only with artifact syncing on).
     """
     sweep = from_dict(SweepSpace, space)
     cell = next(c for c in sweep.cells() if c["id"] == config["cell_id"])
     params = {k: v for k, v in config.items() if k.startswith("cofi.")}
-    trial_dir = Path(tune.get_context().get_trial_dir())
+    trial_dir = Path(experiment_dir) / TRIALS_DIR / tune.get_context().get_trial_id()
+    trial_dir.mkdir(parents=True, exist_ok=True)
     job = job_for_trial(sweep, cell, params, output_dir=str(trial_dir / "job"))
     threads = max(1, int(sweep.resources.cpus_per_trial))
     torch.set_num_threads(threads)
@@ -102,10 +109,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str) 
         "teacher_params": sum(p.numel() for p in teacher.parameters()),
         "teacher_score": result.teacher_metrics.get(result.main_metric),
         "pruned_score": result.pruned_metrics.get(result.main_metric),
-        # relative to the trial folder: Ray syncs the trial's files from its staging folder
-        # to the storage path, and the results table resolves the path there
-        "main_metric": result.main_metric,
-        "compact_subdir": str(Path(result.compact_dir).relative_to(trial_dir)),
+        "main_metric": result.main_metric, "compact_dir": result.compact_dir,
         "structure": json.dumps(result.structure),
         "layer_alignment": json.dumps(result.layer_alignment),
         "provisional_latency_s": timing["compact"],
@@ -160,3 +164,37 @@ class SweepProgress(tune.Callback):
         print(f"[sweep] {states.count('running')} running, {states.count('done')} done, "
               f"{states.count('stopped')} stopped, {states.count('errored')} errored "
               f"(of {self.total}) | best score per target {{{best}}}", flush=True)
+
+
+class PerCellASHA(FIFOScheduler):
+    """ASHA with one bracket set per grid cell: a trial is only ever compared with trials of its
+    own target and ablation (a high-sparsity trial is never stopped for losing to a dense one).
+    Its clock is ``evals_at_target``, so no trial is compared while it is still warming up."""
+
+    def __init__(self, *, grace_period: int, reduction_factor: int) -> None:
+        super().__init__()
+        self._metric = "score"  # what the per-cell ASHAs rank on (higher is better)
+        self._settings = dict(time_attr=ASHA_CLOCK, metric="score", mode="max", max_t=10_000,
+                              grace_period=grace_period, reduction_factor=reduction_factor)
+        self._by_cell: dict[str, ASHAScheduler] = {}
+
+    def _cell(self, trial: Any) -> ASHAScheduler:
+        cell = trial.config.get("cell_id", "")
+        if cell not in self._by_cell:
+            self._by_cell[cell] = ASHAScheduler(**self._settings)
+        return self._by_cell[cell]
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._cell(trial).on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        return self._cell(trial).on_trial_result(tune_controller, trial, result)
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._cell(trial).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._cell(trial).on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return "ASHA per cell: " + ", ".join(sorted(self._by_cell))
