@@ -86,10 +86,11 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
         plt.close(fig)
 
     # 1. metric vs measured speedup
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     for i, (label, group) in enumerate(done.groupby("frontier")):
         color = f"C{i}"
-        ax.scatter(group["speedup"], group["score"], color=color, alpha=0.35, s=18)
+        ax.scatter(group["speedup"], group["score"], facecolors="none", edgecolors=color,
+                   s=30, label=f"{label} (all finished trials)")
         f = front[front["frontier"] == label] if len(front) else group.iloc[:0]
         ax.plot(f["speedup"], f["score"], "-o", color=color, label=f"{label} (frontier)", ms=5)
     if np.isfinite(teacher):
@@ -101,19 +102,19 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
     ax.set_xlabel("measured speedup over the teacher (x)")
     ax.set_ylabel(f"dev {metric}")
     ax.set_title("Accuracy vs measured speedup")
-    ax.legend(fontsize=8, loc="lower left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over data
     ax.grid(alpha=0.3)
     save(fig, "metric_vs_speedup")
 
     # 2. metric vs remaining prunable parameters
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(9, 4.8))
     for i, (label, group) in enumerate(done.groupby("frontier")):
         ax.scatter(group["prunable_params"] / 1e6, group["score"], color=f"C{i}", label=label,
                    s=22)
     ax.set_xlabel("remaining prunable parameters (millions, encoder Linear layers)")
     ax.set_ylabel(f"dev {metric}")
     ax.set_title("Accuracy vs model size")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     save(fig, "metric_vs_params")
 

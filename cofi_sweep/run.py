@@ -250,7 +250,7 @@ def _print_summary(experiment: Path, table_path: Path) -> None:
         best = done.sort_values("score").groupby("cell_id").tail(1).sort_values("cell_id")
         print(best[[c for c in cols if c in best]].to_string(index=False))
     print(f"results table: {table_path}")
-    print(f"compact models: {experiment}/<cell>/<trial>/job/compact")
+    print(f"compact models: {experiment}/trials/<trial_id>/job/compact")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -57,14 +57,18 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
 
     raw = tiny_space(tmp_path, teacher_cache)
     raw["grid"]["ablations"]["broken"] = {"teacher_layers": [99]}  # valid YAML, fails at run
+    raw["baselines"] = {"half_depth": {"layers": "every_other"}}
     space = load_space(write(tmp_path, raw))
     experiment = run_sweep(space)
     table = pd.read_parquet(experiment / "results.parquet")
-    assert len(table) == 6 * 2
+    assert len(table) == 7 * 2
     assert table.groupby("cell_id").size().to_dict() == {c["id"]: 2 for c in space.cells()}
     broken = table[table["ablation"] == "broken"]
     assert (broken["status"] == "errored").all()
-    healthy = table[table["ablation"] != "broken"]
+    baseline = table[table["method"] == "distill"]
+    assert len(baseline) == 2 and set(baseline["status"]) <= {"finished", "stopped early"}
+    assert (baseline["structure"].map(lambda s: json.loads(s)["heads"][0]) == 0).all()
+    healthy = table[(table["ablation"] != "broken") & (table["method"] == "cofi")]
     assert set(healthy["status"]) <= {"finished", "stopped early"}
     finished = healthy[healthy["status"] == "finished"]
     assert len(finished) >= 4  # ASHA keeps at least the best trial of each cell
@@ -77,15 +81,23 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
         assert abs(row["target_sparsity"] - row["realized_sparsity"]) < 0.15
     assert (finished[finished["ablation"] == "no_hidden"]["structure"]
             .map(lambda s: json.loads(s)["hidden"]) == 64).all()
+    # CoFi and the baseline each get a frontier in the report and the plot
+    frontiers = set(pd.read_csv(experiment / "pareto.csv")["frontier"])
+    assert {"cofi:full", "cofi:no_hidden", "distill"} <= frontiers
+    for name in ("metric_vs_speedup", "metric_vs_params", "predicted_vs_measured",
+                 "frontier_structure"):
+        assert (experiment / "plots" / f"{name}.png").stat().st_size > 10_000
+    assert "## Frontier models" in (experiment / "report.md").read_text()
     # the Optuna study only learned final scores: stopped trials are PRUNED, not COMPLETE
     import optuna
 
     study = optuna.load_study(study_name="tiny",
                               storage=f"sqlite:///{experiment / 'optuna.db'}")
     states = [t.state.name for t in study.trials]
-    assert states.count("COMPLETE") == len(finished)
+    assert states.count("COMPLETE") == int((table["status"] == "finished").sum())
     assert states.count("PRUNED") == int((table["status"] == "stopped early").sum())
     assert states.count("FAIL") == len(broken)
+    assert states.count("PRUNED") + states.count("COMPLETE") + len(broken) == len(table)
 
 
 def _midway(trial: Path) -> bool:
