@@ -29,7 +29,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=3.0)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--max-seq-length", type=int, default=64)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "teacher_sst2.json"))
+    parser.add_argument("--out",
+                        default=str(Path(__file__).parent / "results" / "teacher_sst2.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as cache:
         job = load_job_config(None, [

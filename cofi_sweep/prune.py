@@ -17,7 +17,6 @@ import argparse
 import copy
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -311,13 +310,16 @@ class CofiPruner:
                 self.dense_params
         event["structure"] = self.structure(masks)
         event["layer_alignment"] = [None if j is None else j + 1 for j in self.mapping]
-        keeps_best = self.stage in ("prune", "finetune")
-        if keeps_best and eligible and (self.best is None or event["metric"] > self.best["event"]["metric"]
-                         or not self.best.get("eligible", True)):
-            self.best = {"event": event, "eligible": True, "state": self._snapshot()}
-        elif keeps_best and self.best is None and not eligible and self.stage_step == self.steps[self.stage]:
-            # never reached the target: keep the final state so the job still finishes
-            self.best = {"event": event, "eligible": False, "state": self._snapshot()}
+        # best checkpoint: while pruning, only once expected sparsity >= target - eps; if the
+        # target is never reached, the final state is kept so that the job still finishes
+        if self.stage in ("prune", "finetune"):
+            better = (self.best is None or not self.best["eligible"]
+                      or event["metric"] > self.best["event"]["metric"])
+            last = self.stage_step == self.steps[self.stage]
+            if eligible and better:
+                self.best = {"event": event, "eligible": True, "state": self._snapshot()}
+            elif not eligible and self.best is None and last:
+                self.best = {"event": event, "eligible": False, "state": self._snapshot()}
         self.history.append(event)
         self.callback(self, event)
 

@@ -12,10 +12,10 @@ is a categorical dimension of Optuna's define-by-run space, and each cell is enq
 ``trials_per_cell`` times, which gives every cell exactly its trials while Optuna samples the
 searched values. ASHA keeps one bracket set per cell, so a high-sparsity trial is only ever
 compared with trials of its own cell. Its clock is ``evals_at_target``, which stays 0 until a
-trial's expected sparsity has reached its target. Optuna learns only from ``final_score``, which only finished
-trials report, so trials that ASHA stopped enter the study as PRUNED. When all trials are done,
-the compact models and the teacher are timed one at a time, in this process, with nothing else
-running. Then the results table and report are written.
+trial's expected sparsity has reached its target. Optuna learns only from ``final_score``,
+which only finished trials report, so trials that ASHA stopped enter the study as PRUNED.
+When all trials are done, the compact models and the teacher are timed one at a time, in
+this process, with nothing else running. Then the results table and report are written.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import sys
-import time
 from pathlib import Path
 from typing import Any
 

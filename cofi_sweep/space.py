@@ -29,7 +29,7 @@ from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfi
 
 @dataclass
 class Distribution:
-    """One searched hyperparameter: choice(values), uniform/loguniform(low, high), int(low, high)."""
+    """One searched value: choice(values), uniform/loguniform(low, high) or int(low, high)."""
 
     type: Literal["choice", "uniform", "loguniform", "int"]
     values: list[Any] | None = None

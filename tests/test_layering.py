@@ -15,3 +15,11 @@ def test_core_imports_without_ray() -> None:
             + "assert not any(k == 'ray' or k.startswith('ray.') for k in sys.modules "
               "if sys.modules[k] is not None)\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_analysis_reads_results_without_the_training_layers() -> None:
+    code = ("import sys\n"
+            "for blocked in ('ray', 'torch', 'transformers', 'cofi_sweep'):\n"
+            "    sys.modules[blocked] = None\n"
+            "import analysis.results, analysis.pareto, analysis.report\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -98,6 +98,15 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert states.count("PRUNED") == int((table["status"] == "stopped early").sum())
     assert states.count("FAIL") == len(broken)
     assert states.count("PRUNED") + states.count("COMPLETE") + len(broken) == len(table)
+    # the study is readable by Optuna's own tools (optuna-dashboard reads the same DB)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from optuna.visualization.matplotlib import plot_optimization_history
+
+    assert plot_optimization_history(study) is not None
+    cells = {t.params["cell_id"] for t in study.trials}
+    assert cells == {c["id"] for c in space.cells()}
 
 
 def _midway(trial: Path) -> bool:
