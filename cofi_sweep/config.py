@@ -135,6 +135,9 @@ class CofiConfig:
             problems.append(
                 f"families: must be a subset of {list(MASK_FAMILIES)}, but got {unknown}{hint}"
             )
+        if not self.families:
+            problems.append("families: needs at least one mask family (for a dense student, "
+                            "use a distillation baseline: method: distill)")
         if len(set(self.families)) != len(self.families):
             problems.append(f"families: duplicates in {self.families}")
         problems += below(self, {"batch_size": 1, "eval_every": 1})

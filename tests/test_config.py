@@ -34,6 +34,7 @@ def test_every_problem_is_collected() -> None:
 
 @pytest.mark.parametrize("raw, key, words", [
     ({"cofi": {"families": ["heads"]}}, "cofi.families", "did you mean 'head'"),
+    ({"cofi": {"families": []}}, "cofi.families", "at least one mask family"),
     ({"cofi": {"distill": "dynamc"}}, "cofi.distill", "must be one of"),
     ({"cofi": {"sparsity_warmup_epochs": 20, "prune_epochs": 10}}, "cofi.sparsity_warmup",
      "must be <= prune_epochs"),
