@@ -115,6 +115,7 @@ class CofiConfig:
     finetune_learning_rate: float = 2e-5  # constant LR
     eval_every: int = 100  # optimizer steps between dev evaluations
     sparsity_epsilon: float = 0.01  # best checkpoint kept only once expected >= target - eps
+    max_overshoot: float | None = 0.01  # ... and realized <= target + this (null: no bound)
     temperature: float = 2.0
     alpha_layer: float = 0.9
     alpha_pred: float = 0.1
@@ -146,7 +147,8 @@ class CofiConfig:
                                                "prune_epochs"), 0), strict=True)
         problems += below(self, dict.fromkeys(("distill_epochs", "sparsity_warmup_epochs",
                                                "finetune_epochs", "sparsity_epsilon",
-                                               "alpha_layer", "alpha_pred"), 0))
+                                               "alpha_layer", "alpha_pred",
+                                               "max_overshoot"), 0))
         if self.sparsity_warmup_epochs > self.prune_epochs:
             problems.append(
                 f"sparsity_warmup_epochs: must be <= prune_epochs ({self.prune_epochs}), "

@@ -301,9 +301,13 @@ class CofiPruner:
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
                     masks), lambda_1=self.lagrangian.lambda_1.item(),
                 lambda_2=self.lagrangian.lambda_2.item())
-            eligible = expected >= cfg.target_sparsity - cfg.sparsity_epsilon
-            self.reached_target |= eligible
+            self.reached_target |= expected >= cfg.target_sparsity - cfg.sparsity_epsilon
             event["at_target"] = self.reached_target
+            # the Lagrangian oscillates around the target: a checkpoint far sparser than asked
+            # for would be a mislabelled frontier point, so it is not kept as the best
+            eligible = self.reached_target and (
+                cfg.max_overshoot is None
+                or event["deterministic_sparsity"] <= cfg.target_sparsity + cfg.max_overshoot)
         elif self.stage == "finetune":
             event["at_target"] = True  # the compact model has its final sparsity
             event["deterministic_sparsity"] = 1 - self.model.prunable_parameters() / \
@@ -339,10 +343,11 @@ class CofiPruner:
                 self.projection.load_state_dict(self.best["state"]["projection"])
                 self.pruned_metrics = {k[4:]: v for k, v in self.best["event"].items()
                                        if k.startswith("dev_")}
-            if not self.reached_target:
-                log.warning("expected sparsity never reached target %.3f - eps; compacting the "
-                            "final model (raise prune_epochs or reg_learning_rate)",
-                            self.cfg.target_sparsity)
+            if self.best is not None and not self.best["eligible"]:
+                log.warning("no evaluation had expected sparsity >= target %.3f - eps and "
+                            "realized sparsity <= target + max_overshoot; compacting the final "
+                            "model (raise prune_epochs, or reg_learning_rate to move the masks "
+                            "faster)", self.cfg.target_sparsity)
             masks = self.gates.deterministic()
             self.model = compact(self.model, masks)
             self.projection = compact_projection(self.projection, masks)
