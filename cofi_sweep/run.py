@@ -34,6 +34,9 @@ os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
 os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
 os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit: Ray's default, minus its warning
+# Snapshot the experiment state every second (Ray's "auto" waits >= 10 s): with num_to_keep >= 2
+# the checkpoint a snapshot names is then still on disk when a SIGKILLed sweep is resumed.
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 # Only the final result carries final_score (so Optuna never learns from partial trials);
 # Tune's strict check would otherwise reject the intermediate results that lack it.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")

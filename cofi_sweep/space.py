@@ -116,10 +116,12 @@ class ResourcesConfig:
 @dataclass
 class CheckpointPolicy:
     every_n_evals: int = 1  # a resumable checkpoint every n evaluations (0 = never)
-    num_to_keep: int = 1
+    # >= 2: a driver killed right after a new checkpoint replaced the previous one must still
+    # find the checkpoint its last saved state names
+    num_to_keep: int = 2
 
     def check(self) -> list[str]:
-        return below(self, {"every_n_evals": 0, "num_to_keep": 1})
+        return below(self, {"every_n_evals": 0, "num_to_keep": 2})
 
 
 @dataclass

@@ -68,6 +68,7 @@ def merged(**changes: object) -> dict:
     (merged(job__task="sst3"), "job.task", "did you mean 'sst2'"),
     (merged(job__cofi={"prune_epochs": -1}), "job.cofi.prune_epochs", "must be > 0"),
     (merged(latency={"seq_len": 0}), "latency.seq_len", "must be >= 1"),
+    (merged(checkpoint={"num_to_keep": 1}), "checkpoint.num_to_keep", "must be >= 2"),
     (merged(name="my sweep"), "name", "without spaces"),
 ])
 def test_malformed_spaces_give_specific_errors(tmp_path: Path, space: dict, key: str,

@@ -39,7 +39,7 @@ def tiny_space(tmp_path: Path, teacher_cache: Path, **changes: object) -> dict:
         "trials_per_cell": 2,
         "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
         "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
-        "checkpoint": {"every_n_evals": 1, "num_to_keep": 1},
+        "checkpoint": {"every_n_evals": 3, "num_to_keep": 2},
         "latency": {"batch_size": 4, "seq_len": 16, "repeats": 2, "warmup": 1},
     }
     space.update(changes)
