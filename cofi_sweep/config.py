@@ -301,6 +301,13 @@ def _build(cls: type, raw: Any, where: str, problems: list[str]) -> Any:
 
 
 _INVALID = object()
+# scalar type -> (what the error message says it must be, whether a YAML value is acceptable)
+_SCALARS: dict[type, tuple[str, Any]] = {
+    float: ("a number", lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)),
+    int: ("an integer", lambda v: isinstance(v, int) and not isinstance(v, bool)),
+    bool: ("true or false", lambda v: isinstance(v, bool)),
+    str: ("a string", lambda v: isinstance(v, str)),
+}
 
 
 def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
@@ -331,31 +338,17 @@ def _convert(tp: Any, value: Any, where: str, problems: list[str]) -> Any:
             return _INVALID
         items = [_convert(args[0], v, f"{where}[{i}]", problems) for i, v in enumerate(value)]
         return _INVALID if _INVALID in items else items
-    if tp is float:
-        if isinstance(value, str):  # PyYAML reads 5e-5 (no dot) as a string: accept it
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            problems.append(f"{where}: must be a number, but got {value!r}")
+    if tp is float and isinstance(value, str):  # PyYAML reads 5e-5 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if tp in _SCALARS:
+        what, accepts = _SCALARS[tp]
+        if not accepts(value):
+            problems.append(f"{where}: must be {what}, but got {value!r}")
             return _INVALID
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            problems.append(f"{where}: must be an integer, but got {value!r}")
-            return _INVALID
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            problems.append(f"{where}: must be true or false, but got {value!r}")
-            return _INVALID
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            problems.append(f"{where}: must be a string, but got {value!r}")
-            return _INVALID
-        return value
+        return float(value) if tp is float else value
     if tp is Any:
         return value
     raise TypeError(f"unsupported config type {tp} at {where}")  # a bug in the schema, not input
