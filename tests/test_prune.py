@@ -97,3 +97,18 @@ def test_distillation_variants_and_ablations_run(tmp_path: Path, teacher_cache: 
                           prune_epochs=1, sparsity_warmup_epochs=0.5), callback=quiet)
     assert result.structure["hidden"] == 64  # hidden dims not pruned in this ablation
     assert all(h > 0 for h in result.structure["heads"]) or True
+
+
+@pytest.mark.parametrize("max_overshoot", [0.0, 0.05])
+def test_best_checkpoint_respects_max_overshoot(tmp_path: Path, teacher_cache: Path,
+                                                max_overshoot: float) -> None:
+    events: list[dict] = []
+    result = run_cofi(job(tmp_path, teacher_cache, max_overshoot=max_overshoot,
+                          finetune_epochs=0, target_sparsity=0.4),
+                      callback=lambda p, e: events.append(e))
+    eligible = [e for e in events if e["stage"] == "prune" and e["at_target"]
+                and e["deterministic_sparsity"] <= 0.4 + max_overshoot]
+    if eligible:  # the compacted model is one of the eligible checkpoints
+        assert result.realized_sparsity <= 0.4 + max_overshoot + 1e-9
+        assert any(abs(result.realized_sparsity - e["deterministic_sparsity"]) < 1e-9
+                   for e in eligible)
