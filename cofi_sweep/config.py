@@ -114,8 +114,10 @@ class CofiConfig:
     finetune_epochs: float = 3.0  # stage 3: distillation fine-tune of the compact model
     finetune_learning_rate: float = 2e-5  # constant LR
     eval_every: int = 100  # optimizer steps between dev evaluations
-    sparsity_epsilon: float = 0.01  # best checkpoint kept only once expected >= target - eps
-    max_overshoot: float | None = 0.01  # ... and realized <= target + this (null: no bound)
+    # the best pruning checkpoint is kept only once expected sparsity >= target - eps, and
+    # only where realized sparsity is in [target - eps, target + max_overshoot] (null: no cap)
+    sparsity_epsilon: float = 0.01
+    max_overshoot: float | None = 0.01
     temperature: float = 2.0
     alpha_layer: float = 0.9
     alpha_pred: float = 0.1

@@ -303,11 +303,13 @@ class CofiPruner:
                 lambda_2=self.lagrangian.lambda_2.item())
             self.reached_target |= expected >= cfg.target_sparsity - cfg.sparsity_epsilon
             event["at_target"] = self.reached_target
-            # the Lagrangian oscillates around the target: a checkpoint far sparser than asked
-            # for would be a mislabelled frontier point, so it is not kept as the best
-            eligible = self.reached_target and (
-                cfg.max_overshoot is None
-                or event["deterministic_sparsity"] <= cfg.target_sparsity + cfg.max_overshoot)
+            # the Lagrangian oscillates around the target: a checkpoint whose realized sparsity
+            # is far from it would be a mislabelled frontier point, so the best is kept only
+            # within [target - eps, target + max_overshoot]
+            realized = event["deterministic_sparsity"]
+            eligible = self.reached_target and realized >= cfg.target_sparsity - \
+                cfg.sparsity_epsilon and (cfg.max_overshoot is None
+                                          or realized <= cfg.target_sparsity + cfg.max_overshoot)
         elif self.stage == "finetune":
             event["at_target"] = True  # the compact model has its final sparsity
             event["deterministic_sparsity"] = 1 - self.model.prunable_parameters() / \

@@ -107,8 +107,8 @@ def test_best_checkpoint_respects_max_overshoot(tmp_path: Path, teacher_cache: P
                           finetune_epochs=0, target_sparsity=0.4),
                       callback=lambda p, e: events.append(e))
     eligible = [e for e in events if e["stage"] == "prune" and e["at_target"]
-                and e["deterministic_sparsity"] <= 0.4 + max_overshoot]
+                and 0.4 - 0.01 <= e["deterministic_sparsity"] <= 0.4 + max_overshoot]
     if eligible:  # the compacted model is one of the eligible checkpoints
-        assert result.realized_sparsity <= 0.4 + max_overshoot + 1e-9
+        assert 0.39 - 1e-9 <= result.realized_sparsity <= 0.4 + max_overshoot + 1e-9
         assert any(abs(result.realized_sparsity - e["deterministic_sparsity"]) < 1e-9
                    for e in eligible)
