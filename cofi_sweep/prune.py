@@ -316,16 +316,18 @@ class CofiPruner:
                 self.dense_params
         event["structure"] = self.structure(masks)
         event["layer_alignment"] = [None if j is None else j + 1 for j in self.mapping]
-        # best checkpoint: while pruning, only once expected sparsity >= target - eps; if the
-        # target is never reached, the final state is kept so that the job still finishes
+        # best checkpoint: the best dev metric among eligible evaluations; while none has been
+        # eligible, the evaluation whose realized sparsity is closest to the target stands in
         if self.stage in ("prune", "finetune"):
-            better = (self.best is None or not self.best["eligible"]
-                      or event["metric"] > self.best["event"]["metric"])
-            last = self.stage_step == self.steps[self.stage]
-            if eligible and better:
-                self.best = {"event": event, "eligible": True, "state": self._snapshot()}
-            elif not eligible and self.best is None and last:
-                self.best = {"event": event, "eligible": False, "state": self._snapshot()}
+            if eligible:
+                if (self.best is None or not self.best["eligible"]
+                        or event["metric"] > self.best["event"]["metric"]):
+                    self.best = {"event": event, "eligible": True, "state": self._snapshot()}
+            elif self.best is None or not self.best["eligible"]:
+                distance = abs(event["deterministic_sparsity"] - cfg.target_sparsity)
+                if self.best is None or distance < self.best["distance"]:
+                    self.best = {"event": event, "eligible": False, "distance": distance,
+                                 "state": self._snapshot()}
         self.history.append(event)
         self.callback(self, event)
 
@@ -346,10 +348,10 @@ class CofiPruner:
                 self.pruned_metrics = {k[4:]: v for k, v in self.best["event"].items()
                                        if k.startswith("dev_")}
             if self.best is not None and not self.best["eligible"]:
-                log.warning("no evaluation had expected sparsity >= target %.3f - eps and "
-                            "realized sparsity <= target + max_overshoot; compacting the final "
-                            "model (raise prune_epochs, or reg_learning_rate to move the masks "
-                            "faster)", self.cfg.target_sparsity)
+                log.warning("no evaluation had realized sparsity within [target - eps, target "
+                            "+ max_overshoot] of %.3f; compacting the one closest to it (%.4f) "
+                            "(raise prune_epochs or eval more often)", self.cfg.target_sparsity,
+                            self.best["event"]["deterministic_sparsity"])
             masks = self.gates.deterministic()
             self.model = compact(self.model, masks)
             self.projection = compact_projection(self.projection, masks)
