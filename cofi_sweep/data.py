@@ -112,7 +112,7 @@ def load_task(task: str, cfg: DataConfig) -> dict[str, Any]:
 # Sources
 
 
-def _from_frame(frame: pd.DataFrame, spec: TaskSpec) -> Any:
+def _from_frame(frame: pd.DataFrame) -> Any:
     import datasets
 
     return datasets.Dataset.from_pandas(frame.reset_index(drop=True), preserve_index=False)
@@ -142,7 +142,7 @@ def _hub_splits(spec: TaskSpec) -> dict[str, Any]:
     out = {}
     for split, hub_split in (("train", "train"), ("dev", spec.hub_eval_split)):
         frame = raw[hub_split].to_pandas()
-        out[split] = _from_frame(_canonical(frame, spec.hub_fields, frame["label"], spec), spec)
+        out[split] = _from_frame(_canonical(frame, spec.hub_fields, frame["label"], spec))
     return out
 
 
@@ -197,7 +197,7 @@ def _local_splits(spec: TaskSpec, data_dir: str | None) -> dict[str, Any]:
         path = root / spec.glue_folder / filename
         frame = _read_tsv(path, spec)
         label = _local_label(frame, spec, path)
-        out[split] = _from_frame(_canonical(frame, spec.local_fields, label, spec), spec)
+        out[split] = _from_frame(_canonical(frame, spec.local_fields, label, spec))
     return out
 
 
@@ -255,7 +255,7 @@ def _synthetic_splits(cfg: DataConfig) -> dict[str, Any]:
         frame = pd.DataFrame({"text_a": [p[0] for p in pairs],
                               "text_b": pd.Series([None] * size, dtype=object),
                               "label": [p[1] for p in pairs]})
-        out[split] = _from_frame(frame, SYNTHETIC_TASKS["synthetic"])
+        out[split] = _from_frame(frame)
     return out
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from cofi_sweep.compact import baseline_masks, compact, compact_projection
+from cofi_sweep.compact import baseline_masks, compact, compact_projection, kept_indices
 from cofi_sweep.config import JobConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
@@ -273,8 +273,6 @@ class CofiPruner:
 
     def structure(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Kept heads and FFN units per layer and kept hidden dims (under ``masks``)."""
-        from cofi_sweep.compact import kept_indices
-
         if self.stage == "finetune" or masks is None:
             return self.model.structure()
         hidden, heads, units = kept_indices(masks, self.model.shape)

@@ -42,7 +42,7 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 from cofi_sweep.config import ConfigError  # noqa: E402
-from analysis.results import LATENCY_FILE, SWEEP_DONE, collect, write_table  # noqa: E402
+from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, collect  # noqa: E402
 from cofi_sweep.space import SweepSpace, describe_plan, load_space  # noqa: E402
 
 log = logging.getLogger("cofi_sweep.run")
@@ -230,11 +230,10 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
         ray.shutdown()
     print("[sweep] timing compact models and the teacher, one at a time", flush=True)
     measure_latencies(space, experiment, str(teacher.path))
-    table_path = write_table(experiment)
-    _print_summary(experiment, table_path)
     from analysis.report import write_report
 
-    report = write_report(experiment)
+    report = write_report(experiment)  # also (re)writes results.parquet
+    _print_summary(experiment, experiment / TABLE_FILE)
     print(f"report: {report}\nplot: {experiment / 'plots' / 'metric_vs_speedup.png'}\n"
           f"frontier (with compact model paths): {experiment / 'pareto.csv'}")
     return experiment

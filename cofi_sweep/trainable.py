@@ -69,7 +69,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         evals["n"] += 1
         metrics = _flat(event)
         metrics["score"] = event["metric"]
-        metrics[ASHA_CLOCK] = sum(1 for e in pruner.history if e.get("at_target"))
+        metrics[ASHA_CLOCK] = _evals_at_target(pruner)
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 pruner.save_checkpoint(tmp)
@@ -101,7 +101,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     final = {
         "done_job": True, "stage": "done", "score": result.compact_metrics[result.main_metric],
         FINAL_METRIC: result.compact_metrics[result.main_metric],
-        ASHA_CLOCK: sum(1 for e in pruner.history if e.get("at_target")),
+        ASHA_CLOCK: _evals_at_target(pruner),
         "realized_sparsity": result.realized_sparsity, "reached_target": result.reached_target,
         "prunable_params": result.prunable_params,
         "dense_prunable_params": result.dense_prunable_params,
@@ -121,6 +121,11 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
     tune.report(final)
+
+
+def _evals_at_target(pruner: CofiPruner) -> int:
+    """ASHA's clock: evaluations since the trial first reached its target sparsity."""
+    return sum(1 for e in pruner.history if e.get("at_target"))
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:
