@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 
 from analysis.pareto import hypervolume_2d, pareto_front
-from analysis.results import experiment_from_args, write_table
+from analysis.results import TABLE_FILE, experiment_from_args, write_table
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 OBJECTIVES = {"speedup": "max", "score": "max"}
 REFERENCE = (1.0, 0.0)  # hypervolume reference: no speedup, metric 0
+OUTPUTS = (TABLE_FILE, "pareto.csv", "report.md", "plots")  # what write_report writes
 
 
 def load_results(experiment: Path) -> pd.DataFrame:
@@ -158,7 +159,7 @@ def write_report(experiment: Path) -> Path:
     front, volumes = frontiers(table)
     if len(front):
         keep = ["frontier", "cell_id", "target_sparsity", "score", "speedup",
-                "realized_sparsity", "prunable_params", "compact_dir"]
+                "realized_sparsity", "prunable_params", "compact_dir", "compact_uri"]
         out = front[[c for c in keep if c in front]].copy()
         out["hypervolume"] = out["frontier"].map(volumes)
         out.to_csv(experiment / "pareto.csv", index=False)
@@ -194,7 +195,8 @@ def write_report(experiment: Path) -> Path:
                   "sparsity | compact model |", "|---|---|---|---|---|"]
         for _, row in front.sort_values(["frontier", "speedup"]).iterrows():
             lines.append(f"| {row['frontier']} | {row['score']:.4f} | {row['speedup']:.2f}x | "
-                         f"{row['realized_sparsity']:.3f} | `{row['compact_dir']}` |")
+                         f"{row['realized_sparsity']:.3f} | "
+                         f"`{row.get('compact_uri') or row['compact_dir']}` |")
     if len(published):
         lines += ["", "## Published reference points (reported, other hardware)", "",
                   published.to_markdown(index=False) if hasattr(published, "to_markdown")

@@ -2,9 +2,11 @@
 
 Reads Tune's per-trial files (``params.json``, ``result.json``, ``error.txt``) directly, so it
 works on a finished, running or interrupted experiment, with no Ray session. The table is written
-as ``results.parquet`` next to the experiment, for ``analysis/``.
+as ``results.parquet`` next to the experiment, for ``analysis/``. An experiment stored at a URI
+is read from (and the table written to) its local mirror (:mod:`analysis.storage`).
 
     python -m analysis.results runs/sweeps/quickstart
+    python -m analysis.results s3://bucket/sweeps/quickstart
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import Any
 
 import pandas as pd
 
+from analysis import storage
+
 SWEEP_DONE = "sweep_done.json"  # written by the driver once every trial has ended
-LATENCY_FILE = "latency.json"  # written by the exclusive latency pass
+LATENCY_FILE = "latency.json"  # written by the exclusive latency pass, keyed by trial id
+TRIALS_DIR = "trials"  # <experiment>/trials/<trial_id>/: compact model, job result, audit
 TABLE_FILE = "results.parquet"
 
 
@@ -69,8 +74,13 @@ def collect(experiment: str | Path) -> pd.DataFrame:
             if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
                 continue
             row.setdefault(key, value)
-        row["job_dir"] = str(experiment / "trials" / str(row["trial_id"]))  # our outputs
-        measured = latency.get(row.get("compact_dir") or "")
+        row["job_dir"] = str(experiment / TRIALS_DIR / str(row["trial_id"]))  # our outputs
+        compact = Path(row["job_dir"]) / "job" / "compact"
+        if compact.is_dir():  # where it is here (a URI's mirror, a moved folder)
+            if storage.is_uri(row.get("compact_dir") or ""):
+                row["compact_uri"] = row["compact_dir"]
+            row["compact_dir"] = str(compact)
+        measured = latency.get("trials", {}).get(str(row["trial_id"]))
         if measured:
             row["latency_s"] = measured
             row["teacher_latency_s"] = latency.get("teacher")
@@ -92,14 +102,22 @@ def write_table(experiment: str | Path) -> Path:
 
 
 def experiment_from_args(argv: list[str] | None, prog: str, doc: str | None) -> Path | None:
-    """Parses ``<experiment>`` for an analysis CLI; None (after saying why) if it is missing."""
+    """Parses ``<experiment>`` for an analysis CLI and returns a local folder holding it (for a
+    URI, its refreshed mirror); None (after saying why) if there is no experiment there."""
     parser = argparse.ArgumentParser(prog=prog, description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", help="the experiment folder (storage_path/name)")
-    experiment = Path(parser.parse_args(argv).experiment)
+    parser.add_argument("experiment", help="the experiment: storage_path/name, a folder or URI")
+    location = parser.parse_args(argv).experiment
+    try:
+        experiment = storage.local_copy(location)
+    except OSError as e:  # missing, or a filesystem that cannot be opened (credentials)
+        print(f"error: cannot read an experiment at {location}: {e}", file=sys.stderr)
+        return None
     if not experiment.is_dir():
         print(f"error: no experiment folder at {experiment}", file=sys.stderr)
         return None
+    if storage.is_uri(location):
+        print(f"read {location} into {experiment}")
     return experiment
 
 

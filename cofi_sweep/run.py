@@ -16,6 +16,10 @@ trial's expected sparsity has reached its target. Optuna learns only from ``fina
 which only finished trials report, so trials that ASHA stopped enter the study as PRUNED.
 When all trials are done, the compact models and the teacher are timed one at a time, in
 this process, with nothing else running. Then the results table and report are written.
+
+Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
+pyarrow.fs either way. For a URI, the driver times and reports from a local mirror of the
+experiment (checkpoints left out) and uploads its outputs back.
 """
 
 from __future__ import annotations
@@ -41,8 +45,9 @@ os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 # Tune's strict check would otherwise reject the intermediate results that lack it.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
+from analysis import storage  # noqa: E402
+from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, TRIALS_DIR, collect  # noqa: E402
 from cofi_sweep.config import ConfigError  # noqa: E402
-from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, collect  # noqa: E402
 from cofi_sweep.space import SweepSpace, describe_plan, load_space  # noqa: E402
 
 log = logging.getLogger("cofi_sweep.run")
@@ -89,7 +94,7 @@ def _enqueued_cells(space: SweepSpace) -> list[dict[str, Any]]:
     return points
 
 
-def _searcher(space: SweepSpace, experiment: Path) -> Any:
+def _searcher(space: SweepSpace, experiment: str) -> Any:
     import optuna
     from ray.tune.search.optuna import OptunaSearch
 
@@ -107,14 +112,17 @@ def _searcher(space: SweepSpace, experiment: Path) -> Any:
     sampler = (optuna.samplers.TPESampler(seed=seed) if space.searcher.sampler == "tpe"
                else optuna.samplers.RandomSampler(seed=seed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # an Optuna DB beside the results, for optuna-dashboard / optuna.visualization
-    storage = optuna.storages.RDBStorage(f"sqlite:///{experiment / 'optuna.db'}")
+    # An Optuna DB beside the results, for optuna-dashboard / optuna.visualization. SQLite
+    # cannot live in a bucket: there the study stays in memory, inside Tune's searcher state,
+    # which Tune saves with the experiment (so --resume restores it all the same).
+    db = None if storage.is_uri(experiment) else optuna.storages.RDBStorage(
+        f"sqlite:///{storage.join(experiment, 'optuna.db')}")
     return FinalScoreOptunaSearch(space=CellSpace(space), metric=FINAL_METRIC, mode="max",
-                                  sampler=sampler, storage=storage, study_name=space.name,
+                                  sampler=sampler, storage=db, study_name=space.name,
                                   points_to_evaluate=_enqueued_cells(space))
 
 
-def run_trials(space: SweepSpace, experiment: Path, teacher_dir: str, resume: bool) -> bool:
+def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: bool) -> bool:
     """Runs (or resumes) every trial of the sweep in one Tune experiment; True when all ended."""
     from ray import tune
 
@@ -123,11 +131,11 @@ def run_trials(space: SweepSpace, experiment: Path, teacher_dir: str, resume: bo
     r = space.resources
     trainable = tune.with_resources(
         tune.with_parameters(train_cofi, space=dataclasses.asdict(space), teacher_dir=teacher_dir,
-                             experiment_dir=str(experiment)),
+                             experiment_dir=experiment),
         {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
     total = len(space.cells()) * space.trials_per_cell
-    if resume and tune.Tuner.can_restore(str(experiment)):
-        tuner = tune.Tuner.restore(str(experiment), trainable=trainable, resume_unfinished=True,
+    if resume and tune.Tuner.can_restore(experiment):
+        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
                                    resume_errored=False)
     else:
         scheduler = None
@@ -141,20 +149,21 @@ def run_trials(space: SweepSpace, experiment: Path, teacher_dir: str, resume: bo
                 num_samples=total, max_concurrent_trials=r.max_concurrent_trials,
                 reuse_actors=True),
             run_config=tune.RunConfig(
-                name=experiment.name, storage_path=str(experiment.parent), verbose=0,
+                name=space.name, storage_path=space.storage_uri(), verbose=0,
                 callbacks=[SweepProgress(total)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.checkpoint.num_to_keep),
                 failure_config=tune.FailureConfig(max_failures=space.max_failures)))
     grid = tuner.fit()
     if grid.num_terminated + grid.num_errors < total:
         return False  # interrupted (Ctrl-C returns normally from fit): resume later
-    (experiment / SWEEP_DONE).write_text(json.dumps({"trials": len(grid),
-                                                     "errors": grid.num_errors}))
+    storage.write_text(storage.join(experiment, SWEEP_DONE),
+                       json.dumps({"trials": len(grid), "errors": grid.num_errors}))
     return True
 
 
 def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> None:
-    """Times every finished trial's compact model and the teacher, one at a time, here."""
+    """Times every finished trial's compact model and the teacher, one at a time, here
+    (``experiment`` is a local folder: the experiment itself, or its mirror)."""
     import torch
 
     from cofi_sweep.evaluation import measure_latency
@@ -165,6 +174,7 @@ def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> 
     device = resolve_device(lat.device)
     path = experiment / LATENCY_FILE
     known = json.loads(path.read_text()) if path.is_file() else {}
+    trials = known.setdefault("trials", {})  # trial id -> seconds
 
     def timed(directory: str) -> float:
         model = CofiBert.from_pretrained(directory).to(device)
@@ -175,9 +185,10 @@ def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> 
         known["teacher"] = timed(teacher_dir)
     table = collect(experiment)
     finished = table[table["status"] == "finished"] if len(table) else table
-    for directory in finished.get("compact_dir", []):
-        if directory and directory not in known and Path(directory).is_dir():
-            known[directory] = timed(directory)
+    for trial_id, directory in zip(finished.get("trial_id", []),
+                                   finished.get("compact_dir", [])):
+        if trial_id not in trials and directory and Path(directory).is_dir():
+            trials[trial_id] = timed(directory)
     known["protocol"] = dataclasses.asdict(lat) | {"device": str(device),
                                                    "threads": torch.get_num_threads()}
     path.write_text(json.dumps(known, indent=1))
@@ -199,21 +210,20 @@ def _init_ray(address: str | None) -> bool:
 
 
 def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None) -> Path:
-    """Runs the whole sweep and returns the experiment folder (see module docstring)."""
+    """Runs the whole sweep; returns the local folder with its results (the experiment folder,
+    or for a URI its mirror). See the module docstring."""
     from cofi_sweep.teacher import get_teacher
 
-    if "://" in space.storage_uri():
-        # Tune itself can write to a URI, but the results table, the latency pass and the
-        # report read trial folders as files: a mounted bucket works, a bare URI does not yet.
-        raise ConfigError([f"storage_path: {space.storage_path!r} is a URI; mount the bucket "
-                           "(e.g. s3fs, gcsfuse) and give the mount path, which Ray and the "
-                           "analysis both read as a shared folder"], "space")
-    experiment = Path(space.storage_uri()) / space.name
-    if experiment.exists() and any(experiment.iterdir()) and not resume:
-        raise ConfigError([f"experiment folder {experiment} exists: pass --resume to continue "
-                           "it, or set another name"], "command line")
-    experiment.mkdir(parents=True, exist_ok=True)
-    (experiment / "space.json").write_text(json.dumps(dataclasses.asdict(space), indent=1))
+    experiment = storage.join(space.storage_uri(), space.name)
+    try:
+        taken = storage.exists(experiment)
+    except OSError as e:  # e.g. a bucket without credentials: say so before any work
+        raise ConfigError([f"storage_path: cannot open {space.storage_path!r}: {e}"], "space")
+    if taken and not resume:
+        raise ConfigError([f"experiment {experiment} exists: pass --resume to continue it, or "
+                           "set another name"], "command line")
+    storage.write_text(storage.join(experiment, "space.json"),
+                       json.dumps(dataclasses.asdict(space), indent=1))
     print(describe_plan(space), flush=True)
     teacher = get_teacher(space.job)
     print(f"teacher: {teacher.path} ({'cached' if teacher.cached else 'trained'}) dev "
@@ -228,15 +238,21 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
             return experiment
     finally:
         ray.shutdown()
+    local = storage.local_copy(experiment)
     print("[sweep] timing compact models and the teacher, one at a time", flush=True)
-    measure_latencies(space, experiment, str(teacher.path))
-    from analysis.report import write_report
+    measure_latencies(space, local, str(teacher.path))
+    from analysis.report import OUTPUTS, write_report
 
-    report = write_report(experiment)  # also (re)writes results.parquet
-    _print_summary(experiment, experiment / TABLE_FILE)
-    print(f"report: {report}\nplot: {experiment / 'plots' / 'metric_vs_speedup.png'}\n"
-          f"frontier (with compact model paths): {experiment / 'pareto.csv'}")
-    return experiment
+    report = write_report(local)  # also (re)writes results.parquet
+    if storage.is_uri(experiment):
+        for name in (LATENCY_FILE, *OUTPUTS):
+            if (local / name).exists():
+                storage.upload(local / name, storage.join(experiment, name))
+        print(f"[sweep] results uploaded to {experiment}; local copy: {local}")
+    _print_summary(local, local / TABLE_FILE)
+    print(f"report: {report}\nplot: {local / 'plots' / 'metric_vs_speedup.png'}\n"
+          f"frontier (with compact model paths): {local / 'pareto.csv'}")
+    return local
 
 
 def _print_summary(experiment: Path, table_path: Path) -> None:
@@ -251,7 +267,7 @@ def _print_summary(experiment: Path, table_path: Path) -> None:
         best = done.sort_values("score").groupby("cell_id").tail(1).sort_values("cell_id")
         print(best[[c for c in cols if c in best]].to_string(index=False))
     print(f"results table: {table_path}")
-    print(f"compact models: {experiment}/trials/<trial_id>/job/compact")
+    print(f"compact models: {experiment}/{TRIALS_DIR}/<trial_id>/job/compact")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -142,7 +142,10 @@ class LatencyConfig:
 
 @dataclass
 class SweepSpace:
-    """A whole sweep. ``storage_path`` may be a folder or a cloud URI (s3://, gs://)."""
+    """A whole sweep. ``storage_path`` is a folder or a URI that pyarrow.fs opens (s3://, gs://).
+
+    See :mod:`analysis.storage` for how a URI experiment is written and read.
+    """
 
     name: str = "sweep"
     storage_path: str = "runs/sweeps"

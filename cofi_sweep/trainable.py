@@ -15,6 +15,7 @@ runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ import torch
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+from analysis import storage
+from analysis.results import TRIALS_DIR
 from cofi_sweep.config import from_dict
 from cofi_sweep.evaluation import measure_latency
 from cofi_sweep.model import count_flops
@@ -34,7 +37,6 @@ from cofi_sweep.teacher import Teacher
 FINAL_METRIC = "final_score"
 ASHA_CLOCK = "evals_at_target"
 STARTS_LOG = "starts.log"
-TRIALS_DIR = "trials"  # <experiment>/trials/<trial_id>/: compact model, job result, audit
 
 
 def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
@@ -46,16 +48,18 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
             ``ablation``) and sampled ``cofi.*`` values.
         space: the sweep space as a plain dict (small; models travel as paths).
         teacher_dir: the cached teacher folder, trained once by the driver.
-        experiment_dir: the experiment's storage folder; the trial's compact model and audit
-            log go to ``<experiment_dir>/trials/<trial_id>/`` (written directly, because Ray
-            syncs a reused actor's trial folder only with artifact syncing on).
+        experiment_dir: the experiment's storage location (folder or URI); the trial's compact
+            model and audit log are uploaded to ``<experiment_dir>/trials/<trial_id>/`` (by us,
+            because Ray syncs a reused actor's trial folder only with artifact syncing on).
     """
     sweep = from_dict(SweepSpace, space)
     cell = next(c for c in sweep.cells() if c["id"] == config["cell_id"])
     params = {k: v for k, v in config.items() if k.startswith("cofi.")}
-    trial_dir = Path(experiment_dir) / TRIALS_DIR / tune.get_context().get_trial_id()
-    trial_dir.mkdir(parents=True, exist_ok=True)
-    job = job_for_trial(sweep, cell, params, output_dir=str(trial_dir / "job"))
+    trial_id = tune.get_context().get_trial_id()
+    stored = storage.join(experiment_dir, TRIALS_DIR, trial_id)
+    # the job writes its outputs only at its end: staged here, then uploaded to `stored`
+    staging = Path(tempfile.gettempdir()) / "cofi_sweep_trials" / trial_id
+    job = job_for_trial(sweep, cell, params, output_dir=str(staging / "job"))
     threads = max(1, int(sweep.resources.cpus_per_trial))
     torch.set_num_threads(threads)
     job.num_threads = threads
@@ -89,7 +93,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     # rewritten each time from what the checkpoint carried
     starts.append({"start": "resumed" if checkpoint else "fresh", "stage": pruner.stage,
                    "step": pruner.global_step})
-    (trial_dir / STARTS_LOG).write_text("".join(json.dumps(x) + "\n" for x in starts))
+    storage.write_text(storage.join(stored, STARTS_LOG),
+                       "".join(json.dumps(x) + "\n" for x in starts))
     result = pruner.run()
 
     # provisional latency: other trials may share the cores; the sweep re-measures exclusively
@@ -109,7 +114,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "teacher_params": sum(p.numel() for p in teacher.parameters()),
         "teacher_score": result.teacher_metrics.get(result.main_metric),
         "pruned_score": result.pruned_metrics.get(result.main_metric),
-        "main_metric": result.main_metric, "compact_dir": result.compact_dir,
+        "main_metric": result.main_metric,
+        "compact_dir": storage.join(stored, "job", "compact"),
         "structure": json.dumps(result.structure),
         "layer_alignment": json.dumps(result.layer_alignment),
         "provisional_latency_s": timing["compact"],
@@ -120,6 +126,9 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "job_wall_seconds": result.wall_seconds,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
+    # stored before the final report, so a trial reported done always has its model in storage
+    storage.upload(staging / "job", storage.join(stored, "job"))
+    shutil.rmtree(staging, ignore_errors=True)
     tune.report(final)
 
 

@@ -36,7 +36,8 @@ def test_report_on_a_hand_made_experiment(tmp_path: Path) -> None:
     fake_trial(experiment, "t9", cell="c-full", ablation="full", method="cofi", score=0.1,
                compact="", done=False)
     (experiment / "sweep_done.json").write_text("{}")
-    timings = {"teacher": 1.0, **{f"/models/{i}": t for i, t in enumerate([0.5, 0.25, 0.5, 0.5])}}
+    timings = {"teacher": 1.0,
+               "trials": {f"t{i}": t for i, t in enumerate([0.5, 0.25, 0.5, 0.5])}}
     (experiment / "latency.json").write_text(json.dumps(timings))
     report = write_report(experiment)
     table = pd.read_parquet(experiment / "results.parquet")

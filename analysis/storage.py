@@ -1,0 +1,89 @@
+"""Where an experiment lives: a local folder, or a URI that ``pyarrow.fs`` opens (``s3://``,
+``gs://``, ``abfs://``, ``hdfs://``, ``file://``), the same way Ray Tune writes it.
+
+Writers (a trial's compact model, the sweep's outputs) go through :func:`upload` and
+:func:`write_text`, which take either kind of location. Readers work on local files: for a URI,
+:func:`local_copy` brings the experiment down, checkpoints left out, into a mirror folder under
+the cache (``COFI_SWEEP_CACHE``), fetching only what changed since the last call. For a local
+folder it is the folder itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pyarrow.fs as pafs
+
+
+def is_uri(location: str | Path) -> bool:
+    return "://" in str(location)
+
+
+def join(location: str | Path, *parts: str) -> str:
+    """``location/part/...`` for a folder or a URI (a URI keeps its scheme and ``//``)."""
+    return "/".join([str(location).rstrip("/"), *parts])
+
+
+def _resolve(location: str | Path) -> tuple[pafs.FileSystem, str]:
+    if is_uri(location):
+        return pafs.FileSystem.from_uri(str(location))
+    return pafs.LocalFileSystem(), str(Path(location).expanduser().resolve())
+
+
+def exists(location: str | Path) -> bool:
+    """True for a file, or for a folder with anything in it."""
+    fs, path = _resolve(location)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.Directory:
+        return bool(fs.get_file_info(pafs.FileSelector(path)))
+    return info.type == pafs.FileType.File
+
+
+def write_text(location: str | Path, text: str) -> None:
+    fs, path = _resolve(location)
+    fs.create_dir(path.rsplit("/", 1)[0], recursive=True)
+    with fs.open_output_stream(path) as out:
+        out.write(text.encode())
+
+
+def upload(local: str | Path, location: str | Path) -> None:
+    """Copies a local file or folder to ``location`` (replacing files of the same name)."""
+    fs, path = _resolve(location)
+    local = Path(local).resolve()
+    if isinstance(fs, pafs.LocalFileSystem) and Path(path) == local:
+        return
+    fs.create_dir(path if local.is_dir() else path.rsplit("/", 1)[0], recursive=True)
+    pafs.copy_files(str(local), path, source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs)
+
+
+def mirror_dir(uri: str) -> Path:
+    """The local folder that mirrors ``uri``: ``<cache>/experiments/<scheme>/<rest of uri>``."""
+    scheme, rest = uri.split("://", 1)
+    root = Path(os.environ.get("COFI_SWEEP_CACHE", "~/.cache/cofi_sweep")).expanduser()
+    return root / "experiments" / scheme / rest.strip("/")
+
+
+def local_copy(location: str | Path) -> Path:
+    """A local folder with the experiment's files: the folder itself, or for a URI its mirror,
+    refreshed (Tune's checkpoints are left out: resuming reads them from the URI)."""
+    if not is_uri(location):
+        return Path(location).expanduser().resolve()
+    fs, base = _resolve(location)
+    mirror = mirror_dir(str(location))
+    if fs.get_file_info(base).type != pafs.FileType.Directory:
+        raise FileNotFoundError(f"no experiment at {location}")
+    for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        relative = info.path[len(base.rstrip("/")) + 1:]
+        if info.type != pafs.FileType.File or any(
+                part.startswith("checkpoint_") for part in relative.split("/")):
+            continue
+        target = mirror / relative
+        if target.is_file() and target.stat().st_size == info.size and (
+                info.mtime is None or target.stat().st_mtime >= info.mtime.timestamp()):
+            continue  # unchanged since the last copy
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with fs.open_input_stream(info.path) as src:
+            target.write_bytes(src.readall())
+    return mirror

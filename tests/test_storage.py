@@ -1,0 +1,78 @@
+"""Experiment storage through pyarrow.fs: folders and URIs (``file://`` stands in for a bucket:
+it goes through the same URI code path as s3:// or gs://, offline)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from analysis import storage
+from analysis.results import collect, experiment_from_args
+
+
+def test_write_upload_and_exists_through_a_uri(tmp_path: Path) -> None:
+    bucket = f"file://{tmp_path}/bucket"
+    experiment = storage.join(bucket, "sweeps", "exp")
+    assert experiment == f"file://{tmp_path}/bucket/sweeps/exp"
+    assert not storage.exists(experiment)
+    storage.write_text(storage.join(experiment, "space.json"), "{}")
+    assert storage.exists(experiment)
+    local = tmp_path / "job"
+    (local / "compact").mkdir(parents=True)
+    (local / "compact" / "model.safetensors").write_bytes(b"weights")
+    (local / "result.json").write_text("{}")
+    storage.upload(local, storage.join(experiment, "trials", "t1", "job"))
+    stored = tmp_path / "bucket" / "sweeps" / "exp" / "trials" / "t1" / "job"
+    assert (stored / "compact" / "model.safetensors").read_bytes() == b"weights"
+    storage.upload(local / "result.json", storage.join(experiment, "result_copy.json"))
+    assert (stored.parents[2] / "result_copy.json").read_text() == "{}"
+    storage.upload(local, str(local))  # onto itself: a no-op, not an error
+
+
+def test_local_copy_mirrors_a_uri_without_checkpoints_and_refreshes(tmp_path: Path) -> None:
+    remote = tmp_path / "bucket" / "exp"
+    (remote / "trial_a" / "checkpoint_000001").mkdir(parents=True)
+    (remote / "trial_a" / "checkpoint_000001" / "state.pt").write_bytes(b"x" * 1000)
+    (remote / "trial_a" / "result.json").write_text('{"score": 1}\n')
+    uri = f"file://{remote}"
+    mirror = storage.local_copy(uri)
+    assert mirror == storage.mirror_dir(uri)
+    assert mirror.is_relative_to(Path(os.environ["COFI_SWEEP_CACHE"]))
+    assert (mirror / "trial_a" / "result.json").read_text() == '{"score": 1}\n'
+    assert not (mirror / "trial_a" / "checkpoint_000001").exists()
+    (remote / "trial_a" / "result.json").write_text('{"score": 1}\n{"score": 2}\n')
+    storage.local_copy(uri)  # a running experiment grows: the next read sees it
+    assert (mirror / "trial_a" / "result.json").read_text().count("score") == 2
+    assert storage.local_copy(str(remote)) == remote.resolve()  # a folder is its own copy
+    with pytest.raises(FileNotFoundError, match="no experiment"):
+        storage.local_copy(f"file://{tmp_path}/nothing")
+
+
+def test_results_table_reads_a_uri_experiment_from_its_mirror(tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture
+                                                              ) -> None:
+    remote = tmp_path / "bucket" / "exp"
+    uri = f"file://{remote}"
+    trial = remote / "train_cofi_abc_00000"
+    trial.mkdir(parents=True)
+    (trial / "params.json").write_text(json.dumps({"cell_id": "t0.5/full",
+                                                   "target_sparsity": 0.5, "ablation": "full"}))
+    compact_uri = f"{uri}/trials/abc_00000/job/compact"
+    (trial / "result.json").write_text(json.dumps(
+        {"trial_id": "abc_00000", "done_job": True, "score": 0.9,
+         "compact_dir": compact_uri}) + "\n")
+    (remote / "trials" / "abc_00000" / "job" / "compact").mkdir(parents=True)
+    (remote / "trials" / "abc_00000" / "job" / "compact" / "cofi_config.json").write_text("{}")
+    (remote / "latency.json").write_text(json.dumps({"teacher": 2.0,
+                                                     "trials": {"abc_00000": 0.5}}))
+    local = experiment_from_args([uri], "test", None)
+    assert local == storage.mirror_dir(uri) and "read file://" in capsys.readouterr().out
+    row = collect(local).iloc[0]
+    assert row["status"] == "finished" and row["speedup"] == 4.0
+    assert row["compact_uri"] == compact_uri  # where it is stored ...
+    assert Path(row["compact_dir"]).is_relative_to(local)  # ... and where it is readable here
+    assert experiment_from_args([f"file://{tmp_path}/missing"], "test", None) is None
+    assert "cannot read an experiment" in capsys.readouterr().err
