@@ -347,8 +347,10 @@ class CofiPruner:
                                        if k.startswith("dev_")}
             if self.best is not None and not self.best["eligible"]:
                 log.warning("no evaluation had realized sparsity within [target - eps, target "
-                            "+ max_overshoot] of %.3f; compacting the one closest to it (%.4f) "
-                            "(raise prune_epochs or eval more often)", self.cfg.target_sparsity,
+                            "+ max_overshoot] of %.3f once expected sparsity had reached target "
+                            "- eps; compacting the one closest to the target (%.4f) (raise "
+                            "prune_epochs or reg_learning_rate, or eval more often)",
+                            self.cfg.target_sparsity,
                             self.best["event"]["deterministic_sparsity"])
             masks = self.gates.deterministic()
             self.model = compact(self.model, masks)
