@@ -8,7 +8,7 @@ cache=$(mktemp -d)
 out=$(mktemp -d)
 start=$(date +%s)
 COFI_SWEEP_CACHE=$cache .venv/bin/python -m cofi_sweep.run --space search_spaces/quickstart.yaml \
-    storage_path="$out" job.teacher.cache_dir="$cache/teachers" | tee "$out/log.txt"
+    storage_path="$out" | tee "$out/log.txt"
 seconds=$(( $(date +%s) - start ))
 mkdir -p benchmarks/results
 .venv/bin/python - "$out" "$seconds" <<'PY'

@@ -85,7 +85,7 @@ class TeacherConfig:
     weight_decay: float = 0.01
     seed: int = 0
     max_train_samples: int | None = None  # teacher's own subset size; None = data's subset
-    cache_dir: str = "~/.cache/cofi_sweep/teachers"
+    cache_dir: str | None = None  # None: <COFI_SWEEP_CACHE or ~/.cache/cofi_sweep>/teachers
 
     def check(self) -> list[str]:
         problems = below(self, {"epochs": 0}, strict=True)

@@ -81,7 +81,8 @@ def get_teacher(job: JobConfig, *, device: str | None = None,
     """Returns the cached teacher for ``job``, training (and caching) it first if needed."""
     key = teacher_key(job.model, job.task, job.data, job.teacher)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    root = Path(job.teacher.cache_dir).expanduser()
+    root = (Path(job.teacher.cache_dir).expanduser() if job.teacher.cache_dir
+            else pretrained.cache_root() / "teachers")
     folder = root / f"{job.task}-{pretrained.model_slug(job.model)}-{digest}"
     root.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):

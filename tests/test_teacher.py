@@ -45,3 +45,11 @@ def test_concurrent_requests_train_once(tmp_path: Path) -> None:
         p.join(timeout=120)
     assert sorted(queue.get(timeout=5) for _ in procs) == [False, True]
     assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 1
+
+
+def test_default_cache_follows_cofi_sweep_cache(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("COFI_SWEEP_CACHE", str(tmp_path / "cache"))
+    job = tiny_job(tmp_path)
+    job.teacher.cache_dir = None  # the default: one setting moves every cache
+    teacher = get_teacher(job, progress=False)
+    assert Path(teacher.path).is_relative_to(tmp_path / "cache" / "teachers")
