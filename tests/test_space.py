@@ -98,7 +98,7 @@ def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture) -> None:
 
     assert main(["--space", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "4 cells x 1 trial(s) = 4 trials" in out and "t0.9-no_hidden" in out
+    assert "4 cells x 1 trial(s) = 4 trials" in out and "t0.7-no_hidden" in out
 
 
 def test_trial_job_combines_space_cell_and_sampled_values(tmp_path: Path) -> None:
