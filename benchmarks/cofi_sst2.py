@@ -2,7 +2,8 @@
 
 Prunes to each target in turn with configs/sst2_minilm_cpu.yaml, prints a report per target and
 writes benchmarks/results/cofi_sst2.json (+ .md): teacher, pruned (masked) and compact dev
-accuracy, realized sparsity, per-layer structure, CPU latency of teacher and compact model.
+accuracy, realized sparsity, per-layer structure, CPU latency of teacher and compact model, and
+the commit measured. Rows of targets not re-run are kept.
 
     python benchmarks/cofi_sst2.py --targets 0.5 0.9
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import time
 from pathlib import Path
 
@@ -31,7 +33,11 @@ def main() -> None:
     parser.add_argument("--config", default=str(HERE.parent / "configs" / "sst2_minilm_cpu.yaml"))
     parser.add_argument("overrides", nargs="*")
     args = parser.parse_args()
-    rows = []
+    out = HERE / "results" / "cofi_sst2.json"
+    kept = json.loads(out.read_text()) if out.is_file() else []
+    rows = [r for r in kept if r["target"] not in args.targets]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                            text=True, cwd=HERE).stdout.strip() or None
     for target in args.targets:
         job = load_job_config(args.config, [f"cofi.target_sparsity={target}",
                                             f"output_dir=runs/bench/cofi_sst2_{target}",
@@ -56,8 +62,8 @@ def main() -> None:
             "cpu_speedup": round(latency["teacher"] / latency["compact"], 2),
             "wall_seconds": round(time.time() - start, 1), "torch_threads":
             torch.get_num_threads(),
-            "command": f"python benchmarks/cofi_sst2.py --targets {target}"})
-    out = HERE / "results" / "cofi_sst2.json"
+            "command": f"python benchmarks/cofi_sst2.py --targets {target}", "commit": commit})
+    rows.sort(key=lambda r: r["target"])
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(rows, indent=1) + "\n")
     lines = ["| target | realized | teacher acc | pruned acc | compact acc | CPU speedup "
