@@ -110,7 +110,7 @@ def experiment_from_args(argv: list[str] | None, prog: str, doc: str | None) -> 
     location = parser.parse_args(argv).experiment
     try:
         experiment = storage.local_copy(location)
-    except OSError as e:  # missing, or a filesystem that cannot be opened (credentials)
+    except (OSError, ValueError) as e:  # missing, unreachable, or a URI pyarrow refuses
         print(f"error: cannot read an experiment at {location}: {e}", file=sys.stderr)
         return None
     if not experiment.is_dir():

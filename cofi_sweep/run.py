@@ -217,7 +217,7 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     experiment = storage.join(space.storage_uri(), space.name)
     try:
         taken = storage.exists(experiment)
-    except OSError as e:  # e.g. a bucket without credentials: say so before any work
+    except (OSError, ValueError) as e:  # no credentials, no network, a URI pyarrow refuses
         raise ConfigError([f"storage_path: cannot open {space.storage_path!r}: {e}"], "space")
     if taken and not resume:
         raise ConfigError([f"experiment {experiment} exists: pass --resume to continue it, or "

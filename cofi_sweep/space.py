@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -167,6 +168,7 @@ class SweepSpace:
         problems = below(self, {"trials_per_cell": 1, "max_failures": 0})
         if not self.name or any(c in self.name for c in "/\\ "):
             problems.append(f"name: a non-empty folder name without spaces, got {self.name!r}")
+        problems += _storage_problems(self.storage_path)
         cofi_fields = {f.name for f in dataclasses.fields(CofiConfig)}
         base = dataclasses.asdict(self.job.cofi)
         for ablation, overrides in self.grid.ablations.items():
@@ -245,6 +247,32 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
         raw["cofi"][key.partition(".")[2]] = value
     raw["output_dir"] = output_dir
     return from_dict(JobConfig, raw)
+
+
+# what pyarrow.fs.FileSystem.from_uri opens (and so what Ray Tune can write to)
+STORAGE_SCHEMES = ("file", "s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
+def _storage_problems(path: str) -> list[str]:
+    """A folder, or a URI whose shape pyarrow accepts (checked offline: no bucket is opened)."""
+    match = re.fullmatch(r"([A-Za-z][\w+.-]*):(/*)(.*)", path)
+    if not path:
+        return ["storage_path: must be a folder or a URI (s3://bucket/path)"]
+    if match is None or (len(match[1]) == 1 and not match[2].startswith("//")):
+        return []  # a plain folder (or a Windows drive letter)
+    scheme, slashes, rest = match[1], match[2], match[3]
+    if slashes != "//" and not (scheme == "file" and slashes == "///"):
+        return [f"storage_path: {path!r} looks like a mistyped URI; write "
+                f"{scheme}://{rest.lstrip('/')}"]
+    if scheme not in STORAGE_SCHEMES:
+        return [f"storage_path: unsupported URI scheme {scheme!r}; one of "
+                f"{', '.join(STORAGE_SCHEMES)}, or a folder"]
+    if scheme == "file" and slashes != "///":
+        return [f"storage_path: a file:// URI needs an absolute path (file:///abs/path), "
+                f"got {path!r}"]
+    if not rest.strip("/"):
+        return [f"storage_path: {path!r} names no bucket or folder"]
+    return []
 
 
 def describe_plan(space: SweepSpace) -> str:

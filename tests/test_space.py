@@ -70,6 +70,10 @@ def merged(**changes: object) -> dict:
     (merged(latency={"seq_len": 0}), "latency.seq_len", "must be >= 1"),
     (merged(checkpoint={"num_to_keep": 1}), "checkpoint.num_to_keep", "must be >= 2"),
     (merged(name="my sweep"), "name", "without spaces"),
+    (merged(storage_path="s3:/bucket/sweeps"), "storage_path", "write s3://bucket/sweeps"),
+    (merged(storage_path="ftp://host/sweeps"), "storage_path", "unsupported URI scheme 'ftp'"),
+    (merged(storage_path="file://runs/sweeps"), "storage_path", "absolute path"),
+    (merged(storage_path="gs://"), "storage_path", "names no bucket"),
 ])
 def test_malformed_spaces_give_specific_errors(tmp_path: Path, space: dict, key: str,
                                                words: str) -> None:
@@ -77,6 +81,12 @@ def test_malformed_spaces_give_specific_errors(tmp_path: Path, space: dict, key:
         load_space(write(tmp_path, space))
     assert any(p.startswith(key) and words in p for p in info.value.problems), \
         info.value.problems
+
+
+@pytest.mark.parametrize("path", ["runs/sweeps", "/abs/sweeps", "s3://bucket/sweeps",
+                                  "gs://bucket", "file:///tmp/sweeps", "C:/sweeps"])
+def test_storage_paths_that_are_accepted(tmp_path: Path, path: str) -> None:
+    assert load_space(write(tmp_path, merged(storage_path=path))).storage_path == path
 
 
 def test_cli_rejects_bad_space_without_starting_ray(tmp_path: Path) -> None:
