@@ -1,8 +1,9 @@
 """Where an experiment lives: a local folder, or a URI that ``pyarrow.fs`` opens (``s3://``,
 ``gs://``, ``abfs://``, ``hdfs://``, ``file://``), the same way Ray Tune writes it.
 
-Writers (a trial's compact model, the sweep's outputs) go through :func:`upload` and
-:func:`write_text`, which take either kind of location. Readers work on local files: for a URI,
+Writers (a trial's compact model, the sweep's outputs, the teacher for other nodes) go through
+:func:`upload` and :func:`write_text`, which take either kind of location; :func:`download`
+brings a stored folder back. Readers work on local files: for a URI,
 :func:`local_copy` brings the experiment down, checkpoints left out, into a mirror folder under
 the cache (``COFI_SWEEP_CACHE``), fetching only what changed since the last call. For a local
 folder it is the folder itself.
@@ -14,6 +15,8 @@ import os
 from pathlib import Path
 
 import pyarrow.fs as pafs
+
+TEACHER_COPY = "teacher"  # <experiment>/teacher/: the teacher, for nodes that cannot see its cache
 
 
 def is_uri(location: str | Path) -> bool:
@@ -58,6 +61,19 @@ def upload(local: str | Path, location: str | Path) -> None:
                     destination_filesystem=fs)
 
 
+def download(location: str | Path, local: str | Path) -> Path:
+    """Copies a stored folder to the local folder ``local`` (written beside it, then renamed,
+    so that a reader never sees half a copy); returns ``local``."""
+    fs, path = _resolve(location)
+    local = Path(local)
+    partial = local.with_name(local.name + ".partial")
+    partial.mkdir(parents=True, exist_ok=True)
+    pafs.copy_files(path, str(partial), source_filesystem=fs,
+                    destination_filesystem=pafs.LocalFileSystem())
+    partial.rename(local)
+    return local
+
+
 def mirror_dir(uri: str) -> Path:
     """The local folder that mirrors ``uri``: ``<cache>/experiments/<scheme>/<rest of uri>``."""
     scheme, rest = uri.split("://", 1)
@@ -67,7 +83,8 @@ def mirror_dir(uri: str) -> Path:
 
 def local_copy(location: str | Path) -> Path:
     """A local folder with the experiment's files: the folder itself, or for a URI its mirror,
-    refreshed (Tune's checkpoints are left out: resuming reads them from the URI)."""
+    refreshed (Tune's checkpoints and the teacher's copy are left out: readers do not need
+    them, and resuming reads them from the URI)."""
     if not is_uri(location):
         return Path(location).expanduser().resolve()
     fs, base = _resolve(location)
@@ -76,8 +93,9 @@ def local_copy(location: str | Path) -> Path:
         raise FileNotFoundError(f"no experiment at {location}")
     for info in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         relative = info.path[len(base.rstrip("/")) + 1:]
-        if info.type != pafs.FileType.File or any(
-                part.startswith("checkpoint_") for part in relative.split("/")):
+        parts = relative.split("/")
+        if info.type != pafs.FileType.File or parts[0] == TEACHER_COPY or any(
+                part.startswith("checkpoint_") for part in parts):
             continue
         target = mirror / relative
         if target.is_file() and target.stat().st_size == info.size and (

@@ -194,6 +194,16 @@ def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> 
     path.write_text(json.dumps(known, indent=1))
 
 
+def _store_teacher(experiment: str, teacher_dir: Path) -> None:
+    """Stores the teacher with the experiment, for trials on nodes that cannot see the driver's
+    cache (a cluster, or a URI sweep resumed elsewhere). Once: a marker says it is complete."""
+    copy = storage.join(experiment, storage.TEACHER_COPY)
+    if not storage.exists(storage.join(copy, "complete")):
+        print(f"[sweep] storing the teacher for other nodes: {copy}", flush=True)
+        storage.upload(teacher_dir, copy)
+        storage.write_text(storage.join(copy, "complete"), "")
+
+
 def _init_ray(address: str | None) -> bool:
     """Attaches to a cluster (``--address`` / RAY_ADDRESS) or starts a quiet local one."""
     import ray
@@ -232,6 +242,8 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     import ray
 
     _init_ray(address)
+    if storage.is_uri(experiment) or address or os.environ.get("RAY_ADDRESS"):
+        _store_teacher(experiment, teacher.path)
     try:
         if not run_trials(space, experiment, str(teacher.path), resume):
             print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from filelock import FileLock
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -32,7 +33,7 @@ from cofi_sweep.evaluation import measure_latency
 from cofi_sweep.model import count_flops
 from cofi_sweep.prune import CofiPruner
 from cofi_sweep.space import SweepSpace, job_for_trial
-from cofi_sweep.teacher import Teacher
+from cofi_sweep.teacher import TEACHER_FILE, Teacher
 
 FINAL_METRIC = "final_score"
 ASHA_CLOCK = "evals_at_target"
@@ -47,7 +48,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         config: the trial's config: cell constants (``cell_id``, ``target_sparsity``,
             ``ablation``) and sampled ``cofi.*`` values.
         space: the sweep space as a plain dict (small; models travel as paths).
-        teacher_dir: the cached teacher folder, trained once by the driver.
+        teacher_dir: the driver's cached teacher folder (trained once); a node that cannot
+            see it uses the copy stored with the experiment (:func:`local_teacher`).
         experiment_dir: the experiment's storage location (folder or URI); the trial's compact
             model and audit log are uploaded to ``<experiment_dir>/trials/<trial_id>/`` (by us,
             because Ray syncs a reused actor's trial folder only with artifact syncing on).
@@ -82,7 +84,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         else:
             tune.report(metrics)
 
-    pruner = CofiPruner(job, teacher=Teacher.from_dir(teacher_dir), callback=report)
+    teacher = Teacher.from_dir(local_teacher(teacher_dir, experiment_dir))
+    pruner = CofiPruner(job, teacher=teacher, callback=report)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
         with checkpoint.as_directory() as directory:
@@ -130,6 +133,25 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     storage.upload(staging / "job", storage.join(stored, "job"))
     shutil.rmtree(staging, ignore_errors=True)
     tune.report(final)
+
+
+def local_teacher(teacher_dir: str, experiment_dir: str) -> str:
+    """The teacher's folder on this node: the driver's cache when this node can see it (one
+    machine, or a shared cache); otherwise the copy the driver stored with the experiment
+    (``<experiment>/teacher``), used in place from a shared folder or downloaded once per node
+    from a URI."""
+    if (Path(teacher_dir) / TEACHER_FILE).is_file():
+        return teacher_dir
+    stored = storage.join(experiment_dir, storage.TEACHER_COPY)
+    if not storage.is_uri(stored):
+        return stored
+    local = Path(tempfile.gettempdir()) / "cofi_sweep_teachers" / Path(teacher_dir).name
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(local) + ".lock"):  # concurrent trials on a node download it once
+        if not (local / TEACHER_FILE).is_file():
+            shutil.rmtree(local, ignore_errors=True)
+            storage.download(stored, local)
+    return str(local)
 
 
 def _evals_at_target(pruner: CofiPruner) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,40 @@ def test_results_table_reads_a_uri_experiment_from_its_mirror(tmp_path: Path,
     assert Path(row["compact_dir"]).is_relative_to(local)  # ... and where it is readable here
     assert experiment_from_args([f"file://{tmp_path}/missing"], "test", None) is None
     assert "cannot read an experiment" in capsys.readouterr().err
+
+
+def test_download_is_whole_and_the_mirror_skips_the_teacher_copy(tmp_path: Path) -> None:
+    remote = tmp_path / "bucket" / "exp"
+    (remote / "teacher").mkdir(parents=True)
+    (remote / "teacher" / "model.safetensors").write_bytes(b"w" * 100)
+    (remote / "space.json").write_text("{}")
+    uri = f"file://{remote}"
+    local = storage.download(storage.join(uri, "teacher"), tmp_path / "node" / "teacher")
+    assert (local / "model.safetensors").read_bytes() == b"w" * 100
+    assert not (tmp_path / "node" / "teacher.partial").exists()
+    mirror = storage.local_copy(uri)
+    assert (mirror / "space.json").is_file() and not (mirror / "teacher").exists()
+
+
+def test_a_node_without_the_drivers_cache_gets_the_stored_teacher(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from cofi_sweep.teacher import TEACHER_FILE
+    from cofi_sweep.trainable import local_teacher
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node_tmp"))  # the node's local disk
+
+    cache = tmp_path / "driver_cache" / "sst2-minilm-abc"
+    cache.mkdir(parents=True)
+    (cache / TEACHER_FILE).write_text("{}")
+    (cache / "model.safetensors").write_bytes(b"teacher")
+    folder = tmp_path / "shared" / "exp"
+    uri = f"file://{tmp_path}/bucket/exp"
+    for experiment in (str(folder), uri):
+        storage.upload(cache, storage.join(experiment, storage.TEACHER_COPY))
+    assert local_teacher(str(cache), uri) == str(cache)  # this node sees the driver's cache
+    missing = str(tmp_path / "elsewhere" / "sst2-minilm-abc")
+    assert local_teacher(missing, str(folder)) == str(folder / "teacher")  # a shared folder
+    fetched = Path(local_teacher(missing, uri))  # a URI: downloaded once per node
+    assert fetched.is_relative_to(tmp_path / "node_tmp")
+    assert (fetched / "model.safetensors").read_bytes() == b"teacher"
+    assert local_teacher(missing, uri) == str(fetched)

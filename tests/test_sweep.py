@@ -166,7 +166,11 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path, teacher_c
     assert (experiment / "report.md").is_file() and (experiment / "plots").is_dir()
     if storage == "folder":  # the Optuna study lives beside the results, in SQLite
         assert (experiment / "optuna.db").is_file() and "compact_uri" not in table
+        assert not (experiment / "teacher").exists()  # one machine: trials read the cache
         return
+    # the teacher is stored with the experiment, for nodes that cannot see the driver's cache
+    assert (experiment / "teacher" / "teacher.json").is_file()
+    assert (experiment / "teacher" / "complete").is_file()
     # the outputs are in the bucket; the driver read and timed them from its local mirror
     for uri, local in zip(table["compact_uri"], table["compact_dir"]):
         assert uri.startswith(f"file://{experiment}/trials/")
