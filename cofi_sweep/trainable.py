@@ -92,8 +92,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
             pruner.load_checkpoint(directory)
             if (Path(directory) / STARTS_LOG).is_file():
                 starts = json.loads((Path(directory) / STARTS_LOG).read_text())
-    # Ray re-syncs a restarted trial's fresh folder over the old one, so the whole history is
-    # rewritten each time from what the checkpoint carried
+    # the whole history is rewritten at each start, from what the checkpoint carried: the
+    # stored log then always matches the state the trial continued from
     starts.append({"start": "resumed" if checkpoint else "fresh", "stage": pruner.stage,
                    "step": pruner.global_step})
     storage.write_text(storage.join(stored, STARTS_LOG),
