@@ -3,10 +3,10 @@
 
 Writers (a trial's compact model, the sweep's outputs, the teacher for other nodes) go through
 :func:`upload` and :func:`write_text`, which take either kind of location; :func:`download`
-brings a stored folder back. Readers work on local files: for a URI,
-:func:`local_copy` brings the experiment down, checkpoints left out, into a mirror folder under
-the cache (``COFI_SWEEP_CACHE``), fetching only what changed since the last call. For a local
-folder it is the folder itself.
+brings a stored folder back. Readers work on local files: for a URI, :func:`local_copy` brings
+the experiment down (not its checkpoints or teacher copy) into a mirror folder under the cache
+(``COFI_SWEEP_CACHE``), fetching only what changed since the last call. For a local folder it
+is the folder itself.
 """
 
 from __future__ import annotations
