@@ -261,15 +261,17 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
             if (local / name).exists():
                 storage.upload(local / name, storage.join(experiment, name))
         print(f"[sweep] results uploaded to {experiment}; local copy: {local}")
-    _print_summary(local, local / TABLE_FILE)
+    _print_summary(experiment, local)
     print(f"report: {report}\nplot: {local / 'plots' / 'metric_vs_speedup.png'}\n"
           f"frontier (with compact model paths): {local / 'pareto.csv'}")
     return local
 
 
-def _print_summary(experiment: Path, table_path: Path) -> None:
+def _print_summary(experiment: str, local: Path) -> None:
+    """The best trial per cell, and where the table and the compact models are."""
     import pandas as pd
 
+    table_path = local / TABLE_FILE
     table = pd.read_parquet(table_path)
     print(f"[sweep] {len(table)} trials: " + ", ".join(
         f"{n} {s}" for s, n in table["status"].value_counts().items()))
@@ -279,7 +281,9 @@ def _print_summary(experiment: Path, table_path: Path) -> None:
         best = done.sort_values("score").groupby("cell_id").tail(1).sort_values("cell_id")
         print(best[[c for c in cols if c in best]].to_string(index=False))
     print(f"results table: {table_path}")
-    print(f"compact models: {experiment}/{TRIALS_DIR}/<trial_id>/job/compact")
+    models = f"{TRIALS_DIR}/<trial_id>/job/compact"
+    print(f"compact models: {storage.join(experiment, models)}"
+          + (f" (local copies: {local / models})" if storage.is_uri(experiment) else ""))
 
 
 def main(argv: list[str] | None = None) -> int:
