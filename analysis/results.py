@@ -89,13 +89,22 @@ def collect(experiment: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _one_type(value: Any) -> Any:
+    """A mixed column's value for parquet: flags stay flags (missing ones None), text stays
+    text, and lists or dicts become JSON text."""
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, float) and value != value:  # NaN: the trial never reported it
+        return None
+    return json.dumps(value)
+
+
 def write_table(experiment: str | Path) -> Path:
     """Collects the table and writes ``results.parquet`` in ``experiment``; returns its path."""
     frame = collect(experiment)
     for column in frame.columns:  # parquet needs one type per column
         if frame[column].dtype == object:
-            frame[column] = frame[column].map(
-                lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+            frame[column] = frame[column].map(_one_type)
     path = Path(experiment) / TABLE_FILE
     frame.to_parquet(path, index=False)
     return path

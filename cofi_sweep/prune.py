@@ -17,6 +17,7 @@ import argparse
 import copy
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -54,6 +55,7 @@ class CofiResult:
     target_sparsity: float
     realized_sparsity: float
     reached_target: bool  # expected sparsity reached target - eps during pruning
+    on_target: bool | None  # realized in [target - eps, target + max_overshoot]; None: baseline
     prunable_params: int
     dense_prunable_params: int
     total_params: int
@@ -417,6 +419,15 @@ class CofiPruner:
 
     # ---- the result -----------------------------------------------------------------------
 
+    def _on_target(self, prunable: int) -> bool | None:
+        """Whether the compact model's sparsity is the one it was asked for (the band the
+        best checkpoint is chosen in); None for a baseline, which has no target."""
+        if self.job.method != "cofi":
+            return None
+        cfg, realized = self.cfg, 1 - prunable / self.dense_params
+        high = math.inf if cfg.max_overshoot is None else cfg.target_sparsity + cfg.max_overshoot
+        return cfg.target_sparsity - cfg.sparsity_epsilon <= realized <= high
+
     def _result(self) -> CofiResult:
         out = Path(self.job.output_dir).expanduser()
         compact_dir = out / "compact"
@@ -430,7 +441,8 @@ class CofiPruner:
             target_sparsity=self.cfg.target_sparsity if self.job.method == "cofi" else
             1 - prunable / self.dense_params,
             realized_sparsity=1 - prunable / self.dense_params,
-            reached_target=self.reached_target, prunable_params=prunable,
+            reached_target=self.reached_target, on_target=self._on_target(prunable),
+            prunable_params=prunable,
             dense_prunable_params=self.dense_params,
             total_params=sum(p.numel() for p in self.model.parameters()),
             teacher_metrics=self.teacher_info.metrics, pruned_metrics=self.pruned_metrics,
@@ -466,7 +478,9 @@ def format_report(result: CofiResult) -> str:
     m = result.main_metric
     lines = [
         f"target sparsity {result.target_sparsity:.3f} -> realized {result.realized_sparsity:.4f}"
-        f" ({result.prunable_params:,} of {result.dense_prunable_params:,} prunable params)",
+        f" ({result.prunable_params:,} of {result.dense_prunable_params:,} prunable params)"
+        + (" OFF TARGET: more pruning steps or a larger reg_learning_rate close the gap"
+           if result.on_target is False else ""),
         f"dev {m}: teacher {result.teacher_metrics.get(m, float('nan')):.4f} | pruned (masked) "
         f"{result.pruned_metrics.get(m, float('nan')):.4f} | compact after fine-tune "
         f"{result.compact_metrics.get(m, float('nan')):.4f}",

@@ -8,7 +8,7 @@ import torch
 from cofi_sweep.config import JobConfig, from_dict
 from cofi_sweep.gates import Gates
 from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import CofiPruner, run_cofi
+from cofi_sweep.prune import CofiPruner, format_report, run_cofi
 
 
 def job(tmp_path: Path, teacher_cache: Path, **cofi: object) -> JobConfig:
@@ -112,3 +112,6 @@ def test_best_checkpoint_respects_max_overshoot(tmp_path: Path, teacher_cache: P
         assert 0.39 - 1e-9 <= result.realized_sparsity <= 0.4 + max_overshoot + 1e-9
         assert any(abs(result.realized_sparsity - e["deterministic_sparsity"]) < 1e-9
                    for e in eligible)
+    # the result says whether it is on target, by the same band
+    assert result.on_target == (0.4 - 0.01 <= result.realized_sparsity <= 0.4 + max_overshoot)
+    assert (result.on_target is False) == ("OFF TARGET" in format_report(result))

@@ -79,6 +79,8 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
         assert row["speedup"] > 0 and row["latency_s"] > 0
         assert 0 <= row["realized_sparsity"] < 1 and row["predicted_speedup"] >= 1
         assert abs(row["target_sparsity"] - row["realized_sparsity"]) < 0.15
+        assert row["on_target"] == (row["target_sparsity"] - 0.01 <= row["realized_sparsity"]
+                                    <= row["target_sparsity"] + 0.01)
     assert (finished[finished["ablation"] == "no_hidden"]["structure"]
             .map(lambda s: json.loads(s)["hidden"]) == 64).all()
     # CoFi and the baseline each get a frontier in the report and the plot
