@@ -195,13 +195,31 @@ def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> 
 
 
 def _store_teacher(experiment: str, teacher_dir: Path) -> None:
-    """Stores the teacher with the experiment, for trials on nodes that cannot see the driver's
-    cache (a cluster, or a URI sweep resumed elsewhere). Once: a marker says it is complete."""
-    copy = storage.join(experiment, storage.TEACHER_COPY)
+    """Stores the teacher with the experiment, under its cache folder's name (which names its
+    settings), for trials on nodes that cannot see the driver's cache and for a driver that
+    resumes elsewhere. Once: a marker says the copy is complete."""
+    copy = storage.join(experiment, storage.TEACHER_COPY, teacher_dir.name)
     if not storage.exists(storage.join(copy, "complete")):
         print(f"[sweep] storing the teacher for other nodes: {copy}", flush=True)
         storage.upload(teacher_dir, copy)
         storage.write_text(storage.join(copy, "complete"), "")
+
+
+def _fetch_stored_teacher(experiment: str, job: Any) -> None:
+    """A driver resuming on a machine without the teacher in its cache takes the copy stored
+    with the experiment (same name, so same settings) instead of training it again."""
+    from filelock import FileLock
+
+    from cofi_sweep.teacher import TEACHER_FILE, teacher_folder
+
+    folder = teacher_folder(job)
+    stored = storage.join(experiment, storage.TEACHER_COPY, folder.name)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not (folder / TEACHER_FILE).is_file() and storage.exists(
+                storage.join(stored, "complete")):
+            print(f"[sweep] teacher: the experiment's stored copy, {stored}", flush=True)
+            storage.download(stored, folder)
 
 
 def _init_ray(address: str | None) -> bool:
@@ -235,6 +253,8 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     storage.write_text(storage.join(experiment, "space.json"),
                        json.dumps(dataclasses.asdict(space), indent=1))
     print(describe_plan(space), flush=True)
+    if resume:
+        _fetch_stored_teacher(experiment, space.job)
     teacher = get_teacher(space.job)
     print(f"teacher: {teacher.path} ({'cached' if teacher.cached else 'trained'}) dev "
           f"{teacher.metrics}", flush=True)

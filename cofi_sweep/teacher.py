@@ -76,15 +76,22 @@ def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig)
             "teacher": settings}
 
 
-def get_teacher(job: JobConfig, *, device: str | None = None,
-                progress: bool = True) -> Teacher:
-    """Returns the cached teacher for ``job``, training (and caching) it first if needed."""
+def teacher_folder(job: JobConfig) -> Path:
+    """Where ``job``'s teacher is cached: its name ends in a digest of :func:`teacher_key`, so
+    a folder of that name anywhere holds this very teacher."""
     key = teacher_key(job.model, job.task, job.data, job.teacher)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     root = (Path(job.teacher.cache_dir).expanduser() if job.teacher.cache_dir
             else pretrained.cache_root() / "teachers")
-    folder = root / f"{job.task}-{pretrained.model_slug(job.model)}-{digest}"
-    root.mkdir(parents=True, exist_ok=True)
+    return root / f"{job.task}-{pretrained.model_slug(job.model)}-{digest}"
+
+
+def get_teacher(job: JobConfig, *, device: str | None = None,
+                progress: bool = True) -> Teacher:
+    """Returns the cached teacher for ``job``, training (and caching) it first if needed."""
+    key = teacher_key(job.model, job.task, job.data, job.teacher)
+    folder = teacher_folder(job)
+    folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if (folder / TEACHER_FILE).is_file():
             log.info("teacher cache hit: %s", folder)

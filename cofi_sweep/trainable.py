@@ -139,11 +139,11 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
 def local_teacher(teacher_dir: str, experiment_dir: str) -> str:
     """The teacher's folder on this node: the driver's cache when this node can see it (one
     machine, or a shared cache); otherwise the copy the driver stored with the experiment
-    (``<experiment>/teacher``), used in place from a shared folder or downloaded once per node
-    from a URI."""
+    (``<experiment>/teacher/<its name>``), used in place from a shared folder or downloaded
+    once per node from a URI."""
     if (Path(teacher_dir) / TEACHER_FILE).is_file():
         return teacher_dir
-    stored = storage.join(experiment_dir, storage.TEACHER_COPY)
+    stored = storage.join(experiment_dir, storage.TEACHER_COPY, Path(teacher_dir).name)
     if not storage.is_uri(stored):
         return stored
     local = Path(tempfile.gettempdir()) / "cofi_sweep_teachers" / Path(teacher_dir).name
