@@ -43,6 +43,12 @@ def exists(location: str | Path) -> bool:
     return info.type == pafs.FileType.File
 
 
+def read_text(location: str | Path) -> str:
+    fs, path = _resolve(location)
+    with fs.open_input_stream(path) as src:
+        return src.readall().decode()
+
+
 def write_text(location: str | Path, text: str) -> None:
     fs, path = _resolve(location)
     fs.create_dir(path.rsplit("/", 1)[0], recursive=True)

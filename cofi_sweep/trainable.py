@@ -69,7 +69,6 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         job.device = "cuda"
     every = sweep.checkpoint.every_n_evals
     evals = {"n": 0}
-    starts: list[dict[str, Any]] = []  # audit trail of (re)starts, carried in checkpoints
 
     def report(pruner: CofiPruner, event: dict[str, Any]) -> None:
         evals["n"] += 1
@@ -79,7 +78,6 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 pruner.save_checkpoint(tmp)
-                (Path(tmp) / STARTS_LOG).write_text(json.dumps(starts))
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(metrics)
@@ -90,14 +88,13 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
         with checkpoint.as_directory() as directory:
             pruner.load_checkpoint(directory)
-            if (Path(directory) / STARTS_LOG).is_file():
-                starts = json.loads((Path(directory) / STARTS_LOG).read_text())
-    # the whole history is rewritten at each start, from what the checkpoint carried: the
-    # stored log then always matches the state the trial continued from
-    starts.append({"start": "resumed" if checkpoint else "fresh", "stage": pruner.stage,
-                   "step": pruner.global_step})
-    storage.write_text(storage.join(stored, STARTS_LOG),
-                       "".join(json.dumps(x) + "\n" for x in starts))
+    # audit: a line per start, appended to the stored log and never rewritten, so a trial that
+    # had to start over from scratch shows a second "fresh"
+    audit = storage.join(stored, STARTS_LOG)
+    line = json.dumps({"start": "resumed" if checkpoint else "fresh", "stage": pruner.stage,
+                       "step": pruner.global_step})
+    storage.write_text(audit, (storage.read_text(audit) if storage.exists(audit) else "")
+                       + line + "\n")
     result = pruner.run()
 
     # provisional latency: other trials may share the cores; the sweep re-measures exclusively

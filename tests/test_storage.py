@@ -21,6 +21,7 @@ def test_write_upload_and_exists_through_a_uri(tmp_path: Path) -> None:
     assert not storage.exists(experiment)
     storage.write_text(storage.join(experiment, "space.json"), "{}")
     assert storage.exists(experiment)
+    assert storage.read_text(storage.join(experiment, "space.json")) == "{}"
     local = tmp_path / "job"
     (local / "compact").mkdir(parents=True)
     (local / "compact" / "model.safetensors").write_bytes(b"weights")

@@ -111,13 +111,24 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert cells == {c["id"] for c in space.cells()}
 
 
-def _midway(trial: Path) -> bool:
-    """A trial that has saved a checkpoint and is still running."""
-    results = trial / "result.json"
-    if not list(trial.glob("checkpoint_*")) or not results.is_file():
-        return False
-    text = results.read_text()
-    return "done_job" not in text and text.count("\n") >= 3
+def _saved_state(experiment: Path) -> dict[str, str]:
+    """Each trial's state in Tune's saved experiment state (what a resume starts from):
+    "finished", "checkpointed" (unfinished, with a checkpoint) or "started"."""
+    states = sorted(experiment.glob("experiment_state-*.json"), key=lambda f: f.stat().st_mtime)
+    try:
+        trials = json.loads(states[-1].read_text())["trial_data"] if states else []
+    except (json.JSONDecodeError, KeyError):  # being written: ask again
+        return {}
+    saved = {}
+    for meta, run in trials:
+        run = json.loads(run)
+        if (run.get("last_result") or {}).get("done_job"):
+            state = "finished"
+        else:  # the checkpoint manager is a cloudpickle that names its checkpoints
+            manager = bytes.fromhex(run["checkpoint_manager"]["value"])
+            state = "checkpointed" if b"checkpoint_0" in manager else "started"
+        saved[json.loads(meta)["trial_id"]] = state
+    return saved
 
 
 def _session_pids(sid: int) -> list[int]:
@@ -139,8 +150,8 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path, teacher_c
     driver = subprocess.Popen(cmd, start_new_session=True, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
-    while time.time() < deadline:  # kill once some trial is mid-way with a checkpoint
-        if any(_midway(trial) for trial in experiment.glob("*/")):
+    while time.time() < deadline:  # kill once Tune has saved a checkpoint of a running trial
+        if "checkpointed" in _saved_state(experiment).values():
             break
         time.sleep(0.2)
     else:
@@ -150,20 +161,27 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path, teacher_c
         os.kill(pid, signal.SIGKILL)
     driver.wait()
     time.sleep(1)
+    at_kill = _saved_state(experiment)  # the final word: the driver is gone
     resumed = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True,
                              timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     table = pd.read_parquet(experiment / "results.parquet")
     assert len(table) == 8 and (table["status"] == "finished").all(), table["status"]
-    for trial_dir, job_dir in zip(table["trial_dir"], table["job_dir"]):
-        starts = [json.loads(line) for line in
+    for trial_id, trial_dir, job_dir in zip(table["trial_id"], table["trial_dir"],
+                                            table["job_dir"]):
+        starts = [json.loads(line)["start"] for line in
                   (Path(job_dir) / "starts.log").read_text().splitlines()]
-        assert [s["start"] for s in starts].count("fresh") == 1, starts  # never run twice
+        state = at_kill.get(trial_id)
+        if state == "finished":  # finished trials are not re-run
+            assert starts == ["fresh"], (trial_id, starts)
+        elif state == "checkpointed":  # unfinished ones continue from their checkpoint
+            assert starts == ["fresh", "resumed"], (trial_id, starts)
+        else:  # started without a checkpoint (starts over), or not started before the kill
+            assert starts in (["fresh"], ["fresh", "fresh"]), (trial_id, starts)
         results = [json.loads(line) for line in
                    (Path(trial_dir) / "result.json").read_text().splitlines()]
-        assert sum(1 for r in results if r.get("done_job")) == 1
-    assert any(len((Path(d) / "starts.log").read_text().splitlines()) > 1
-               for d in table["job_dir"])  # at least one trial continued from a checkpoint
+        assert sum(1 for r in results if r.get("done_job")) == 1  # none finished twice
+    assert "checkpointed" in at_kill.values()  # so at least one trial continued from one
     assert (table["speedup"] > 0).all()
     assert (experiment / "report.md").is_file() and (experiment / "plots").is_dir()
     if storage == "folder":  # the Optuna study lives beside the results, in SQLite
