@@ -306,10 +306,7 @@ class CofiPruner:
             # the Lagrangian oscillates around the target: a checkpoint whose realized sparsity
             # is far from it would be a mislabelled frontier point, so the best is kept only
             # within [target - eps, target + max_overshoot]
-            realized = event["deterministic_sparsity"]
-            eligible = self.reached_target and realized >= cfg.target_sparsity - \
-                cfg.sparsity_epsilon and (cfg.max_overshoot is None
-                                          or realized <= cfg.target_sparsity + cfg.max_overshoot)
+            eligible = self.reached_target and self._in_band(event["deterministic_sparsity"])
         elif self.stage == "finetune":
             event["at_target"] = True  # the compact model has its final sparsity
             event["deterministic_sparsity"] = 1 - self.model.prunable_parameters() / \
@@ -419,12 +416,9 @@ class CofiPruner:
 
     # ---- the result -----------------------------------------------------------------------
 
-    def _on_target(self, prunable: int) -> bool | None:
-        """Whether the compact model's sparsity is the one it was asked for (the band the
-        best checkpoint is chosen in); None for a baseline, which has no target."""
-        if self.job.method != "cofi":
-            return None
-        cfg, realized = self.cfg, 1 - prunable / self.dense_params
+    def _in_band(self, realized: float) -> bool:
+        """Whether ``realized`` sparsity is in [target - eps, target + max_overshoot]."""
+        cfg = self.cfg
         high = math.inf if cfg.max_overshoot is None else cfg.target_sparsity + cfg.max_overshoot
         return cfg.target_sparsity - cfg.sparsity_epsilon <= realized <= high
 
@@ -441,7 +435,9 @@ class CofiPruner:
             target_sparsity=self.cfg.target_sparsity if self.job.method == "cofi" else
             1 - prunable / self.dense_params,
             realized_sparsity=1 - prunable / self.dense_params,
-            reached_target=self.reached_target, on_target=self._on_target(prunable),
+            reached_target=self.reached_target,
+            on_target=self._in_band(1 - prunable / self.dense_params)
+            if self.job.method == "cofi" else None,  # a baseline has no target
             prunable_params=prunable,
             dense_prunable_params=self.dense_params,
             total_params=sum(p.numel() for p in self.model.parameters()),

@@ -194,53 +194,24 @@ def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> 
     path.write_text(json.dumps(known, indent=1))
 
 
-def _store_teacher(experiment: str, teacher_dir: Path) -> None:
-    """Stores the teacher with the experiment, under its cache folder's name (which names its
-    settings), for trials on nodes that cannot see the driver's cache and for a driver that
-    resumes elsewhere. Once: a marker says the copy is complete."""
-    copy = storage.join(experiment, storage.TEACHER_COPY, teacher_dir.name)
-    if not storage.exists(storage.join(copy, "complete")):
-        print(f"[sweep] storing the teacher for other nodes: {copy}", flush=True)
-        storage.upload(teacher_dir, copy)
-        storage.write_text(storage.join(copy, "complete"), "")
-
-
-def _fetch_stored_teacher(experiment: str, job: Any) -> None:
-    """A driver resuming on a machine without the teacher in its cache takes the copy stored
-    with the experiment (same name, so same settings) instead of training it again."""
-    from filelock import FileLock
-
-    from cofi_sweep.teacher import TEACHER_FILE, teacher_folder
-
-    folder = teacher_folder(job)
-    stored = storage.join(experiment, storage.TEACHER_COPY, folder.name)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
-        if not (folder / TEACHER_FILE).is_file() and storage.exists(
-                storage.join(stored, "complete")):
-            print(f"[sweep] teacher: the experiment's stored copy, {stored}", flush=True)
-            storage.download(stored, folder)
-
-
 def _init_ray(address: str | None) -> bool:
-    """Attaches to a cluster (``--address`` / RAY_ADDRESS) or starts a quiet local one."""
+    """Attaches to a cluster (``--address`` / RAY_ADDRESS; RAY_AUTH_MODE=token, set above, lets
+    an explicit address authenticate) or starts a quiet local one; True for a cluster."""
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS")
     if address:
-        if address != "auto":  # an explicit address does not pick up the auth token itself
-            os.environ.setdefault("RAY_AUTH_MODE", "token")
         ray.init(address=address, logging_level="warning", log_to_driver=False)
         return True
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              logging_level="warning", configure_logging=True)
-    return True
+    return False
 
 
 def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None) -> Path:
     """Runs the whole sweep; returns the local folder with its results (the experiment folder,
     or for a URI its mirror). See the module docstring."""
-    from cofi_sweep.teacher import get_teacher
+    from cofi_sweep.teacher import get_teacher, teacher_folder
 
     experiment = storage.join(space.storage_uri(), space.name)
     try:
@@ -253,17 +224,20 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     storage.write_text(storage.join(experiment, "space.json"),
                        json.dumps(dataclasses.asdict(space), indent=1))
     print(describe_plan(space), flush=True)
-    if resume:
-        _fetch_stored_teacher(experiment, space.job)
+    if resume:  # on another machine, take the stored teacher rather than train it again
+        from cofi_sweep.trainable import fetch_teacher
+
+        fetch_teacher(experiment, teacher_folder(space.job))
     teacher = get_teacher(space.job)
     print(f"teacher: {teacher.path} ({'cached' if teacher.cached else 'trained'}) dev "
           f"{teacher.metrics}", flush=True)
 
     import ray
 
-    _init_ray(address)
-    if storage.is_uri(experiment) or address or os.environ.get("RAY_ADDRESS"):
-        _store_teacher(experiment, teacher.path)
+    if _init_ray(address) or storage.is_uri(experiment):  # other machines may need it
+        from cofi_sweep.trainable import store_teacher
+
+        store_teacher(experiment, teacher.path)
     try:
         if not run_trials(space, experiment, str(teacher.path), resume):
             print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")

@@ -96,7 +96,7 @@ def test_download_is_whole_and_the_mirror_skips_the_teacher_copy(tmp_path: Path)
 def test_a_node_without_the_drivers_cache_gets_the_stored_teacher(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cofi_sweep.teacher import TEACHER_FILE
-    from cofi_sweep.trainable import local_teacher
+    from cofi_sweep.trainable import local_teacher, store_teacher
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node_tmp"))  # the node's local disk
 
@@ -106,8 +106,8 @@ def test_a_node_without_the_drivers_cache_gets_the_stored_teacher(
     (cache / "model.safetensors").write_bytes(b"teacher")
     folder = tmp_path / "shared" / "exp"
     uri = f"file://{tmp_path}/bucket/exp"
-    for experiment in (str(folder), uri):  # stored under its cache name (= its settings)
-        storage.upload(cache, storage.join(experiment, storage.TEACHER_COPY, cache.name))
+    for experiment in (str(folder), uri):  # as the driver stores it for other nodes
+        store_teacher(experiment, cache)
     assert local_teacher(str(cache), uri) == str(cache)  # this node sees the driver's cache
     missing = str(tmp_path / "elsewhere" / "sst2-minilm-abc")
     assert local_teacher(missing, str(folder)) == str(folder / "teacher" / cache.name)
@@ -119,8 +119,8 @@ def test_a_node_without_the_drivers_cache_gets_the_stored_teacher(
 
 def test_a_driver_resuming_elsewhere_takes_the_stored_teacher(tmp_path: Path) -> None:
     from cofi_sweep.config import JobConfig, from_dict
-    from cofi_sweep.run import _fetch_stored_teacher
     from cofi_sweep.teacher import TEACHER_FILE, teacher_folder
+    from cofi_sweep.trainable import fetch_teacher
 
     settings = {"model": "tiny-bert", "task": "synthetic", "data": {"source": "synthetic"},
                 "teacher": {"cache_dir": str(tmp_path / "new_machine")}}
@@ -129,11 +129,11 @@ def test_a_driver_resuming_elsewhere_takes_the_stored_teacher(tmp_path: Path) ->
     stored = tmp_path / "bucket" / "exp" / "teacher" / teacher_folder(job).name
     stored.mkdir(parents=True)
     (stored / TEACHER_FILE).write_text("{}")
-    _fetch_stored_teacher(uri, job)
+    fetch_teacher(uri, teacher_folder(job))
     assert not (teacher_folder(job) / TEACHER_FILE).exists()  # not marked complete: ignored
     (stored / "complete").write_text("")
-    _fetch_stored_teacher(uri, job)
+    fetch_teacher(uri, teacher_folder(job))
     assert (teacher_folder(job) / TEACHER_FILE).is_file()  # get_teacher now hits the cache
     other = from_dict(JobConfig, {**settings, "teacher": {**settings["teacher"], "seed": 1}})
-    _fetch_stored_teacher(uri, other)  # other settings: a different teacher, not taken
+    fetch_teacher(uri, teacher_folder(other))  # other settings: a different teacher, not taken
     assert not (teacher_folder(other) / TEACHER_FILE).exists()
