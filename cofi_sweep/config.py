@@ -59,6 +59,9 @@ class DataConfig:
     dir: str | None = None  # GLUE-layout folder (<TASK>/train.tsv, dev.tsv) for source=local
     max_train_samples: int | None = None  # seeded subsample of the training split
     max_eval_samples: int | None = None  # seeded subsample of the dev split
+    # a seeded split carved from train that decides checkpoints, early stopping and search,
+    # so dev is only reported (None: dev does both; sweeps default to 500)
+    selection_size: int | None = None
     max_seq_length: int = 128
     seed: int = 0  # subsampling and synthetic generation
     synthetic_train_size: int = 4000
@@ -66,6 +69,7 @@ class DataConfig:
 
     def check(self) -> list[str]:
         problems = below(self, {"max_train_samples": 1, "max_eval_samples": 1,
+                                "selection_size": 10,
                                 "synthetic_train_size": 10, "synthetic_eval_size": 10})
         if self.source == "local" and not self.dir:
             problems.append("dir: source=local needs dir (a folder with <TASK>/train.tsv, dev.tsv)")
@@ -118,6 +122,9 @@ class CofiConfig:
     # only where realized sparsity is in [target - eps, target + max_overshoot] (null: no cap)
     sparsity_epsilon: float = 0.01
     max_overshoot: float | None = 0.01
+    # before compaction (and for evaluations at target), move the deterministic masks onto
+    # the band by the fewest heads/FFN units (cofi_sweep/projection.py); false = reference
+    project_to_band: bool = True
     temperature: float = 2.0
     alpha_layer: float = 0.9
     alpha_pred: float = 0.1

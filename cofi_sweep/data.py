@@ -93,7 +93,13 @@ def get_task(name: str) -> TaskSpec:
 
 def load_task(task: str, cfg: DataConfig) -> dict[str, Any]:
     """Loads ``{"train": Dataset, "dev": Dataset}`` for ``task`` from the configured source,
-    with the configured seeded subsampling applied."""
+    with the configured seeded subsampling applied.
+
+    With ``cfg.selection_size``, a seeded ``"selection"`` split of that many examples is carved
+    out of the training data first (before any subsampling), so neither the teacher nor the
+    student ever trains on it: checkpoints, early stopping and the search are decided on it,
+    and the dev set is left to report.
+    """
     spec = get_task(task)
     if cfg.source == "synthetic" or spec.name in SYNTHETIC_TASKS:
         splits = _synthetic_splits(cfg)
@@ -101,6 +107,14 @@ def load_task(task: str, cfg: DataConfig) -> dict[str, Any]:
         splits = _local_splits(spec, cfg.dir)
     else:
         splits = _hub_splits(spec)
+    if cfg.selection_size is not None:
+        n = len(splits["train"])
+        if cfg.selection_size > n // 2:
+            raise DataError(f"data.selection_size={cfg.selection_size} would take more than "
+                            f"half of the {n} training examples of {task!r}; lower it")
+        parts = splits["train"].train_test_split(test_size=cfg.selection_size,
+                                                 seed=cfg.seed + 1, shuffle=True)
+        splits["train"], splits["selection"] = parts["train"], parts["test"]
     limits = {"train": cfg.max_train_samples, "dev": cfg.max_eval_samples}
     for split, limit in limits.items():
         if limit is not None and limit < len(splits[split]):

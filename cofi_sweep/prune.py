@@ -1,8 +1,12 @@
 """One CoFi job, start to finish, without Ray: the training loop lives here.
 
     teacher (cached) -> 1. distil-only warm-up -> 2. pruning (masks + Lagrangian, target warm-up,
-    then hold; best dev checkpoint once expected sparsity >= target - eps) -> compaction ->
-    3. distillation fine-tune of the compact model (constant LR, best dev kept) -> saved model
+    then hold; best checkpoint at target) -> masks projected onto the target band -> compaction
+    -> 3. distillation fine-tune of the compact model (constant LR, best kept) -> saved model
+
+Checkpoints are chosen on the *selection* split (``data.selection_size`` examples held out of
+the training data) when there is one, else on dev; dev is evaluated once per finished model
+(the best pruning checkpoint and the final compact model), for the report.
 
     python -m cofi_sweep.prune --config configs/sst2_minilm_cpu.yaml cofi.target_sparsity=0.9
 
@@ -37,6 +41,7 @@ from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_p
 from cofi_sweep.evaluation import evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.gates import Gates, masks_as_probs
 from cofi_sweep.model import CofiBert, EncoderShape, group_alive, resolve_device
+from cofi_sweep.projection import project_to_band
 from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.teacher import Teacher, get_teacher, linear_schedule, param_groups
 
@@ -60,8 +65,10 @@ class CofiResult:
     dense_prunable_params: int
     total_params: int
     teacher_metrics: dict[str, float]
-    pruned_metrics: dict[str, float]  # masked model, deterministic masks, best pruning ckpt
-    compact_metrics: dict[str, float]  # compact model after fine-tuning (best dev)
+    pruned_metrics: dict[str, float]  # dev: the best pruning checkpoint, compacted
+    compact_metrics: dict[str, float]  # dev: the compact model after fine-tuning
+    selection_metrics: dict[str, float]  # selection split: the same final model
+    selection: str  # which split chose the checkpoints ("dev" when there is no selection split)
     main_metric: str
     structure: dict[str, Any]
     layer_alignment: list[int | None]  # student layer (1-based) per teacher layer
@@ -117,6 +124,13 @@ class CofiPruner:
                                         batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.dev_loader = make_loader(data["dev"], self.tokenizer, batch_size=128,
                                       shuffle=False)
+        if "selection" in data:
+            self.select_loader = make_loader(data["selection"], self.tokenizer, batch_size=128,
+                                             shuffle=False)
+            self.selection = (f"selection split: {len(data['selection'])} examples held out of "
+                              f"the training data (seed {job.data.seed})")
+        else:
+            self.select_loader, self.selection = self.dev_loader, "dev"
         per_epoch = len(self.train_loader)
         self.steps = {"distill": round(cfg.distill_epochs * per_epoch),
                       "prune": max(1, round(cfg.prune_epochs * per_epoch)),
@@ -273,6 +287,23 @@ class CofiPruner:
         size = expected_size(masks_as_probs(masks, self.gates), self.dense_shape.head_dim)
         return 1 - float(size) / self.dense_params
 
+    def masks_at_target(self, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """``masks`` projected onto [target - eps, target + max_overshoot] (when
+        ``cofi.project_to_band``; see :mod:`cofi_sweep.projection`)."""
+        cfg = self.cfg
+        if not cfg.project_to_band:
+            return masks
+        d_h = self.dense_shape.head_dim
+        hidden = float(masks["hidden_z"].sum()) if "hidden_z" in masks else \
+            self.dense_shape.hidden_size
+        high = 1.0 if cfg.max_overshoot is None else cfg.target_sparsity + cfg.max_overshoot
+        return project_to_band(
+            masks, dict(self.gates.log_alpha.items()),
+            size=lambda m: float(expected_size(masks_as_probs(m, self.gates), d_h)),
+            dense=self.dense_params, target=cfg.target_sparsity,
+            low=cfg.target_sparsity - cfg.sparsity_epsilon, high=high,
+            head_cost=4 * d_h * hidden + 3 * d_h, unit_cost=2 * hidden + 1)
+
     def structure(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Kept heads and FFN units per layer and kept hidden dims (under ``masks``)."""
         if self.stage == "finetune" or masks is None:
@@ -285,32 +316,38 @@ class CofiPruner:
 
     def _evaluate(self, epoch: int, loss: float, parts: dict[str, float]) -> None:
         cfg, task = self.cfg, self.task
-        masks = self.gates.deterministic() if self.stage == "prune" else None
-        metrics = evaluate(self.model, self.dev_loader, task, masks=masks, device=self.device)
         event: dict[str, Any] = {
             "stage": self.stage, "step": self.global_step, "stage_step": self.stage_step,
-            "epoch": epoch, "loss": loss, **parts,
-            "metric": metrics[task.main_metric], **{f"dev_{k}": v for k, v in metrics.items()},
-        }
-        eligible, event["at_target"] = True, False
+            "epoch": epoch, "loss": loss, **parts}
+        eligible, masks = True, None
         if self.stage == "prune":
             expected = self.expected_sparsity().item()
+            raw = self.gates.deterministic()
+            self.reached_target |= expected >= cfg.target_sparsity - cfg.sparsity_epsilon
+            # with projection every evaluation after the target's warm-up is of an on-target
+            # model, so the target counts as reached then, however far the Lagrangian lags
+            self.reached_target |= cfg.project_to_band and self.stage_step >= self.warmup_steps
+            masks = self.masks_at_target(raw) if self.reached_target else raw
             event.update(
                 target=target_at(self.stage_step, target=cfg.target_sparsity,
                                  warmup_steps=self.warmup_steps),
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
-                    masks), lambda_1=self.lagrangian.lambda_1.item(),
+                    raw), realized_sparsity=self.deterministic_sparsity(masks),
+                lambda_1=self.lagrangian.lambda_1.item(),
                 lambda_2=self.lagrangian.lambda_2.item())
-            self.reached_target |= expected >= cfg.target_sparsity - cfg.sparsity_epsilon
-            event["at_target"] = self.reached_target
             # the Lagrangian oscillates around the target: a checkpoint whose realized sparsity
             # is far from it would be a mislabelled frontier point, so the best is kept only
             # within [target - eps, target + max_overshoot]
-            eligible = self.reached_target and self._in_band(event["deterministic_sparsity"])
+            eligible = self.reached_target and self._in_band(event["realized_sparsity"])
         elif self.stage == "finetune":
-            event["at_target"] = True  # the compact model has its final sparsity
-            event["deterministic_sparsity"] = 1 - self.model.prunable_parameters() / \
-                self.dense_params
+            event["realized_sparsity"] = 1 - self.model.prunable_parameters() / self.dense_params
+        # at_target: the score is of a model at its final sparsity (what early stopping ranks)
+        event["at_target"] = self.stage == "finetune" or (self.stage == "prune"
+                                                          and self.reached_target)
+        metrics = evaluate(self.model, self.select_loader, task, masks=masks,
+                           device=self.device)
+        event["metric"] = metrics[task.main_metric]
+        event.update({f"selection_{k}": v for k, v in metrics.items()})
         event["structure"] = self.structure(masks)
         event["layer_alignment"] = [None if j is None else j + 1 for j in self.mapping]
         # best checkpoint: the best dev metric among eligible evaluations; while none has been
@@ -321,7 +358,7 @@ class CofiPruner:
                         or event["metric"] > self.best["event"]["metric"]):
                     self.best = {"event": event, "eligible": True, "state": self._snapshot()}
             elif self.best is None or not self.best["eligible"]:
-                distance = abs(event["deterministic_sparsity"] - cfg.target_sparsity)
+                distance = abs(event["realized_sparsity"] - cfg.target_sparsity)
                 if self.best is None or distance < self.best["distance"]:
                     self.best = {"event": event, "eligible": False, "distance": distance,
                                  "state": self._snapshot()}
@@ -342,18 +379,19 @@ class CofiPruner:
                 self.model.load_state_dict(self.best["state"]["model"])
                 self.gates.load_state_dict(self.best["state"]["gates"])
                 self.projection.load_state_dict(self.best["state"]["projection"])
-                self.pruned_metrics = {k[4:]: v for k, v in self.best["event"].items()
-                                       if k.startswith("dev_")}
             if self.best is not None and not self.best["eligible"]:
                 log.warning("no evaluation had realized sparsity within [target - eps, target "
                             "+ max_overshoot] of %.3f once expected sparsity had reached target "
-                            "- eps; compacting the one closest to the target (%.4f) (raise "
-                            "prune_epochs or reg_learning_rate, or eval more often)",
-                            self.cfg.target_sparsity,
-                            self.best["event"]["deterministic_sparsity"])
-            masks = self.gates.deterministic()
+                            "- eps; compacting the one closest to the target (%.4f)%s",
+                            self.cfg.target_sparsity, self.best["event"]["realized_sparsity"],
+                            ", projected onto the band" if self.cfg.project_to_band else
+                            " (raise prune_epochs or reg_learning_rate, or eval more often, "
+                            "or set cofi.project_to_band: true)")
+            masks = self.masks_at_target(self.gates.deterministic())
             self.model = compact(self.model, masks)
             self.projection = compact_projection(self.projection, masks)
+            self.pruned_metrics = evaluate(self.model, self.dev_loader, self.task,
+                                           device=self.device)  # once, for the report
             self.stage = "finetune"
             if self.steps["finetune"] == 0:  # no fine-tune: the compact model is final
                 self._evaluate(0, float("nan"), {})
@@ -429,6 +467,7 @@ class CofiPruner:
         self.tokenizer.save_pretrained(compact_dir)
         final = [e for e in self.history if e["stage"] == "finetune"]
         best = max(final, key=lambda e: e["metric"]) if final else self.history[-1]
+        dev = evaluate(self.model, self.dev_loader, self.task, device=self.device)  # once
         prunable = self.model.prunable_parameters()
         result = CofiResult(
             compact_dir=str(compact_dir),
@@ -442,7 +481,10 @@ class CofiPruner:
             dense_prunable_params=self.dense_params,
             total_params=sum(p.numel() for p in self.model.parameters()),
             teacher_metrics=self.teacher_info.metrics, pruned_metrics=self.pruned_metrics,
-            compact_metrics={k[4:]: v for k, v in best.items() if k.startswith("dev_")},
+            compact_metrics=dev,
+            selection_metrics={k[10:]: v for k, v in best.items()
+                               if k.startswith("selection_")},
+            selection=self.selection,
             main_metric=self.task.main_metric, structure=self.model.structure(),
             layer_alignment=[None if j is None else j + 1 for j in self.mapping],
             teacher_layers=self.teacher_layers, wall_seconds=time.time() - self.start_time,
@@ -462,7 +504,8 @@ def print_progress(pruner: CofiPruner, event: dict[str, Any]) -> None:
              f"dev {pruner.task.main_metric}={event['metric']:.4f}"]
     if "expected_sparsity" in event:
         parts.append(f"sparsity exp={event['expected_sparsity']:.3f} "
-                     f"det={event['deterministic_sparsity']:.3f} tgt={event['target']:.3f} "
+                     f"det={event['deterministic_sparsity']:.3f} "
+                     f"realized={event['realized_sparsity']:.3f} tgt={event['target']:.3f} "
                      f"lambda=({event['lambda_1']:+.3f},{event['lambda_2']:+.3f})")
     s = event["structure"]
     parts.append(f"hidden={s['hidden']} heads={s['heads']} ffn={s['ffn']}")
@@ -477,9 +520,10 @@ def format_report(result: CofiResult) -> str:
         f" ({result.prunable_params:,} of {result.dense_prunable_params:,} prunable params)"
         + (" OFF TARGET: more pruning steps or a larger reg_learning_rate close the gap"
            if result.on_target is False else ""),
-        f"dev {m}: teacher {result.teacher_metrics.get(m, float('nan')):.4f} | pruned (masked) "
+        f"dev {m}: teacher {result.teacher_metrics.get(m, float('nan')):.4f} | pruned "
         f"{result.pruned_metrics.get(m, float('nan')):.4f} | compact after fine-tune "
         f"{result.compact_metrics.get(m, float('nan')):.4f}",
+        f"checkpoints chosen on: {result.selection}",
         f"hidden dims kept: {result.structure['hidden']}",
         "layer  heads  ffn_units",
     ]

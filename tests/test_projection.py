@@ -1,0 +1,111 @@
+"""Projection of binary masks onto the target band (cofi_sweep/projection.py)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from cofi_sweep.gates import Gates, masks_as_probs
+from cofi_sweep.projection import project_to_band
+from cofi_sweep.sparsity import dense_size, expected_size
+
+# a head is 0.6 % of the prunable parameters here, finer than the band (as in MiniLM: 0.5 %)
+L, H, D_H, F, D = 4, 8, 8, 512, 64
+COARSE = dict(L=4, H=4, D_H=16, F=128)  # tiny-bert: a head is 3 %, coarser than the band
+
+
+def dense(L: int = L, H: int = H, D_H: int = D_H, F: int = F) -> int:
+    return dense_size(num_layers=L, hidden_size=D, num_heads=H, head_dim=D_H, ffn_size=F)
+
+
+def gates_at(seed: int, families: tuple[str, ...] = ("head", "mha", "int", "ffn", "hidden"),
+             L: int = L, H: int = H, F: int = F, **_: int) -> Gates:
+    gates = Gates(num_layers=L, num_heads=H, ffn_size=F, hidden_size=D, families=families)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for a in gates.log_alpha.values():
+            a.copy_(torch.randn(a.shape, generator=g) * 3)
+        if "hidden" in gates.log_alpha:  # hidden dims are rarely pruned (and never restored)
+            gates.log_alpha["hidden"].add_(8.0)
+    return gates
+
+
+def sparsity(masks: dict, gates: Gates, **shape: int) -> float:
+    d_h = shape.get("D_H", D_H)
+    return 1 - float(expected_size(masks_as_probs(masks, gates), d_h)) / dense(**shape)
+
+
+def project(masks: dict, gates: Gates, target: float, eps: float = 0.01, **shape: int) -> dict:
+    d_h = shape.get("D_H", D_H)
+    hidden = float(masks["hidden_z"].sum()) if "hidden_z" in masks else D
+    return project_to_band(masks, dict(gates.log_alpha.items()),
+                           size=lambda m: float(expected_size(masks_as_probs(m, gates), d_h)),
+                           dense=dense(**shape), target=target, low=target - eps,
+                           high=target + eps, head_cost=4 * d_h * hidden + 3 * d_h,
+                           unit_cost=2 * hidden + 1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("target", [0.2, 0.5, 0.8, 0.95])
+def test_projection_lands_in_band_by_moving_the_lowest_or_highest_ranked_units(
+        seed: int, target: float) -> None:
+    gates = gates_at(seed)
+    raw = gates.deterministic()
+    before = sparsity(raw, gates)
+    out = project(raw, gates, target)
+    after = sparsity(out, gates)
+    assert target - 0.01 <= after <= target + 0.01, (before, after)
+    # hidden dims never move; layer gates only come back on, when reviving
+    assert torch.equal(out["hidden_z"], raw["hidden_z"])
+    for name in ("head_layer_z", "mlp_z"):
+        assert torch.equal(out[name], raw[name]) or (before > target and
+                                                     bool((out[name] >= raw[name]).all()))
+    changed = {n: (out[n] != raw[n]) for n in ("head_z", "intermediate_z")}
+    scores = {"head_z": gates.log_alpha["head"].detach(),
+              "intermediate_z": gates.log_alpha["int"].detach()}
+    moved = torch.cat([scores[n][changed[n]] for n in changed])
+    if abs(before - target) <= 0.01:
+        assert len(moved) == 0 and out is raw
+        return
+    assert len(moved) > 0
+    pruned = before < target
+    for n in changed:  # every moved unit of a live sub-layer went the same way
+        live_row = raw["head_layer_z" if n == "head_z" else "mlp_z"] != 0
+        moved_here = changed[n] & live_row[:, None]
+        assert bool((out[n][moved_here] == (0.0 if pruned else 1.0)).all())
+    # the moved units are the extreme-ranked ones among those that could move (pruning: the
+    # kept units of live sub-layers; reviving: units of sub-layers that were live)
+    layer_on = {"head_z": raw["head_layer_z"] != 0, "intermediate_z": raw["mlp_z"] != 0}
+    live = {n: layer_on[n][:, None].expand_as(raw[n]) for n in changed}
+    moved_live = torch.cat([scores[n][changed[n] & live[n]] for n in changed])
+    still = torch.cat([scores[n][(out[n] != 0 if pruned else out[n] == 0) & live[n]]
+                       for n in changed])
+    if pruned:
+        assert len(still) == 0 or moved.max() <= still.min()
+    elif len(still):  # live sub-layers still had room: nothing of a removed one came back
+        assert len(moved_live) == len(moved) and moved.min() >= still.max()
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("target", [0.2, 0.5, 0.8, 0.95])
+def test_projection_lands_in_band_when_heads_are_coarser_than_the_band(seed: int,
+                                                                       target: float) -> None:
+    gates = gates_at(seed, **COARSE)
+    out = project(gates.deterministic(), gates, target, **COARSE)
+    assert target - 0.01 <= sparsity(out, gates, **COARSE) <= target + 0.01
+
+
+def test_projection_needs_a_fine_grained_family() -> None:
+    gates = gates_at(0, families=("mha", "ffn", "hidden"))
+    raw = gates.deterministic()
+    assert project(raw, gates, 0.9) is raw  # nothing to move: unchanged, the caller decides
+
+
+def test_projection_revives_a_removed_layer_only_when_live_ones_are_full() -> None:
+    gates = gates_at(3)
+    raw = gates.deterministic()
+    raw["head_layer_z"][0] = 0.0  # layer 1's MHA gated off: its heads do not count
+    near = project(raw, gates, sparsity(raw, gates) - 0.05)  # a little room: live layers do
+    assert near["head_layer_z"][0] == 0 and torch.equal(near["head_z"][0], raw["head_z"][0])
+    far = project(raw, gates, 0.03)  # nearly all the way back: the removed MHA returns too
+    assert far["head_layer_z"][0] == 1 and sparsity(far, gates) <= 0.04
