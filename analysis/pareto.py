@@ -70,3 +70,34 @@ def hypervolume_2d(points: np.ndarray, reference: Sequence[float],
             area += (x - ref[0]) * (y - best_y)
             best_y = y
     return float(area)
+
+
+def value_at(speedups: Sequence[float], values: Sequence[float], k: float) -> float | None:
+    """A frontier's value at speedup ``k``: linear in log speedup between its points; the value
+    of its slowest point for ``k`` below it (a model at least that fast exists); None beyond
+    its fastest point (the frontier does not reach ``k``)."""
+    s = np.asarray(speedups, dtype=float)
+    v = np.asarray(values, dtype=float)
+    order = np.argsort(s)
+    s, v = s[order], v[order]
+    if len(s) == 0 or k > s[-1]:
+        return None
+    if k <= s[0]:
+        return float(v[0])
+    return float(np.interp(np.log(k), np.log(s), v))
+
+
+# One hypervolume reference for every frontier of a report: speedup 1x and the teacher's metric
+# minus METRIC_SPAN. Each axis is scaled so that the unit square is a factor of SPEEDUP_SPAN in
+# speedup (log scale) by METRIC_SPAN of metric: 10 points of accuracy weigh as much as 16x.
+SPEEDUP_SPAN = 16.0
+METRIC_SPAN = 0.10
+
+
+def normalized_hypervolume(speedups: Sequence[float], scores: Sequence[float],
+                           teacher: float) -> float:
+    """Hypervolume of (speedup, score) points in the scaled space described above: 1.0 is a
+    model at 16x with the teacher's score; points below teacher - METRIC_SPAN add nothing."""
+    x = np.log2(np.asarray(speedups, dtype=float)) / np.log2(SPEEDUP_SPAN)
+    y = (np.asarray(scores, dtype=float) - (teacher - METRIC_SPAN)) / METRIC_SPAN
+    return hypervolume_2d(np.stack([x, y], axis=1), (0.0, 0.0))

@@ -5,11 +5,17 @@
 Writes, in the experiment folder (works on running or interrupted experiments too):
   results.parquet   one row per trial (from the trial folders)
   pareto.csv        non-dominated points per method/ablation (max metric, max measured speedup)
-                    and each frontier's hypervolume against the stated reference point
+                    and each frontier's hypervolume against the one stated reference point
   plots/*.png|svg   metric vs measured speedup (frontiers, teacher, 95 % of teacher, published
                     points), metric vs remaining parameters, predicted vs measured speedup,
                     kept structure of the frontier models
-  report.md         the tables, which ablation wins where, the frontier's compact model paths
+  report.md         which split selected and which is reported, the frontiers, accuracy at
+                    2x/3x/4x/6x/8x/10x speedup, the frontier's compact model paths, off-target
+                    trials
+
+Like with like: a point is a grid cell with its searched values, averaged over its seeds (mean
+and sample standard deviation); only finished trials on target (or baselines) make points, and
+they are placed at their *measured* speedup and realized sparsity, never at a nominal target.
 """
 
 from __future__ import annotations
@@ -21,12 +27,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.pareto import hypervolume_2d, pareto_front
+from analysis.pareto import (METRIC_SPAN, SPEEDUP_SPAN, normalized_hypervolume, pareto_front,
+                             value_at)
 from analysis.results import TABLE_FILE, experiment_from_args, write_table
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 OBJECTIVES = {"speedup": "max", "score": "max"}
-REFERENCE = (1.0, 0.0)  # hypervolume reference: no speedup, metric 0
+SPEEDUPS = (2, 3, 4, 6, 8, 10)  # the "accuracy at kx" table
 OUTPUTS = (TABLE_FILE, "pareto.csv", "report.md", "plots")  # what write_report writes
 
 
@@ -39,22 +46,126 @@ def load_results(experiment: Path) -> pd.DataFrame:
 
 
 def frontier_label(row: pd.Series) -> str:
-    method = row.get("method", "cofi") or "cofi"
-    return f"{method}:{row.get('ablation')}" if method == "cofi" else f"{method}"
+    """``cofi:<ablation>``, or ``distill:<baseline name>``: each baseline is its own series."""
+    return f"{row.get('method', 'cofi') or 'cofi'}:{row.get('ablation')}"
+
+
+def eligible(table: pd.DataFrame) -> pd.DataFrame:
+    """Finished trials that may stand on a frontier: baselines, and CoFi trials on target."""
+    if table.empty or "status" not in table:
+        return table.iloc[:0]
+    done = table[table["status"] == "finished"]
+    if "on_target" in done:
+        done = done[done["on_target"].map(lambda v: v is not False)]
+    return done
+
+
+def points(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per (cell, searched values): the mean over its seeds, with the spread."""
+    done = eligible(table).copy()
+    if done.empty or "speedup" not in done:
+        return pd.DataFrame()
+    searched = sorted(c for c in done if c.startswith("config/cofi.") and c != "config/cofi.seed")
+    done["frontier"] = done.apply(frontier_label, axis=1)
+    done["point"] = done["cell_id"].astype(str) + done[searched].astype(str).agg(
+        " ".join, axis=1) if searched else done["cell_id"].astype(str)
+    rows = []
+    for _, group in done.groupby("point", sort=True):
+        best = group.loc[group["score"].idxmax()]  # its compact model is the one to ship
+        row = best.to_dict()
+        row.update(score=group["score"].mean(), speedup=group["speedup"].mean(),
+                   realized_sparsity=group["realized_sparsity"].mean(), seeds=len(group),
+                   score_std=group["score"].std(ddof=1) if len(group) > 1 else np.nan,
+                   trial_ids=" ".join(sorted(map(str, group["trial_id"]))))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def teacher_score(table: pd.DataFrame) -> float:
+    done = table[table["status"] == "finished"] if len(table) else table
+    return float(done["teacher_score"].iloc[0]) if len(done) else float("nan")
 
 
 def frontiers(table: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Non-dominated finished trials per method/ablation, and each frontier's hypervolume."""
-    done = table[(table.get("status") == "finished")].copy() if len(table) else table
-    if done.empty or "speedup" not in done:
+    """Non-dominated points per method/ablation, and each frontier's hypervolume (the one
+    reference point of :func:`analysis.pareto.normalized_hypervolume`)."""
+    pts = points(table)
+    if pts.empty:
         return pd.DataFrame(), {}
-    done["frontier"] = done.apply(frontier_label, axis=1)
+    teacher = teacher_score(table)
     fronts, volumes = [], {}
-    for label, group in done.groupby("frontier"):
+    for label, group in pts.groupby("frontier"):
         front = pareto_front(group, objectives=OBJECTIVES)
         fronts.append(front)
-        volumes[label] = hypervolume_2d(front[["speedup", "score"]].to_numpy(), REFERENCE)
+        volumes[label] = normalized_hypervolume(front["speedup"], front["score"], teacher)
     return pd.concat(fronts), volumes
+
+
+def accuracy_at_speedups(front: pd.DataFrame) -> pd.DataFrame:
+    """Each frontier's mean score and spread at every k of ``SPEEDUPS`` it reaches."""
+    rows = []
+    for label, f in front.groupby("frontier"):
+        for k in SPEEDUPS:
+            score = value_at(f["speedup"], f["score"], k)
+            if score is not None:
+                spread = value_at(f["speedup"], f["score_std"], k)
+                rows.append({"speedup": k, "frontier": label, "score": score, "std": spread,
+                             "seeds": int(f["seeds"].min())})
+    return pd.DataFrame(rows)
+
+
+def speedup_table(front: pd.DataFrame) -> list[str]:
+    """The table people quote: accuracy at kx speedup, with the winner and whether the lead
+    exceeds the seeds' spread."""
+    at = accuracy_at_speedups(front) if len(front) else pd.DataFrame()
+    if at.empty:
+        return []
+    labels = sorted(at["frontier"].unique())
+    lines = ["## Accuracy at k× measured speedup", "",
+             "Each frontier is interpolated linearly in log speedup between its points; a "
+             "frontier whose fastest point is slower than k× has no entry. ± is the sample "
+             "standard deviation over seeds, interpolated the same way. A lead counts as real "
+             "only when it exceeds the two spreads combined (√(σ₁² + σ₂²)).", "",
+             "| speedup | " + " | ".join(labels) + " | best | lead real? |",
+             "|---|" + "---|" * (len(labels) + 2)]
+    for k, group in at.groupby("speedup"):
+        by = group.set_index("frontier")
+        cells = []
+        for label in labels:
+            if label not in by.index:
+                cells.append("–")
+                continue
+            r = by.loc[label]
+            cells.append(f"{r['score']:.4f}" + (f" ± {r['std']:.4f}" if pd.notna(r["std"])
+                                                 else ""))
+        ranked = group.sort_values("score", ascending=False)
+        verdict = "only one reaches it"
+        if len(ranked) > 1:
+            first, second = ranked.iloc[0], ranked.iloc[1]
+            if pd.isna(first["std"]) or pd.isna(second["std"]):
+                verdict = "unknown (one seed)"
+            else:
+                lead = first["score"] - second["score"]
+                verdict = "yes" if lead > np.hypot(first["std"], second["std"]) else \
+                    "no (within spread)"
+        lines.append(f"| {k}× | " + " | ".join(cells) + f" | {ranked.iloc[0]['frontier']} | "
+                     f"{verdict} |")
+    return lines + [""]
+
+
+def selection_statement(table: pd.DataFrame) -> str:
+    """Which split chose the checkpoints, stopped trials and steered the search."""
+    chosen = sorted(set(table["selection"].dropna())) if "selection" in table else []
+    if not chosen:
+        return "Selection: not recorded (an experiment from an older version)."
+    if chosen == ["dev"]:
+        return ("Selection: **dev did both**. It chose checkpoints, early stopping and the "
+                "search, and it is the reported score, so the scores below are optimistic "
+                "(best-of-N on the published number). Set `job.data.selection_size` to hold "
+                "out a selection split.")
+    return (f"Selection: checkpoints, early stopping (ASHA) and the search (Optuna) were "
+            f"decided on a {'; '.join(chosen)}. The scores below are dev, evaluated once per "
+            f"finished model and never used to choose.")
 
 
 def published_points(table: pd.DataFrame) -> pd.DataFrame:
@@ -76,7 +187,9 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
     done = table[table["status"] == "finished"].copy()
     done["frontier"] = done.apply(frontier_label, axis=1) if len(done) else []
     metric = str(done["main_metric"].iloc[0]) if len(done) and "main_metric" in done else "score"
-    teacher = float(done["teacher_score"].iloc[0]) if len(done) else float("nan")
+    teacher = teacher_score(table)
+    off = done[~done.index.isin(eligible(table).index)]
+    done = done[done.index.isin(eligible(table).index)]
     written = []
 
     def save(fig: plt.Figure, name: str) -> None:
@@ -94,15 +207,23 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
                    s=30, label=f"{label} (all finished trials)")
         f = front[front["frontier"] == label] if len(front) else group.iloc[:0]
         ax.plot(f["speedup"], f["score"], "-o", color=color, label=f"{label} (frontier)", ms=5)
+        if len(f) and f["score_std"].notna().any():
+            ax.errorbar(f["speedup"], f["score"], yerr=f["score_std"], fmt="none",
+                        ecolor=color, capsize=3, lw=1)
+    if len(off):
+        ax.scatter(off["speedup"], off["score"], marker="x", color="gray", s=30,
+                   label="off target (never on a frontier)")
     if np.isfinite(teacher):
         ax.axhline(teacher, color="k", ls="--", lw=1, label=f"teacher ({teacher:.3f})")
         ax.axhline(0.95 * teacher, color="gray", ls=":", lw=1, label="95 % of teacher")
     if len(published):
         ax.scatter(published["speedup"], published["score"] / 100, marker="x", color="k",
                    label="reported, other hardware")
-    ax.set_xlabel("measured speedup over the teacher (x)")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
+    ax.set_xlabel("measured speedup over the teacher (log scale)")
     ax.set_ylabel(f"dev {metric}")
-    ax.set_title("Accuracy vs measured speedup")
+    ax.set_title("Accuracy vs measured speedup (frontier points: mean ± sd over seeds)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over data
     ax.grid(alpha=0.3)
     save(fig, "metric_vs_speedup")
@@ -176,8 +297,9 @@ def write_report(experiment: Path) -> Path:
     table.attrs["space"] = json.loads(space_file.read_text()) if space_file.is_file() else {}
     front, volumes = frontiers(table)
     if len(front):
-        keep = ["frontier", "cell_id", "target_sparsity", "score", "speedup",
-                "realized_sparsity", "prunable_params", "compact_dir", "compact_uri"]
+        keep = ["frontier", "cell_id", "target_sparsity", "score", "score_std", "seeds",
+                "speedup", "realized_sparsity", "prunable_params", "trial_ids", "compact_dir",
+                "compact_uri"]
         out = front[[c for c in keep if c in front]].copy()
         out["hypervolume"] = out["frontier"].map(volumes)
         out.to_csv(experiment / "pareto.csv", index=False)
@@ -190,10 +312,14 @@ def write_report(experiment: Path) -> Path:
     lines = [f"# Sweep report: {experiment.name}", ""]
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     lines.append("Trials: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
-    lines.append("")
+    lines += ["", selection_statement(table), ""]
     lines.append(f"Speedup is the teacher's latency divided by the compact model's, measured "
-                 f"after training, one model at a time; hypervolume reference point: speedup "
-                 f"{REFERENCE[0]}, metric {REFERENCE[1]}.")
+                 f"after training, one model at a time. Points are placed at their measured "
+                 f"speedup and realized sparsity; trials that missed their sparsity band never "
+                 f"stand on a frontier. Hypervolume: one reference for every frontier, speedup "
+                 f"1× and the teacher's score − {METRIC_SPAN:g}, with {SPEEDUP_SPAN:g}× of "
+                 f"speedup (log scale) weighing as much as {METRIC_SPAN:g} of score, so 1.0 is a "
+                 f"{SPEEDUP_SPAN:g}× model at the teacher's score.")
     lines.append("")
     if volumes:
         lines += ["## Frontiers", "", "| frontier | points | hypervolume |", "|---|---|---|"]
@@ -202,18 +328,13 @@ def write_report(experiment: Path) -> Path:
                          f"{volume:.4f} |")
         best = max(volumes, key=volumes.get)
         lines += ["", f"Largest hypervolume: **{best}**.", ""]
-        lines += ["## Which ablation wins where", "",
-                  "| target sparsity | best ablation | score | speedup |", "|---|---|---|---|"]
-        done = table[table["status"] == "finished"]
-        for target, group in done.groupby("target_sparsity"):
-            top = group.loc[group["score"].idxmax()]
-            lines.append(f"| {target} | {frontier_label(top)} | {top['score']:.4f} | "
-                         f"{top['speedup']:.2f}x |")
-        lines += ["", "## Frontier models", "", "| frontier | score | speedup | realized "
-                  "sparsity | compact model |", "|---|---|---|---|---|"]
+        lines += speedup_table(front)
+        lines += ["## Frontier models", "", "| frontier | score (mean ± sd) | seeds | speedup | "
+                  "realized sparsity | compact model (best seed) |", "|---|---|---|---|---|---|"]
         for _, row in front.sort_values(["frontier", "speedup"]).iterrows():
-            lines.append(f"| {row['frontier']} | {row['score']:.4f} | {row['speedup']:.2f}x | "
-                         f"{row['realized_sparsity']:.3f} | "
+            spread = f" ± {row['score_std']:.4f}" if pd.notna(row["score_std"]) else ""
+            lines.append(f"| {row['frontier']} | {row['score']:.4f}{spread} | {row['seeds']} | "
+                         f"{row['speedup']:.2f}x | {row['realized_sparsity']:.3f} | "
                          f"`{row.get('compact_uri') or row['compact_dir']}` |")
     lines += off_target_section(table)
     if len(published):

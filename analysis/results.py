@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,13 @@ def _last_result(trial_dir: Path) -> dict[str, Any]:
     return final or last
 
 
+def _tune_trial_id(trial_dir: Path) -> str:
+    """Tune's trial id, from its folder name ``<trainable>_<id>_<index>_<config>_<date>``
+    (a trial that failed before reporting has no result to read it from)."""
+    match = re.match(r".*?_([0-9a-f]{8}(?:_\d{5})?)_\d+_", trial_dir.name)
+    return match[1] if match else trial_dir.name
+
+
 def collect(experiment: str | Path) -> pd.DataFrame:
     """A row per trial of every cell under ``experiment`` (see module docstring)."""
     experiment = Path(experiment)
@@ -63,7 +71,8 @@ def collect(experiment: str | Path) -> pd.DataFrame:
         else:
             status = "running or interrupted"
         row: dict[str, Any] = {
-            "trial_id": result.get("trial_id", trial_dir.name), "trial_dir": str(trial_dir),
+            "trial_id": result.get("trial_id") or _tune_trial_id(trial_dir),
+            "trial_dir": str(trial_dir),
             "cell_id": params.get("cell_id"), "method": params.get("method", "cofi"),
             "target_sparsity": params.get("target_sparsity"), "ablation": params.get("ablation"),
             "status": status, "iterations": result.get("training_iteration", 0),

@@ -7,14 +7,11 @@
 
 Design. The space is validated before anything starts. The driver trains (or loads) the teacher
 once; trials load it by path. The whole grid is one Tune experiment in ``<storage>/<name>``, so
-``max_concurrent_trials`` holds across cells. The grid cell (target x ablation, or a baseline)
-is a categorical dimension of Optuna's define-by-run space, and each cell is enqueued
-``trials_per_cell`` times, which gives every cell exactly its trials while Optuna samples the
-searched values. ASHA keeps one bracket set per cell, so a high-sparsity trial is only ever
-compared with trials of its own cell. Its clock is ``evals_at_target``, which stays 0 until a
-trial's expected sparsity has reached its target. Optuna learns only from ``final_score``,
-which only finished trials report, so trials that ASHA stopped enter the study as PRUNED.
-When all trials are done, the compact models and the teacher are timed one at a time, in
+``max_concurrent_trials`` holds across cells. The searcher (:mod:`cofi_sweep.search`) hands
+out every cell's ``trials_per_cell`` trials round-robin, each with its own seed, and keeps one
+Optuna study per cell that learns from finished, on-target trials' selection-split scores.
+ASHA (:mod:`cofi_sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
+scores at target. When all trials are done, the compact models and the teacher are timed one at a time, in
 this process, with nothing else running. Then the results table and report are written.
 
 Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
@@ -41,8 +38,9 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit: Ray's default, minu
 # Snapshot the experiment state every second (Ray's "auto" waits >= 10 s): with num_to_keep >= 2
 # the checkpoint a snapshot names is then still on disk when a SIGKILLed sweep is resumed.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-# Only the final result carries final_score (so Optuna never learns from partial trials);
-# Tune's strict check would otherwise reject the intermediate results that lack it.
+# Only the final result carries final_score (so Optuna never learns from partial trials), and
+# only pruning evaluations at target carry ASHA's metric; Tune's strict check would otherwise
+# reject the results that lack them.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 
 from analysis import storage  # noqa: E402
@@ -53,80 +51,26 @@ from cofi_sweep.space import SweepSpace, describe_plan, load_space  # noqa: E402
 log = logging.getLogger("cofi_sweep.run")
 
 
-class CellSpace:
-    """Optuna's define-by-run space (a picklable callable: Tune saves it with the experiment).
-
-    The grid cell is a categorical dimension (each cell is enqueued trials_per_cell times, so
-    Optuna fixes it) and the searched values are sampled; the cell's constants are returned so
-    that every trial's config carries them.
-    """
-
-    def __init__(self, space: SweepSpace) -> None:
-        self.cells = {c["id"]: c for c in space.cells()}
-        self.search = dict(space.search)
-        base = space.job.cofi.seed
-        self.seeds = list(range(base, base + space.trials_per_cell))
-
-    def __call__(self, trial: Any) -> dict[str, Any]:
-        cell = self.cells[trial.suggest_categorical("cell_id", list(self.cells))]
-        for key, d in self.search.items():
-            if d.type == "choice":
-                trial.suggest_categorical(key, d.values)
-            elif d.type == "int":
-                trial.suggest_int(key, int(d.low), int(d.high))
-            else:
-                trial.suggest_float(key, d.low, d.high, log=d.type == "loguniform")
-        if not self.search:  # nothing to sample: a cell's repeated trials differ by seed
-            trial.suggest_categorical("cofi.seed", self.seeds)
-        return {"target_sparsity": cell["target_sparsity"], "ablation": cell["ablation"],
-                "method": cell["method"]}
-
-
-def _enqueued_cells(space: SweepSpace) -> list[dict[str, Any]]:
-    """Every cell, trials_per_cell times: this is what guarantees each cell its trials."""
-    points = []
-    for cell in space.cells():
-        for i in range(space.trials_per_cell):
-            point = {"cell_id": cell["id"]}
-            if not space.search:
-                point["cofi.seed"] = space.job.cofi.seed + i
-            points.append(point)
-    return points
-
-
 def _searcher(space: SweepSpace, experiment: str) -> Any:
     import optuna
-    from ray.tune.search.optuna import OptunaSearch
 
-    from cofi_sweep.trainable import FINAL_METRIC
+    from cofi_sweep.search import PerCellOptunaSearch
 
-    class FinalScoreOptunaSearch(OptunaSearch):
-        """Feeds Optuna only final scores: a result without ``final_score`` (intermediate, or the
-        last one of a trial ASHA stopped) is not a value, so stopped trials end up PRUNED."""
-
-        def on_trial_result(self, trial_id: str, result: dict) -> None:
-            if FINAL_METRIC in result:
-                super().on_trial_result(trial_id, result)
-
-    seed = space.searcher.seed
-    sampler = (optuna.samplers.TPESampler(seed=seed) if space.searcher.sampler == "tpe"
-               else optuna.samplers.RandomSampler(seed=seed))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # An Optuna DB beside the results, for optuna-dashboard / optuna.visualization. SQLite
-    # cannot live in a bucket: there the study stays in memory, inside Tune's searcher state,
-    # which Tune saves with the experiment (so --resume restores it all the same).
-    db = None if storage.is_uri(experiment) else optuna.storages.RDBStorage(
-        f"sqlite:///{storage.join(experiment, 'optuna.db')}")
-    return FinalScoreOptunaSearch(space=CellSpace(space), metric=FINAL_METRIC, mode="max",
-                                  sampler=sampler, storage=db, study_name=space.name,
-                                  points_to_evaluate=_enqueued_cells(space))
+    # cannot live in a bucket: there the studies stay in memory, inside the searcher's state,
+    # which Tune saves with the experiment (so --resume restores them all the same).
+    db = None if storage.is_uri(experiment) else \
+        f"sqlite:///{storage.join(experiment, 'optuna.db')}"
+    return PerCellOptunaSearch(space, storage=db)
 
 
 def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: bool) -> bool:
     """Runs (or resumes) every trial of the sweep in one Tune experiment; True when all ended."""
     from ray import tune
 
-    from cofi_sweep.trainable import PerCellASHA, SweepProgress, train_cofi
+    from cofi_sweep.scheduler import PerCellASHA
+    from cofi_sweep.trainable import SweepProgress, train_cofi
 
     r = space.resources
     trainable = tune.with_resources(
@@ -141,7 +85,8 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
         scheduler = None
         if space.scheduler.type == "asha":
             scheduler = PerCellASHA(grace_period=space.scheduler.grace_period,
-                                    reduction_factor=space.scheduler.reduction_factor)
+                                    reduction_factor=space.scheduler.reduction_factor,
+                                    experiment=experiment)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
@@ -262,18 +207,32 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
 
 def _print_summary(experiment: str, local: Path) -> None:
-    """The best trial per cell, and where the table and the compact models are."""
+    """What ASHA stopped, how many trials landed on target, the best trial per cell (by the
+    selection score, which chose it; dev beside it), and where the table and models are."""
     import pandas as pd
 
     table_path = local / TABLE_FILE
     table = pd.read_parquet(table_path)
     print(f"[sweep] {len(table)} trials: " + ", ".join(
         f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    stopped = table[table["status"] == "stopped early"]
+    if len(stopped):
+        per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()
+                             .sort_index().items())
+        print(f"[sweep] ASHA stopped {len(stopped)} trial(s) early, each against its own "
+              f"cell's selection scores at target ({per_cell})")
     done = table[table["status"] == "finished"]
+    cofi = done[done["method"] == "cofi"]
+    if len(cofi) and "on_target" in cofi:
+        hits = int((cofi["on_target"] == True).sum())  # noqa: E712
+        print(f"[sweep] on target: {hits} of {len(cofi)} finished CoFi trials have realized "
+              f"sparsity within [target - eps, target + max_overshoot]")
     if len(done):
-        cols = ["cell_id", "score", "realized_sparsity", "speedup", "compact_dir"]
-        best = done.sort_values("score").groupby("cell_id").tail(1).sort_values("cell_id")
-        print(best[[c for c in cols if c in best]].to_string(index=False))
+        cols = ["cell_id", "selection_score", "score", "realized_sparsity", "speedup",
+                "compact_dir"]
+        best = done.sort_values("selection_score").groupby("cell_id").tail(1)
+        print("best trial per cell (chosen on selection_score; score = dev, reported):")
+        print(best.sort_values("cell_id")[[c for c in cols if c in best]].to_string(index=False))
     print(f"results table: {table_path}")
     models = f"{TRIALS_DIR}/<trial_id>/job/compact"
     print(f"compact models: {storage.join(experiment, models)}"

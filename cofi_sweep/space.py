@@ -12,7 +12,12 @@ samples the searched values and ASHA may stop trials early (see ``cofi_sweep/run
       ablations: {full: {}, no_hidden: {families: [head, mha, int, ffn]}}
     search:
       cofi.learning_rate: {type: loguniform, low: 2.0e-5, high: 2.0e-4}
-    trials_per_cell: 1
+      cofi.alpha_layer,alpha_pred: {type: choice, values: [[0.9, 0.1], [0.5, 0.5]]}  # a pair
+    trials_per_cell: 3
+
+Sweeps hold out a selection split (``job.data.selection_size``, default
+:data:`SWEEP_SELECTION_SIZE`) that decides checkpoints, early stopping and the search; dev is
+only reported. ``selection_size: null`` turns it off (dev then does both, and the report says so).
 """
 
 from __future__ import annotations
@@ -85,10 +90,22 @@ class GridConfig:
         return problems
 
 
+# cofi settings that act only after compaction: ASHA, which ranks pruning-stage scores, would
+# judge them before they have had any effect
+POST_COMPACTION = ("finetune_learning_rate", "finetune_epochs")
+SWEEP_SELECTION_SIZE = 500  # examples held out of train when a sweep's space does not say
+
+
 @dataclass
 class SearcherConfig:
+    """Optuna, one study per grid cell (see cofi_sweep/search.py)."""
+
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = 0
+    startup_trials: int = 2  # a cell's random trials before its TPE starts learning
+
+    def check(self) -> list[str]:
+        return below(self, {"startup_trials": 1})
 
 
 @dataclass
@@ -180,18 +197,13 @@ class SweepSpace:
                 problems.append(f"{where}.target_sparsity: set targets in grid.target_sparsity")
             problems += _cofi_problems({**base, **overrides}, where)
         for key, dist in self.search.items():
-            where = f"search.{key}"
-            section, _, name = key.partition(".")
-            if section != "cofi" or name not in cofi_fields:
-                problems.append(f"{where}: only cofi.<setting> can be searched (model, data and "
-                                f"teacher are fixed per sweep){_did_you_mean(name, cofi_fields)}")
-                continue
-            if name in ("target_sparsity", "families", "distill"):
-                problems.append(f"{where}: {name} is a grid axis (grid.target_sparsity or "
-                                "grid.ablations), not a searched value")
-                continue
-            for value in dist.endpoints():
-                problems += _cofi_problems({**base, name: value}, where)
+            problems += _search_problems(key, dist, base, cofi_fields)
+        late = [k for k in self.search if set(_names(k)) & set(POST_COMPACTION)]
+        if late and self.scheduler.type == "asha":
+            problems.append(
+                f"search: {', '.join(late)} act(s) only after compaction, but ASHA ranks "
+                "trials on pruning-stage scores, before that; fix it in job.cofi, or set "
+                "scheduler.type: none to search it")
         return problems
 
     # ---- the plan ---------------------------------------------------------------------------
@@ -217,6 +229,35 @@ class SweepSpace:
         return str(Path(self.storage_path).expanduser().resolve())
 
 
+def _names(key: str) -> list[str]:
+    """The cofi settings a search key sets: ``cofi.a,b`` sets a and b together."""
+    return [k.strip() for k in key.partition(".")[2].split(",")]
+
+
+def _search_problems(key: str, dist: Distribution, base: dict[str, Any],
+                     cofi_fields: set[str]) -> list[str]:
+    where = f"search.{key}"
+    section, names = key.partition(".")[0], _names(key)
+    unknown = [n for n in names if n not in cofi_fields]
+    if section != "cofi" or unknown:
+        return [f"{where}: only cofi.<setting> (or cofi.<a>,<b> for a pair) can be searched "
+                f"(model, data and teacher are fixed per sweep)"
+                f"{_did_you_mean(unknown[0] if unknown else key, cofi_fields)}"]
+    grid_axes = [n for n in names if n in ("target_sparsity", "families", "distill", "seed")]
+    if grid_axes:
+        return [f"{where}: {grid_axes[0]} is set per cell (grid.target_sparsity, "
+                "grid.ablations; seeds by trials_per_cell), not a searched value"]
+    if len(names) == 1:
+        return [p for value in dist.endpoints()
+                for p in _cofi_problems({**base, names[0]: value}, where)]
+    values = dist.values or []
+    if dist.type != "choice" or not all(isinstance(v, list) and len(v) == len(names)
+                                        for v in values):
+        return [f"{where}: a pair is searched as a choice of [{', '.join(names)}] lists, "
+                f"e.g. {{type: choice, values: [[0.9, 0.1], [0.5, 0.5]]}}"]
+    return [p for v in values for p in _cofi_problems({**base, **dict(zip(names, v))}, where)]
+
+
 def _cofi_problems(raw: dict[str, Any], where: str) -> list[str]:
     try:
         from_dict(CofiConfig, raw)
@@ -231,6 +272,10 @@ def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpace:
     if not isinstance(raw, dict):
         raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
     raw = apply_overrides(raw, list(overrides))
+    data = raw.setdefault("job", {}).setdefault("data", {}) if isinstance(
+        raw.get("job", {}), dict) else {}
+    if isinstance(data, dict):
+        data.setdefault("selection_size", SWEEP_SELECTION_SIZE)
     return from_dict(SweepSpace, raw, source=str(path))
 
 
@@ -244,7 +289,8 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
     else:
         raw["cofi"]["target_sparsity"] = cell["target_sparsity"]
     for key, value in params.items():
-        raw["cofi"][key.partition(".")[2]] = value
+        names = _names(key)
+        raw["cofi"].update(zip(names, value) if len(names) > 1 else {names[0]: value})
     raw["output_dir"] = output_dir
     return from_dict(JobConfig, raw)
 
@@ -285,8 +331,16 @@ def describe_plan(space: SweepSpace) -> str:
              f"{len(cells) * space.trials_per_cell} trials",
              f"resources per trial: {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; "
              f"at most {r.max_concurrent_trials} at once",
-             f"searcher: optuna {space.searcher.sampler} (seed {space.searcher.seed}); "
-             f"scheduler: {space.scheduler.type}"]
+             f"searcher: optuna {space.searcher.sampler}, one study per cell (seed "
+             f"{space.searcher.seed}, learns after {space.searcher.startup_trials} trials of a "
+             f"cell); trial i of a cell runs with seed cofi.seed + i",
+             f"scheduler: {space.scheduler.type}"
+             + (" (per cell, on selection-split scores at target during pruning)"
+                if space.scheduler.type == "asha" else ""),
+             "selection: " + (f"{space.job.data.selection_size} training examples held out "
+                              "choose checkpoints, stop trials and steer the search; dev is "
+                              "only reported" if space.job.data.selection_size else
+                              "none: dev chooses checkpoints and is reported (optimistic)")]
     for key, dist in space.search.items():
         spec = dist.values if dist.type == "choice" else f"[{dist.low}, {dist.high}]"
         lines.append(f"  search {key}: {dist.type} {spec}")

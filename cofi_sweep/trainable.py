@@ -4,12 +4,14 @@ The trial builds its JobConfig from the sweep space + its grid cell + Optuna's s
 loads the (already trained) teacher by path, resumes from Tune's checkpoint when there is one,
 runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
 
-  * at every evaluation: stage, iteration, target, expected and deterministic sparsity, lambdas,
-    dev metric(s) as ``score``, and ``evals_at_target`` -- ASHA's clock, which stays 0 until the
-    trial's expected sparsity has reached its target, so no trial is stopped while warming up;
-  * at the end (``done_job``): realized sparsity, parameter counts, per-layer structure, the
-    compact model's path, in-trial (provisional) latencies and speedups, FLOP-predicted speedup,
-    wall time, and ``final_score`` -- the value Optuna learns from.
+  * at every evaluation: stage, iteration, target, expected, deterministic and realized
+    sparsity, lambdas, and the selection-split metric(s) (``selection_score``); at pruning
+    evaluations at target also ``rung_score`` and ASHA's clock ``evals_at_target``
+    (:mod:`cofi_sweep.scheduler`);
+  * at the end (``done_job``): ``score`` (dev, for the report), ``final_score`` (selection
+    split: what Optuna learns from), realized sparsity and ``on_target``, parameter counts,
+    per-layer structure, the compact model's path, in-trial (provisional) latencies and
+    speedups, FLOP-predicted speedup, and wall time.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from typing import Any
 import torch
 from filelock import FileLock
 from ray import tune
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from analysis import storage
 from analysis.results import TRIALS_DIR
@@ -32,11 +33,11 @@ from cofi_sweep.config import from_dict
 from cofi_sweep.evaluation import measure_latency
 from cofi_sweep.model import count_flops
 from cofi_sweep.prune import CofiPruner
+from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC
+from cofi_sweep.search import FINAL_METRIC
 from cofi_sweep.space import SweepSpace, job_for_trial
 from cofi_sweep.teacher import TEACHER_FILE, Teacher
 
-FINAL_METRIC = "final_score"
-ASHA_CLOCK = "evals_at_target"
 STARTS_LOG = "starts.log"
 
 
@@ -73,8 +74,10 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     def report(pruner: CofiPruner, event: dict[str, Any]) -> None:
         evals["n"] += 1
         metrics = _flat(event)
-        metrics["score"] = event["metric"]
-        metrics[ASHA_CLOCK] = _evals_at_target(pruner)
+        metrics["selection_score"] = event["metric"]
+        if event["stage"] == "prune" and event["at_target"]:  # what ASHA may rank
+            metrics[ASHA_METRIC] = event["metric"]
+            metrics[ASHA_CLOCK] = _evals_at_target(pruner)
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 pruner.save_checkpoint(tmp)
@@ -105,8 +108,9 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
               for name, m in (("compact", compact), ("teacher", teacher))}
     final = {
         "done_job": True, "stage": "done", "score": result.compact_metrics[result.main_metric],
-        FINAL_METRIC: result.compact_metrics[result.main_metric],
-        ASHA_CLOCK: _evals_at_target(pruner),
+        FINAL_METRIC: result.selection_metrics[result.main_metric],
+        "selection_score": result.selection_metrics[result.main_metric],
+        "selection": result.selection, "seed": job.cofi.seed,
         "realized_sparsity": result.realized_sparsity, "reached_target": result.reached_target,
         "on_target": result.on_target,
         "prunable_params": result.prunable_params,
@@ -177,8 +181,8 @@ def local_teacher(teacher_dir: str, experiment_dir: str) -> str:
 
 
 def _evals_at_target(pruner: CofiPruner) -> int:
-    """ASHA's clock: evaluations since the trial first reached its target sparsity."""
-    return sum(1 for e in pruner.history if e.get("at_target"))
+    """ASHA's clock: pruning-stage evaluations at target so far."""
+    return sum(1 for e in pruner.history if e["stage"] == "prune" and e["at_target"])
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:
@@ -188,8 +192,8 @@ def _flat(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class SweepProgress(tune.Callback):
-    """Prints trials running / done / stopped / errored and the best score per target
-    (at most every 15 s, and whenever a trial ends)."""
+    """Prints trials running / done / stopped / errored and the best selection score per
+    target (at most every 15 s, and whenever a trial ends)."""
 
     def __init__(self, total: int) -> None:
         self.total, self.last_print = total, 0.0
@@ -201,7 +205,7 @@ class SweepProgress(tune.Callback):
         if result.get("at_target") or result.get("done_job"):
             target = trial.config.get("target_sparsity")
             key = f"{target:g}" if target is not None else trial.config.get("cell_id", "?")
-            self.best[key] = max(self.best.get(key, float("-inf")), result["score"])
+            self.best[key] = max(self.best.get(key, float("-inf")), result["selection_score"])
         self._print()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
@@ -221,38 +225,4 @@ class SweepProgress(tune.Callback):
         best = ", ".join(f"{t}: {v:.4f}" for t, v in sorted(self.best.items()))
         print(f"[sweep] {states.count('running')} running, {states.count('done')} done, "
               f"{states.count('stopped')} stopped, {states.count('errored')} errored "
-              f"(of {self.total}) | best score per target {{{best}}}", flush=True)
-
-
-class PerCellASHA(FIFOScheduler):
-    """ASHA with one bracket set per grid cell: a trial is only ever compared with trials of its
-    own target and ablation (a high-sparsity trial is never stopped for losing to a dense one).
-    Its clock is ``evals_at_target``, so no trial is compared while it is still warming up."""
-
-    def __init__(self, *, grace_period: int, reduction_factor: int) -> None:
-        super().__init__()
-        self._metric = "score"  # what the per-cell ASHAs rank on (higher is better)
-        self._settings = dict(time_attr=ASHA_CLOCK, metric="score", mode="max", max_t=10_000,
-                              grace_period=grace_period, reduction_factor=reduction_factor)
-        self._by_cell: dict[str, ASHAScheduler] = {}
-
-    def _cell(self, trial: Any) -> ASHAScheduler:
-        cell = trial.config.get("cell_id", "")
-        if cell not in self._by_cell:
-            self._by_cell[cell] = ASHAScheduler(**self._settings)
-        return self._by_cell[cell]
-
-    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        self._cell(trial).on_trial_add(tune_controller, trial)
-
-    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        return self._cell(trial).on_trial_result(tune_controller, trial, result)
-
-    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self._cell(trial).on_trial_complete(tune_controller, trial, result)
-
-    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        self._cell(trial).on_trial_remove(tune_controller, trial)
-
-    def debug_string(self) -> str:
-        return "ASHA per cell: " + ", ".join(sorted(self._by_cell))
+              f"(of {self.total}) | best selection score per target {{{best}}}", flush=True)

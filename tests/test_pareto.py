@@ -54,3 +54,22 @@ def test_hypervolume() -> None:
     # minimising the first objective (latency) with reference latency 10
     assert hypervolume_2d(np.array([[4.0, 0.5]]), (10.0, 0.0), (False, True)) \
         == pytest.approx(3.0)
+
+
+def test_value_at_interpolates_in_log_speedup_and_says_where_a_front_does_not_reach() -> None:
+    from analysis.pareto import value_at
+
+    s, v = [2.0, 8.0], [0.9, 0.7]
+    assert value_at(s, v, 4.0) == pytest.approx(0.8)  # halfway in log2: 1 of 2 doublings
+    assert value_at(s, v, 1.5) == 0.9  # the 2x model is also a 1.5x model
+    assert value_at(s, v, 10.0) is None
+    assert value_at([8.0, 2.0], [0.7, 0.9], 8.0) == pytest.approx(0.7)  # order-free
+
+
+def test_normalized_hypervolume_weighs_16x_as_10_points() -> None:
+    from analysis.pareto import normalized_hypervolume
+
+    assert normalized_hypervolume([16.0], [0.9], teacher=0.9) == pytest.approx(1.0)
+    assert normalized_hypervolume([4.0], [0.85], teacher=0.9) == pytest.approx(0.5 * 0.5)
+    assert normalized_hypervolume([4.0], [0.79], teacher=0.9) == 0.0  # > 10 points down
+    assert normalized_hypervolume([1.0], [0.95], teacher=0.9) == 0.0  # no speedup

@@ -6,18 +6,21 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from analysis.report import write_report
 
 
 def fake_trial(experiment: Path, name: str, *, cell: str, ablation: str, method: str,
-               score: float, compact: str, done: bool = True, realized: float = 0.5) -> None:
+               score: float, compact: str, done: bool = True, realized: float = 0.5,
+               seed: int = 0, lr: float = 1e-4, selection: str = "selection split: 50") -> None:
     trial = experiment / name
     trial.mkdir(parents=True)
     (trial / "params.json").write_text(json.dumps(
         {"cell_id": cell, "target_sparsity": 0.5 if method == "cofi" else None,
-         "ablation": ablation, "method": method}))
+         "ablation": ablation, "method": method, "cofi.seed": seed, "cofi.learning_rate": lr}))
     final = {"trial_id": name, "training_iteration": 5, "score": score, "main_metric": "accuracy",
+             "selection": selection,
              "teacher_score": 0.9, "realized_sparsity": realized, "prunable_params": 1000,
              "on_target": abs(realized - 0.5) <= 0.01 if method == "cofi" else None,
              "predicted_speedup": 2.0, "compact_dir": compact,
@@ -29,34 +32,57 @@ def fake_trial(experiment: Path, name: str, *, cell: str, ablation: str, method:
 
 def test_report_on_a_hand_made_experiment(tmp_path: Path) -> None:
     experiment = tmp_path / "exp"
-    for i, (method, ablation, score, latency) in enumerate([
-            ("cofi", "full", 0.88, 0.5), ("cofi", "full", 0.85, 0.25), ("cofi", "full", 0.80, 0.5),
-            ("distill", "half", 0.84, 0.5)]):
+    trials = [  # method, ablation, score, latency, realized, seed, searched learning rate
+        ("cofi", "full", 0.88, 0.5, 0.5, 0, 1e-4), ("cofi", "full", 0.86, 0.5, 0.5, 1, 1e-4),
+        ("cofi", "full", 0.85, 0.25, 0.5, 0, 3e-4), ("cofi", "full", 0.95, 0.125, 0.42, 0, 2e-4),
+        ("distill", "half", 0.84, 0.5, 0.5, 0, 1e-4)]
+    for i, (method, ablation, score, _, realized, seed, lr) in enumerate(trials):
         fake_trial(experiment, f"t{i}", cell=f"c-{ablation}", ablation=ablation, method=method,
-                   score=score, compact=f"/models/{i}", realized=0.42 if i == 2 else 0.5)
+                   score=score, compact=f"/models/{i}", realized=realized, seed=seed, lr=lr)
     fake_trial(experiment, "t9", cell="c-full", ablation="full", method="cofi", score=0.1,
                compact="", done=False)
     (experiment / "sweep_done.json").write_text("{}")
-    timings = {"teacher": 1.0,
-               "trials": {f"t{i}": t for i, t in enumerate([0.5, 0.25, 0.5, 0.5])}}
+    timings = {"teacher": 1.0, "trials": {f"t{i}": t[3] for i, t in enumerate(trials)}}
     (experiment / "latency.json").write_text(json.dumps(timings))
     report = write_report(experiment)
     table = pd.read_parquet(experiment / "results.parquet")
     assert table.set_index("trial_id")["status"].to_dict() == {
         "t0": "finished", "t1": "finished", "t2": "finished", "t3": "finished",
-        "t9": "stopped early"}
+        "t4": "finished", "t9": "stopped early"}
     front = pd.read_csv(experiment / "pareto.csv")
     cofi = front[front["frontier"] == "cofi:full"].sort_values("speedup")
-    assert cofi["score"].tolist() == [0.88, 0.85]  # (2x, 0.80) is dominated by (2x, 0.88)
-    # hypervolume of {(2, .88), (4, .85)} from (1, 0): 3 * .85 + 1 * .03 = 2.58
-    assert abs(cofi["hypervolume"].iloc[0] - 2.58) < 1e-9
-    assert set(front["frontier"]) == {"cofi:full", "distill"}
+    # t0 and t1 are one point (same cell and searched values, two seeds); t3 scored best and
+    # ran fastest but missed its band (0.42 for 0.5): it never stands on the frontier
+    assert cofi["speedup"].tolist() == [2.0, 4.0]
+    assert cofi["score"].tolist() == pytest.approx([0.87, 0.85])
+    assert cofi["seeds"].tolist() == [2, 1] and cofi["trial_ids"].iloc[0] == "t0 t1"
+    assert cofi["score_std"].iloc[0] == pytest.approx(0.0141421, abs=1e-6)
+    assert cofi["compact_dir"].iloc[0] == "/models/0"  # the better seed's model ships
+    # normalised hypervolume (teacher 0.9, floor 0.8): x = log2(s)/4, y = (score - 0.8)/0.1
+    # {(0.25, 0.7), (0.5, 0.5)} -> 0.5 * 0.5 + 0.25 * 0.2 = 0.3
+    assert cofi["hypervolume"].iloc[0] == pytest.approx(0.3)
+    assert set(front["frontier"]) == {"cofi:full", "distill:half"}
     text = report.read_text()
-    assert "Largest hypervolume: **cofi:full**" in text and "`/models/1`" in text
-    off = text.split("## Off-target trials")[1].split("##")[0]  # only t2 missed its band
-    assert "| t2 | c-full | 0.5 | 0.420 | 0.8000 |" in off
-    assert "| t0 " not in off and "| t3 " not in off
+    assert "Largest hypervolume: **cofi:full**" in text and "`/models/0`" in text
+    assert "selection split: 50" in text and "never used to choose" in text
+    at = text.split("## Accuracy at k× measured speedup")[1].split("##")[0]
+    # 2x: cofi 0.87 ± 0.014 vs distill 0.84 (one seed: no verdict); 3x: cofi alone, at
+    # 0.87 - 0.02 * log2(3 / 2) = 0.8583
+    assert "| 2× | 0.8700 ± 0.0141 | 0.8400 | cofi:full | unknown (one seed) |" in at
+    assert "| 3× | 0.8583 | – | cofi:full | only one reaches it |" in at
+    assert "| 4× |" in at and "| 6× |" not in at  # nothing on target reaches 6x (t3 is off)
+    off = text.split("## Off-target trials")[1].split("##")[0]  # only t3 missed its band
+    assert "| t3 | c-full | 0.5 | 0.420 | 0.9500 |" in off
+    assert "| t0 " not in off and "| t4 " not in off
     for name in ("metric_vs_speedup", "metric_vs_params", "predicted_vs_measured",
                  "frontier_structure"):
         assert (experiment / "plots" / f"{name}.png").is_file()
         assert (experiment / "plots" / f"{name}.svg").is_file()
+
+
+def test_report_says_when_dev_did_both(tmp_path: Path) -> None:
+    experiment = tmp_path / "exp"
+    fake_trial(experiment, "t0", cell="c", ablation="full", method="cofi", score=0.9,
+               compact="/m", selection="dev")
+    (experiment / "latency.json").write_text(json.dumps({"teacher": 1.0, "trials": {"t0": .5}}))
+    assert "**dev did both**" in write_report(experiment).read_text()

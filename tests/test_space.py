@@ -58,7 +58,18 @@ def merged(**changes: object) -> dict:
     (merged(search={"data.max_seq_length": {"type": "int", "low": 32, "high": 64}}),
      "search.data.max_seq_length", "only cofi.<setting>"),
     (merged(search={"cofi.target_sparsity": {"type": "uniform", "low": 0.1, "high": 0.5}}),
-     "search.cofi.target_sparsity", "grid axis"),
+     "search.cofi.target_sparsity", "set per cell"),
+    (merged(search={"cofi.seed": {"type": "int", "low": 0, "high": 5}}),
+     "search.cofi.seed", "trials_per_cell"),
+    (merged(search={"cofi.alpha_layer,alpha_pred": {"type": "choice", "values": [[0.9]]}}),
+     "search.cofi.alpha_layer,alpha_pred", "choice of [alpha_layer, alpha_pred] lists"),
+    (merged(search={"cofi.alpha_layer,alpha_prd": {"type": "choice", "values": [[1, 0]]}}),
+     "search.cofi.alpha_layer,alpha_prd", "did you mean 'alpha_pred'"),
+    (merged(search={"cofi.alpha_layer,alpha_pred": {"type": "choice",
+                                                    "values": [[0.9, -0.1]]}}),
+     "search.cofi.alpha_layer,alpha_pred", "alpha_pred: must be >= 0"),
+    (merged(search={"cofi.finetune_learning_rate": {"type": "choice", "values": [1e-5, 3e-5]}}),
+     "search", "act(s) only after compaction"),
     (merged(search={"cofi.batch_size": {"type": "int", "low": 0, "high": 8}}),
      "search.cofi.batch_size", "batch_size: must be >= 1"),
     (merged(scheduler={"type": "hyperband"}), "scheduler.type", "must be one of"),
@@ -103,19 +114,39 @@ def test_shipped_spaces_are_valid(name: str) -> None:
     assert space.cells()
 
 
+def test_post_compaction_values_may_be_searched_without_asha(tmp_path: Path) -> None:
+    raw = merged(search={"cofi.finetune_learning_rate": {"type": "choice",
+                                                        "values": [1e-5, 3e-5]}},
+                 scheduler={"type": "none"})
+    assert load_space(write(tmp_path, raw)).search
+
+
+def test_sweeps_hold_out_a_selection_split_unless_told_not_to(tmp_path: Path) -> None:
+    from cofi_sweep.space import SWEEP_SELECTION_SIZE
+
+    assert load_space(write(tmp_path, VALID)).job.data.selection_size == SWEEP_SELECTION_SIZE
+    off = load_space(write(tmp_path, merged(job__data={"source": "synthetic",
+                                                       "selection_size": None})))
+    assert off.job.data.selection_size is None
+
+
 def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture) -> None:
     from cofi_sweep.run import main
 
     assert main(["--space", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
-    assert "4 cells x 1 trial(s) = 4 trials" in out and "t0.7-no_hidden" in out
+    assert "3 cells x 2 trial(s) = 6 trials" in out and "t0.8-full" in out
+    assert "one study per cell" in out and "200 training examples held out" in out
 
 
 def test_trial_job_combines_space_cell_and_sampled_values(tmp_path: Path) -> None:
     space = load_space(write(tmp_path, merged(
         grid__ablations={"pred": {"distill": "prediction", "families": ["head"]}})))
     cell = space.cells()[1]
-    job = job_for_trial(space, cell, {"cofi.learning_rate": 3e-4}, str(tmp_path / "out"))
+    job = job_for_trial(space, cell, {"cofi.learning_rate": 3e-4, "cofi.seed": 7,
+                                      "cofi.alpha_layer,alpha_pred": [0.7, 0.3]},
+                        str(tmp_path / "out"))
     assert job.cofi.target_sparsity == 0.8 and job.cofi.distill == "prediction"
     assert job.cofi.families == ["head"] and job.cofi.learning_rate == 3e-4
+    assert (job.cofi.seed, job.cofi.alpha_layer, job.cofi.alpha_pred) == (7, 0.7, 0.3)
     assert job.model == "tiny-bert" and job.output_dir == str(tmp_path / "out")

@@ -1,0 +1,98 @@
+"""The sweep's early stopping: ASHA per grid cell, on scores of one kind, that survives resume.
+
+* **Per cell.** One ASHA per cell, so a 90 %-sparse trial is only ever compared with trials of
+  its own target and ablation, never stopped for losing to a 50 %-sparse one.
+* **One kind of score.** A trial reports ``rung_score`` and ASHA's clock ``evals_at_target``
+  only at pruning-stage evaluations *at target* (expected sparsity reached, or the target's
+  warm-up over with the masks projected onto the band): the selection-split score of the masked
+  model at its final sparsity. Warm-up evaluations and fine-tuning evaluations carry neither,
+  so ASHA never ranks a fine-tuned score against another trial's masked one, and values that
+  act only after compaction are rejected with ASHA at validation (``cofi_sweep/space.py``).
+* **Across --resume.** Tune restores the scheduler from the pickle written when the sweep
+  started, so ASHA's rung records would be empty after a resume and the first trial to reach a
+  rung would pass it unopposed. Each cell's records are therefore written to
+  ``<experiment>/asha_rungs.json`` whenever they change, and read back when the scheduler is
+  unpickled: a resumed sweep ranks against every score recorded before the interruption.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from analysis import storage
+
+ASHA_CLOCK = "evals_at_target"
+ASHA_METRIC = "rung_score"
+RUNGS_FILE = "asha_rungs.json"
+
+
+class PerCellASHA(FIFOScheduler):
+    """ASHA with one bracket per grid cell (see the module docstring).
+
+    Args:
+        grace_period: evaluations at target before a trial can first be stopped.
+        reduction_factor: at each rung, keep the top 1/reduction_factor of the cell's trials.
+        experiment: the experiment's folder or URI, where the rung records are kept.
+    """
+
+    def __init__(self, *, grace_period: int, reduction_factor: int, experiment: str) -> None:
+        super().__init__()
+        self._metric = ASHA_METRIC
+        self._settings = dict(time_attr=ASHA_CLOCK, metric=ASHA_METRIC, mode="max",
+                              max_t=10_000, grace_period=grace_period,
+                              reduction_factor=reduction_factor, brackets=1)
+        self.experiment = experiment
+        self._by_cell: dict[str, ASHAScheduler] = {}
+        self._saved: dict[str, dict[str, dict]] = {}  # cell -> milestone -> {trial: score}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:  # restored by Tuner.restore
+        self.__dict__.update(state)
+        path = storage.join(self.experiment, RUNGS_FILE)
+        self._saved = json.loads(storage.read_text(path)) if storage.exists(path) else {}
+
+    def rungs(self, cell: str) -> list[tuple[int, dict[str, float]]]:
+        """The cell's rungs: (milestone, {trial id: score recorded there}); private Ray
+        attributes, hence the pinned ray version."""
+        return [(m, dict(r)) for m, r in self._cell(cell)._brackets[0]._rungs]
+
+    def _cell(self, cell: str) -> ASHAScheduler:
+        if cell not in self._by_cell:
+            asha = ASHAScheduler(**self._settings)
+            saved = self._saved.get(cell, {})
+            for milestone, recorded in asha._brackets[0]._rungs:
+                recorded.update(saved.get(str(milestone), {}))  # from before an interruption
+            self._by_cell[cell] = asha
+        return self._by_cell[cell]
+
+    def _persist(self, cell: str) -> None:
+        records = {str(m): r for m, r in self.rungs(cell) if r}
+        if records != self._saved.get(cell, {}):
+            self._saved[cell] = records
+            storage.write_text(storage.join(self.experiment, RUNGS_FILE),
+                               json.dumps(self._saved, indent=1))
+
+    @staticmethod
+    def _cell_of(trial: Any) -> str:
+        return trial.config.get("cell_id", "")
+
+    def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
+        self._cell(self._cell_of(trial)).on_trial_add(tune_controller, trial)
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        cell = self._cell_of(trial)
+        action = self._cell(cell).on_trial_result(tune_controller, trial, result)
+        if ASHA_CLOCK in result:
+            self._persist(cell)
+        return action
+
+    def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
+        self._cell(self._cell_of(trial)).on_trial_complete(tune_controller, trial, result)
+
+    def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
+        self._cell(self._cell_of(trial)).on_trial_remove(tune_controller, trial)
+
+    def debug_string(self) -> str:
+        return "ASHA per cell: " + ", ".join(sorted(self._by_cell))

@@ -1,0 +1,159 @@
+"""The per-cell Optuna searcher and the per-cell ASHA, driven directly (no Ray session)."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from ray.tune.schedulers import TrialScheduler
+
+from cofi_sweep.config import from_dict
+from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, RUNGS_FILE, PerCellASHA
+from cofi_sweep.search import PerCellOptunaSearch
+from cofi_sweep.space import SweepSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def space(**changes: object) -> SweepSpace:
+    raw = {"name": "s", "job": {"model": "tiny-bert", "task": "synthetic",
+                                "data": {"source": "synthetic"}},
+           "grid": {"target_sparsity": [0.5, 0.9], "ablations": {"full": {}}},
+           "search": {"cofi.learning_rate": {"type": "loguniform", "low": 1e-5, "high": 1e-3},
+                      "cofi.alpha_layer,alpha_pred": {"type": "choice",
+                                                      "values": [[0.9, 0.1], [0.5, 0.5]]}},
+           "searcher": {"startup_trials": 2}, "trials_per_cell": 6, **changes}
+    return from_dict(SweepSpace, raw)
+
+
+def finish(searcher: PerCellOptunaSearch, trial_id: str, score: float, on_target: bool = True,
+           realized: float | None = None) -> None:
+    config = searcher_configs[trial_id]
+    target = config["target_sparsity"]
+    searcher.on_trial_complete(trial_id, {
+        "final_score": score, "on_target": on_target, "target_sparsity": target,
+        "realized_sparsity": realized if realized is not None else target,
+        "provisional_speedup": 2.0})
+
+
+searcher_configs: dict[str, dict] = {}
+
+
+def test_round_robin_cells_distinct_seeds_and_one_study_per_cell(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'optuna.db'}"
+    searcher = PerCellOptunaSearch(space(trials_per_cell=3), storage=db)
+    configs = [searcher.suggest(f"t{i}") for i in range(6)]
+    assert searcher.suggest("t6") == "FINISHED"
+    assert [c["cell_id"] for c in configs] == ["t0.5-full", "t0.9-full"] * 3
+    for cell in ("t0.5-full", "t0.9-full"):
+        seeds = [c["cofi.seed"] for c in configs if c["cell_id"] == cell]
+        assert seeds == [0, 1, 2]  # no two trials of a cell run the same pruning
+    assert all(c["cofi.alpha_layer,alpha_pred"] in ([0.9, 0.1], [0.5, 0.5]) for c in configs)
+    searcher.on_trial_complete("t0", {"final_score": 0.8, "on_target": True,
+                                      "target_sparsity": 0.5, "realized_sparsity": 0.503,
+                                      "provisional_speedup": 1.7})
+    searcher.on_trial_complete("t1", {"realized_sparsity": 0.4})  # stopped early
+    searcher.on_trial_complete("t2", error=True)
+    names = sorted(s.study_name for s in optuna.get_all_study_summaries(db))
+    assert names == ["s/t0.5-full", "s/t0.9-full"]
+    low = optuna.load_study(study_name="s/t0.5-full", storage=db)
+    done = low.trials[0]
+    assert done.state.name == "COMPLETE" and done.value == 0.8
+    assert done.user_attrs["tune_trial_id"] == "t0" and done.user_attrs["seed"] == 0
+    assert done.user_attrs["realized_sparsity"] == 0.503 and done.user_attrs["on_target"]
+    assert done.user_attrs["provisional_speedup"] == 1.7
+    assert low.trials[1].state.name == "FAIL"  # t2 was the cell's second trial
+    high = optuna.load_study(study_name="s/t0.9-full", storage=db)
+    assert high.trials[0].state.name == "PRUNED"
+
+
+def test_each_cell_learns_from_its_own_trials_after_startup() -> None:
+    searcher = PerCellOptunaSearch(space())  # in memory
+    searcher_configs.clear()
+    # the low cell's finished trials: a high learning rate wins there
+    for i in range(12):
+        trial_id = f"t{i}"
+        searcher_configs[trial_id] = searcher.suggest(trial_id)
+        config = searcher_configs[trial_id]
+        if config["cell_id"] == "t0.5-full":
+            finish(searcher, trial_id, config["cofi.learning_rate"] * 1000)
+    low = searcher.study("t0.5-full")
+    high = searcher.study("t0.9-full")
+    assert len(low.trials) == 6 and len(high.trials) == 6
+    assert all(t.state.name == "COMPLETE" for t in low.trials)
+    assert all(t.state.name == "RUNNING" for t in high.trials)  # the other cell taught nothing
+    # past its 2 startup trials, the low cell's TPE proposes above its random start's median
+    rates = [t.params["cofi.learning_rate"] for t in low.trials]
+    assert sorted(rates[2:])[1] > sorted(rates[:2])[0]
+
+
+def test_off_target_finished_trials_are_infeasible_for_tpe() -> None:
+    searcher = PerCellOptunaSearch(space(grid={"target_sparsity": [0.5],
+                                               "ablations": {"full": {}}}))
+    searcher_configs.clear()
+    for i in range(2):
+        searcher_configs[f"t{i}"] = searcher.suggest(f"t{i}")
+    finish(searcher, "t0", 0.99, on_target=False, realized=0.41)  # best score, missed the band
+    finish(searcher, "t1", 0.70)
+    study = searcher.study("t0.5-full")
+    assert study.trials[0].user_attrs["band_miss"] == pytest.approx(0.09)
+    feasible = [t for t in study.trials
+                if optuna.samplers._base._CONSTRAINTS_KEY in t.system_attrs
+                and max(t.system_attrs[optuna.samplers._base._CONSTRAINTS_KEY]) <= 0]
+    assert [t.number for t in feasible] == [1]  # TPE treats the off-target one as infeasible
+
+
+def test_searcher_state_survives_save_and_restore(tmp_path: Path) -> None:
+    searcher = PerCellOptunaSearch(space(trials_per_cell=2))
+    first = [searcher.suggest(f"t{i}") for i in range(3)]
+    searcher.on_trial_complete("t0", {"final_score": 0.5, "on_target": True,
+                                      "target_sparsity": 0.5, "realized_sparsity": 0.5})
+    searcher.save(str(tmp_path / "state.pkl"))
+    restored = PerCellOptunaSearch(space(trials_per_cell=2))
+    restored.restore(str(tmp_path / "state.pkl"))
+    assert restored.suggest("t3")["cofi.seed"] == 1 and restored.suggest("t4") == "FINISHED"
+    restored.on_trial_complete("t1", {"final_score": 0.6, "on_target": True,
+                                      "target_sparsity": 0.9, "realized_sparsity": 0.9})
+    assert [t.state.name for t in restored.study("t0.9-full").trials] == ["COMPLETE", "RUNNING"]
+    assert len(first) == 3 and len(restored.study("t0.5-full").trials) == 2
+
+
+def trial(trial_id: str, cell: str) -> SimpleNamespace:
+    return SimpleNamespace(trial_id=trial_id, config={"cell_id": cell})
+
+
+def result(clock: int, score: float) -> dict:
+    return {ASHA_CLOCK: clock, ASHA_METRIC: score}
+
+
+def test_asha_compares_trials_of_one_cell_only_and_ignores_unranked_results(
+        tmp_path: Path) -> None:
+    asha = PerCellASHA(grace_period=1, reduction_factor=2, experiment=str(tmp_path))
+    a, b, c = trial("a", "t0.5"), trial("b", "t0.5"), trial("c", "t0.9")
+    for t in (a, b, c):
+        asha.on_trial_add(None, t)
+    assert asha.on_trial_result(None, a, result(1, 0.9)) == TrialScheduler.CONTINUE
+    # a fine-tuning or warm-up result carries no rung score: never ranked, whatever its score
+    assert asha.on_trial_result(None, b, {"selection_score": 0.1}) == TrialScheduler.CONTINUE
+    assert asha.on_trial_result(None, c, result(1, 0.5)) == TrialScheduler.CONTINUE  # own cell
+    assert asha.on_trial_result(None, b, result(1, 0.6)) == TrialScheduler.STOP
+    assert asha.rungs("t0.5")[-1] == (1, {"a": 0.9, "b": 0.6})
+
+
+def test_asha_rung_records_survive_a_resume(tmp_path: Path) -> None:
+    asha = PerCellASHA(grace_period=1, reduction_factor=2, experiment=str(tmp_path))
+    a = trial("a", "t0.5")
+    asha.on_trial_add(None, a)
+    asha.on_trial_result(None, a, result(1, 0.9))
+    asha.on_trial_result(None, a, result(2, 0.92))
+    assert (tmp_path / RUNGS_FILE).is_file()
+    # Tune restores the scheduler from the pickle it took when the sweep started
+    restored = pickle.loads(pickle.dumps(PerCellASHA(grace_period=1, reduction_factor=2,
+                                                     experiment=str(tmp_path))))
+    b = trial("b", "t0.5")
+    restored.on_trial_add(None, b)
+    assert restored.on_trial_result(None, b, result(1, 0.5)) == TrialScheduler.STOP
+    assert restored.rungs("t0.5")[-1][1] == {"a": 0.9, "b": 0.5}
