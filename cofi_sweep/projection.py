@@ -6,11 +6,17 @@ model that is not at the sparsity its grid cell names. Before compaction (and fo
 evaluation at target), CoFi here moves the deterministic masks to the target by the fewest
 fine-grained units:
 
-  * under-pruned: switch off the kept heads and FFN units with the lowest log_alpha (the ones
-    the gates already rank least useful), until sparsity >= target;
-  * over-pruned: switch back on the removed heads and FFN units with the highest log_alpha,
-    first in sub-layers whose layer gate is on, then (turning the gate back on) in removed
-    ones, until sparsity <= target.
+  * under-pruned: switch off kept heads and FFN units, lowest log_alpha first (the ones the
+    gates already rank least useful), until sparsity >= target;
+  * over-pruned: switch back on removed heads and FFN units, highest log_alpha first, in
+    sub-layers whose layer gate is on before (turning the gate back on) removed ones, until
+    sparsity <= target.
+
+Units are ranked *within* their family (heads among heads, FFN units among FFN units, across
+layers) and the families are interleaved by that rank's percentile, so each gives up (or gets
+back) the same share of its units. Raw log_alphas are not comparable across families: the
+reference starts FFN units at 0 and heads at ln 100, and a global order would remove every
+FFN unit before the first head.
 
 Each unit's exact parameter cost is counted (a head costs ~64 FFN units at MiniLM's width), and
 the result is checked with the exact size formula, so it lands within one unit of the target --
@@ -63,13 +69,19 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
         else:  # every unit of a removed sub-layer is off, whatever its own mask says
             movable = (unit == 0) | ~layer_on[:, None]
         index = torch.nonzero(movable)
-        # reviving: units of live sub-layers rank before those of removed ones
-        live_first = 0.0 if prune else 1e6 * layer_on[:, None].expand_as(unit)[movable].float()
-        scores.append(log_alpha[family].detach()[movable] + live_first)
+        score = log_alpha[family].detach()[movable].cpu()
+        # percentile of each unit's rank in its family: 0 = the first to move
+        rank = torch.empty(len(score))
+        rank[torch.argsort(score, descending=not prune, stable=True)] = torch.arange(
+            len(score), dtype=torch.float)
+        order_key = rank / max(1, len(score))
+        if not prune:  # reviving: units of live sub-layers before those of removed ones
+            order_key += 2.0 * (~layer_on[:, None].expand_as(unit)[movable]).float().cpu()
+        scores.append(order_key)
         costs.append(torch.full((len(index),), head_cost if family == "head" else unit_cost))
         where += [(unit_key, layer_key, int(i), int(j)) for i, j in index.tolist()]
-    score, cost = torch.cat(scores).cpu(), torch.cat(costs)
-    order = torch.argsort(score, descending=not prune, stable=True).tolist()
+    key, cost = torch.cat(scores), torch.cat(costs)
+    order = torch.argsort(key, stable=True).tolist()
     new = {name: m.clone() for name, m in masks.items()}
 
     def apply(idx: int) -> None:

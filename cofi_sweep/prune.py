@@ -69,6 +69,9 @@ class CofiResult:
     compact_metrics: dict[str, float]  # dev: the compact model after fine-tuning
     selection_metrics: dict[str, float]  # selection split: the same final model
     selection: str  # which split chose the checkpoints ("dev" when there is no selection split)
+    # the compacted pruning checkpoint: step, expected, gates' deterministic (before projection)
+    # and realized sparsity; empty for a baseline
+    pruned_checkpoint: dict[str, Any]
     main_metric: str
     structure: dict[str, Any]
     layer_alignment: list[int | None]  # student layer (1-based) per teacher layer
@@ -106,6 +109,7 @@ class CofiPruner:
         self.best: dict[str, Any] | None = None  # best checkpoint of the current stage
         self.reached_target = False
         self.pruned_metrics: dict[str, float] = {}
+        self.pruned_checkpoint: dict[str, Any] = {}
         self.mapping: list[int | None] = []
         self.start_time = time.time()
         self._setup()
@@ -379,6 +383,8 @@ class CofiPruner:
                 self.model.load_state_dict(self.best["state"]["model"])
                 self.gates.load_state_dict(self.best["state"]["gates"])
                 self.projection.load_state_dict(self.best["state"]["projection"])
+                self.pruned_checkpoint = {k: self.best["event"][k] for k in (
+                    "step", "expected_sparsity", "deterministic_sparsity")}
             if self.best is not None and not self.best["eligible"]:
                 log.warning("no evaluation had realized sparsity within [target - eps, target "
                             "+ max_overshoot] of %.3f once expected sparsity had reached target "
@@ -392,6 +398,8 @@ class CofiPruner:
             self.projection = compact_projection(self.projection, masks)
             self.pruned_metrics = evaluate(self.model, self.dev_loader, self.task,
                                            device=self.device)  # once, for the report
+            self.pruned_checkpoint["realized_sparsity"] = \
+                1 - self.model.prunable_parameters() / self.dense_params
             self.stage = "finetune"
             if self.steps["finetune"] == 0:  # no fine-tune: the compact model is final
                 self._evaluate(0, float("nan"), {})
@@ -415,6 +423,7 @@ class CofiPruner:
             "lambda_optimizer": self.lambda_optimizer.state_dict(),
             "best": self.best, "reached_target": self.reached_target,
             "pruned_metrics": self.pruned_metrics, "history": self.history,
+            "pruned_checkpoint": self.pruned_checkpoint,
             "mapping": self.mapping, "rng": {
                 "python": random.getstate(), "numpy": np.random.get_state(),
                 "torch": torch.get_rng_state()},
@@ -438,6 +447,7 @@ class CofiPruner:
         self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
         self.best, self.reached_target = state["best"], state["reached_target"]
         self.pruned_metrics, self.history = state["pruned_metrics"], state["history"]
+        self.pruned_checkpoint = state.get("pruned_checkpoint", {})
         self.mapping = state["mapping"]
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
@@ -484,7 +494,7 @@ class CofiPruner:
             compact_metrics=dev,
             selection_metrics={k[10:]: v for k, v in best.items()
                                if k.startswith("selection_")},
-            selection=self.selection,
+            selection=self.selection, pruned_checkpoint=self.pruned_checkpoint,
             main_metric=self.task.main_metric, structure=self.model.structure(),
             layer_alignment=[None if j is None else j + 1 for j in self.mapping],
             teacher_layers=self.teacher_layers, wall_seconds=time.time() - self.start_time,

@@ -7,8 +7,8 @@ and starts learning after ``searcher.startup_trials`` of them (Optuna's default 
 over the whole study, so TPE never left random sampling).
 
 What each study learns from: the selection-split score of a finished trial (``final_score``).
-A finished trial whose realized sparsity missed its band is *infeasible* (TPE's
-``constraints_func``), so a searched value that makes trials under-prune is never preferred.
+A finished trial whose realized sparsity missed its band is *infeasible* (its ``band_miss``
+constraint is > 0, which TPE reads), so a searched value that makes trials under-prune is never preferred.
 Trials that ASHA stopped are PRUNED, failed ones FAIL. Every Optuna trial carries user
 attributes that line it up with ``results.parquet``: ``tune_trial_id``, ``seed``,
 ``realized_sparsity``, ``on_target`` and the in-trial (provisional) speedup.
@@ -43,11 +43,6 @@ def suggest(trial: optuna.Trial, key: str, d: Distribution) -> Any:
     return trial.suggest_float(key, d.low, d.high, log=d.type == "loguniform")
 
 
-def _constraint(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """<= 0 is feasible: an on-target trial; an off-target one is as infeasible as it is far."""
-    return [float(trial.user_attrs.get("band_miss", 0.0))]
-
-
 class PerCellOptunaSearch(Searcher):
     """Ray Tune searcher over the sweep's grid: one Optuna study per cell (see module doc).
 
@@ -76,8 +71,7 @@ class PerCellOptunaSearch(Searcher):
         if cell_id not in self._studies:
             index = list(self.cells).index(cell_id)
             sampler = (optuna.samplers.TPESampler(seed=self.seed + index,
-                                                  n_startup_trials=self.startup,
-                                                  constraints_func=_constraint)
+                                                  n_startup_trials=self.startup)
                        if self.sampler == "tpe"
                        else optuna.samplers.RandomSampler(seed=self.seed + index))
             self._studies[cell_id] = optuna.create_study(
@@ -126,7 +120,8 @@ class PerCellOptunaSearch(Searcher):
             for key in ("realized_sparsity", "on_target", "provisional_speedup"):
                 if result.get(key) is not None:
                     trial.set_user_attr(key, result[key])
-            trial.set_user_attr("band_miss", miss)
+            # <= 0 is feasible: on target; off target, as infeasible as it is far
+            trial.set_constraint("band_miss", miss)
             study.tell(number, result[FINAL_METRIC])
 
     def save(self, checkpoint_path: str) -> None:

@@ -68,22 +68,27 @@ def test_projection_lands_in_band_by_moving_the_lowest_or_highest_ranked_units(
         assert len(moved) == 0 and out is raw
         return
     assert len(moved) > 0
+    if before < target:  # both families give their share: neither is emptied first
+        assert all(float(out[n].sum()) > 0 for n in changed if float(raw[n].sum()) > 0)
     pruned = before < target
     for n in changed:  # every moved unit of a live sub-layer went the same way
         live_row = raw["head_layer_z" if n == "head_z" else "mlp_z"] != 0
         moved_here = changed[n] & live_row[:, None]
         assert bool((out[n][moved_here] == (0.0 if pruned else 1.0)).all())
-    # the moved units are the extreme-ranked ones among those that could move (pruning: the
-    # kept units of live sub-layers; reviving: units of sub-layers that were live)
+    # within each family, the moved units are the extreme-ranked ones among those that could
+    # move (pruning: the kept units of live sub-layers; reviving: units of live sub-layers)
     layer_on = {"head_z": raw["head_layer_z"] != 0, "intermediate_z": raw["mlp_z"] != 0}
-    live = {n: layer_on[n][:, None].expand_as(raw[n]) for n in changed}
-    moved_live = torch.cat([scores[n][changed[n] & live[n]] for n in changed])
-    still = torch.cat([scores[n][(out[n] != 0 if pruned else out[n] == 0) & live[n]]
-                       for n in changed])
-    if pruned:
-        assert len(still) == 0 or moved.max() <= still.min()
-    elif len(still):  # live sub-layers still had room: nothing of a removed one came back
-        assert len(moved_live) == len(moved) and moved.min() >= still.max()
+    for n in changed:
+        live = layer_on[n][:, None].expand_as(raw[n])
+        moved_here = scores[n][changed[n] & live]
+        still = scores[n][(out[n] != 0 if pruned else out[n] == 0) & live]
+        if len(moved_here) and len(still):
+            if pruned:
+                assert moved_here.max() <= still.min()
+            else:
+                assert moved_here.min() >= still.max()
+        if not pruned and len(still):  # live sub-layers still had room: no removed one is back
+            assert torch.equal(out[n][~live], raw[n][~live])
 
 
 @pytest.mark.parametrize("seed", range(6))
@@ -109,3 +114,21 @@ def test_projection_revives_a_removed_layer_only_when_live_ones_are_full() -> No
     assert near["head_layer_z"][0] == 0 and torch.equal(near["head_z"][0], raw["head_z"][0])
     far = project(raw, gates, 0.03)  # nearly all the way back: the removed MHA returns too
     assert far["head_layer_z"][0] == 1 and sparsity(far, gates) <= 0.04
+
+
+def test_reference_init_does_not_empty_one_family_first() -> None:
+    # the reference starts FFN units at log_alpha 0 and heads at ln 100: a global order by
+    # log_alpha would remove every FFN unit before the first head
+    gates = gates_at(0)
+    with torch.no_grad():
+        gates.log_alpha["int"].normal_(0.0, 0.01)
+        gates.log_alpha["head"].normal_(4.6, 0.01)
+        gates.log_alpha["mha"].fill_(4.6)
+        gates.log_alpha["ffn"].fill_(4.6)
+        gates.log_alpha["hidden"].fill_(4.6)
+    raw = gates.deterministic()
+    out = project(raw, gates, 0.8)
+    assert 0.79 <= sparsity(out, gates) <= 0.81
+    heads = out["head_z"].sum() / raw["head_z"].sum()
+    units = out["intermediate_z"].sum() / raw["intermediate_z"].sum()
+    assert 0.1 < float(heads) < 0.35 and 0.1 < float(units) < 0.35  # each keeps ~a fifth
