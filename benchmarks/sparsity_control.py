@@ -6,11 +6,13 @@ For each target, runs one CoFi job with the job settings of a shipped space (the
   * gates_only  -- what the Lagrangian alone left at the same checkpoint, before projection
                    (the reference's behaviour), and the expected sparsity there;
   * |realized - target|, on_target, dev accuracy, wall time, the commit.
-Rows are merged into benchmarks/results/sparsity_control.json by (space, target), so a long
-budget can be run a few targets at a time.
+Rows are merged into benchmarks/results/sparsity_control.json by (space, target, settings),
+so a long budget can be run a few targets at a time.
 
     python benchmarks/sparsity_control.py --space quickstart --targets 0.5 0.6 0.7 0.8 0.9 0.95
     python benchmarks/sparsity_control.py --space sst2_minilm_cpu --targets 0.5 0.6
+    python benchmarks/sparsity_control.py --space quickstart --targets 0.8 \
+        --set cofi.reg_learning_rate=0.2      # a stronger controller instead
 """
 
 from __future__ import annotations
@@ -42,8 +44,11 @@ def main() -> None:
     parser.add_argument("--space", default="quickstart", help="a name in search_spaces/")
     parser.add_argument("--targets", type=float, nargs="+",
                         default=[0.5, 0.6, 0.7, 0.8, 0.9, 0.95])
+    parser.add_argument("--set", nargs="*", default=[], metavar="cofi.KEY=VALUE",
+                        help="job settings changed from the space's (recorded in each row)")
     args = parser.parse_args()
-    space = load_space(HERE.parent / "search_spaces" / f"{args.space}.yaml")
+    space = load_space(HERE.parent / "search_spaces" / f"{args.space}.yaml",
+                       [f"job.{item}" for item in args.set])
     rows = json.loads(OUT.read_text()) if OUT.is_file() else []
     for target in args.targets:
         job = dataclasses.replace(space.job, output_dir=f"runs/bench/sparsity_{args.space}_"
@@ -54,7 +59,7 @@ def main() -> None:
         prune = [e for e in result.history if e["stage"] == "prune"]
         chosen = result.pruned_checkpoint  # the compacted checkpoint, before projection
         row = {
-            "space": args.space, "target": target,
+            "space": args.space, "target": target, "settings": " ".join(args.set),
             "realized": round(result.realized_sparsity, 4),
             "abs_error": round(abs(result.realized_sparsity - target), 4),
             "on_target": result.on_target,
@@ -65,16 +70,20 @@ def main() -> None:
             "dev": result.compact_metrics[result.main_metric], "metric": result.main_metric,
             "wall_seconds": round(time.time() - start, 1), "commit": commit(),
             "command": f"python benchmarks/sparsity_control.py --space {args.space} "
-                       f"--targets {target}"}
+                       f"--targets {target}" + (f" --set {' '.join(args.set)}" if args.set
+                                                 else "")}
         print(json.dumps(row), flush=True)
-        rows = [r for r in rows if (r["space"], r["target"]) != (args.space, target)] + [row]
-        rows.sort(key=lambda r: (r["space"], r["target"]))
+        key = (args.space, target, row["settings"])
+        rows = [r for r in rows if (r["space"], r["target"], r.get("settings", "")) != key]
+        rows = sorted(rows + [row], key=lambda r: (r["space"], r.get("settings", ""),
+                                                   r["target"]))
         OUT.parent.mkdir(exist_ok=True)
         OUT.write_text(json.dumps(rows, indent=1) + "\n")  # after each target: nothing lost
-    print("| space | target | realized | abs error | gates only (no projection) | dev |")
+    print("| space | settings | target | realized | abs error | gates only (no projection) "
+          "| dev |")
     for r in rows:
-        print(f"| {r['space']} | {r['target']} | {r['realized']} | {r['abs_error']} | "
-              f"{r['gates_only']} | {r['dev']:.4f} |")
+        print(f"| {r['space']} | {r.get('settings', '')} | {r['target']} | {r['realized']} | "
+              f"{r['abs_error']} | {r['gates_only']} | {r['dev']:.4f} |")
 
 
 if __name__ == "__main__":

@@ -107,24 +107,3 @@ def compact_projection(projection: nn.Linear, masks: dict[str, torch.Tensor]) ->
     new = nn.Linear(len(keep), projection.out_features).to(projection.weight.device)
     _copy_linear(new, projection, None, keep)
     return new
-
-
-def baseline_masks(shape: EncoderShape, *, layers: str, num_layers: int | None = None,
-                   heads: int | None = None, ffn: int | None = None) -> dict[str, torch.Tensor]:
-    """Binary masks that cut a dense smaller student out of a model: every other layer (the
-    top one kept) or the first k, and optionally the first ``heads`` heads and ``ffn`` units
-    of every layer (uniform slicing)."""
-    L = shape.num_layers
-    if layers == "every_other":
-        kept = [i % 2 == 1 for i in range(L)]
-    elif layers == "first_k":
-        kept = [i < (num_layers or L) for i in range(L)]
-    else:
-        kept = [True] * L
-    layer_z = torch.tensor(kept, dtype=torch.float32)
-    head_z = torch.zeros(L, shape.heads[0])
-    head_z[:, : heads or shape.heads[0]] = 1
-    int_z = torch.zeros(L, shape.ffn[0])
-    int_z[:, : ffn or shape.ffn[0]] = 1
-    return {"head_z": head_z, "head_layer_z": layer_z, "intermediate_z": int_z,
-            "mlp_z": layer_z.clone()}

@@ -175,18 +175,39 @@ class CofiConfig:
 
 @dataclass
 class BaselineConfig:
-    """A distillation baseline: a dense smaller student cut from the teacher, then trained with
-    the same distillation losses and the same total step budget as a CoFi trial."""
+    """A distillation baseline: a dense student trained with CoFi's losses, step budget, LR
+    schedules, evaluations and selection split (see cofi_sweep/students.py).
 
-    layers: Literal["every_other", "first_k", "all"] = "every_other"  # DistilBERT-style
+    The student is cut from the teacher (layers, then optionally heads, FFN units and hidden
+    dims, ranked by importance or first-k) or, with ``pretrained``, is that checkpoint as is.
+    """
+
+    layers: Literal["every_other", "first_k", "list", "all"] = "every_other"  # DistilBERT-style
     num_layers: int | None = None  # for first_k
-    heads: int | None = None  # attention heads kept per layer (the first ones); None = all
-    ffn: int | None = None  # FFN units kept per layer (the first ones); None = all
+    layer_list: list[int] | None = None  # for list: the teacher's layers kept, 1-based
+    heads: int | None = None  # attention heads kept per layer; None = all
+    ffn: int | None = None  # FFN units kept per layer; None = all
+    hidden: int | None = None  # hidden (residual) width kept; None = all
+    rank: Literal["importance", "first"] = "importance"  # which heads/units/dims stay
+    importance_batches: int = 16  # training batches that estimate the importance
+    pretrained: str | None = None  # a BERT-family checkpoint (hub name or folder) as student
 
     def check(self) -> list[str]:
-        problems = below(self, {"num_layers": 1, "heads": 1, "ffn": 1})
+        problems = below(self, {"num_layers": 1, "heads": 1, "ffn": 1, "hidden": 1,
+                                "importance_batches": 1})
         if self.layers == "first_k" and self.num_layers is None:
             problems.append("num_layers: layers=first_k needs num_layers")
+        if self.layers == "list" and not self.layer_list:
+            problems.append("layer_list: layers=list needs the 1-based layers to keep")
+        if self.layer_list is not None and (self.layers != "list" or min(self.layer_list) < 1):
+            problems.append(f"layer_list: 1-based layer numbers, used with layers=list, but got "
+                            f"{self.layer_list} with layers={self.layers}")
+        cut = [k for k in ("num_layers", "layer_list", "heads", "ffn", "hidden")
+               if getattr(self, k) is not None]
+        if self.pretrained is not None and cut:
+            problems.append(f"pretrained: a pretrained student is used as it is; drop "
+                            f"{', '.join(cut)} (or drop pretrained to cut a student from the "
+                            "teacher)")
         return problems
 
 

@@ -12,7 +12,8 @@ Layer mapping modes (``CofiConfig.distill``):
     dynamic        top-down; each teacher layer takes the lowest-MSE *existing* student layer
                    strictly below the one matched before (CoFi's default);
     unconstrained  each teacher layer takes its lowest-MSE existing student layer;
-    fixed          teacher layer k <-> student layer k;
+    fixed          teacher layer k <-> student layer k (k * S / T for a student of S layers
+                   under a teacher of T);
     prediction     no layer loss (L_pred only);  none: hard labels, no teacher.
 """
 
@@ -59,7 +60,8 @@ def layer_loss_matrix(student_states: list[torch.Tensor], teacher_states: list[t
 
 
 def align_layers(losses: torch.Tensor, existing: list[bool], mode: str,
-                 teacher_layers: list[int]) -> list[int | None]:
+                 teacher_layers: list[int], teacher_depth: int | None = None
+                 ) -> list[int | None]:
     """Student layer (0-based) for each teacher layer (rows of ``losses``, bottom to top).
 
     Args:
@@ -67,13 +69,17 @@ def align_layers(losses: torch.Tensor, existing: list[bool], mode: str,
         existing: per student layer, whether it still has an MHA or FFN sub-layer.
         mode: dynamic | unconstrained | fixed (see the module docstring).
         teacher_layers: the teacher layers' 1-based numbers (used by ``fixed``).
+        teacher_depth: the teacher's number of layers (``fixed``, for a student of another
+            depth: layer k maps to round(k * S / T)); None = the student's.
 
     Returns ``None`` where no admissible student layer is left (that term is then dropped).
     """
     num_teacher, num_student = losses.shape
     values = losses.detach()
-    if mode == "fixed":  # teacher layer k <-> student layer k
-        return [min(k, num_student) - 1 for k in teacher_layers]
+    if mode == "fixed":  # teacher layer k <-> student layer k, scaled by the depths
+        depth = teacher_depth or num_student
+        return [min(num_student, max(1, round(k * num_student / depth))) - 1
+                for k in teacher_layers]
     allowed = torch.tensor(existing, dtype=torch.bool, device=values.device)
     inf = torch.tensor(float("inf"), device=values.device)
     if mode == "unconstrained":

@@ -4,6 +4,10 @@
     then hold; best checkpoint at target) -> masks projected onto the target band -> compaction
     -> 3. distillation fine-tune of the compact model (constant LR, best kept) -> saved model
 
+A distillation baseline (``method: distill``) starts from its dense student
+(:mod:`cofi_sweep.students`) and runs the same three stages without masks: the pruning stage's
+steps and decaying LR train the student, its best checkpoint goes on to the fine-tune.
+
 Checkpoints are chosen on the *selection* split (``data.selection_size`` examples held out of
 the training data) when there is one, else on dev; dev is evaluated once per finished model
 (the best pruning checkpoint and the final compact model), for the report.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import json
 import logging
 import math
@@ -33,8 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cofi_sweep.compact import baseline_masks, compact, compact_projection, kept_indices
-from cofi_sweep.config import JobConfig, load_job_config
+from cofi_sweep.compact import compact, compact_projection, kept_indices
+from cofi_sweep.config import CofiSweepError, JobConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
                                 layer_loss, layer_loss_matrix, prediction_loss)
@@ -43,6 +48,7 @@ from cofi_sweep.gates import Gates, masks_as_probs
 from cofi_sweep.model import CofiBert, EncoderShape, group_alive, resolve_device
 from cofi_sweep.projection import project_to_band
 from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
+from cofi_sweep.students import needs_importance, student_masks, unit_importance
 from cofi_sweep.teacher import Teacher, get_teacher, linear_schedule, param_groups
 
 log = logging.getLogger(__name__)
@@ -165,14 +171,35 @@ class CofiPruner:
                            droprate_init_int=cfg.droprate_init_int,
                            droprate_init=cfg.droprate_init).to(self.device)
         self.lagrangian = Lagrangian().to(self.device)
-        if job.method == "distill":  # the baseline: cut a dense student, distil it, no masks
-            b = job.baseline
-            masks = baseline_masks(s, layers=b.layers, num_layers=b.num_layers, heads=b.heads,
-                                   ffn=b.ffn)
-            self.model = compact(self.model, {k: v.to(self.device) for k, v in masks.items()})
-            self.steps["finetune"] = sum(self.steps.values())  # the same total step budget
-            self.stage, self.reached_target = "finetune", True
+        self.pruning = job.method == "cofi"  # a baseline runs the same stages without masks
+        if not self.pruning:
+            self._make_student()
         self._make_optimizers()
+
+    def _make_student(self) -> None:
+        """A distillation baseline's dense student (see :mod:`cofi_sweep.students`)."""
+        b = self.job.baseline
+        if b.pretrained:
+            from cofi_sweep.pretrained import load_model
+            self.model = load_model(b.pretrained, self.task.num_labels).to(self.device)
+            if self.model.shape.vocab_size != self.teacher.shape.vocab_size:
+                raise CofiSweepError(
+                    f"baseline.pretrained: {b.pretrained} has a vocabulary of "
+                    f"{self.model.shape.vocab_size}, the teacher {self.teacher.shape.vocab_size}"
+                    "; the student must share the teacher's tokenizer")
+            self.projection = identity_projection(
+                self.model.shape.hidden_size, self.teacher.shape.hidden_size).to(self.device)
+        else:
+            importance = None
+            if needs_importance(b):  # the teacher's, on the first training batches
+                importance = unit_importance(self.teacher, itertools.islice(
+                    self.train_loader, b.importance_batches), self.task, self.device)
+            masks = {k: v.to(self.device) for k, v in
+                     student_masks(self.dense_shape, b, importance).items()}
+            self.model = compact(self.model, masks)
+            self.projection = compact_projection(self.projection, masks)
+        self.model.train()
+        self.reached_target = True  # a dense student is at its final size from the start
 
     def _make_optimizers(self) -> None:
         """Optimizers of the current stage: each stage starts with fresh ones (the reference
@@ -216,9 +243,10 @@ class CofiPruner:
             batch = to_device(batch, self.device)
 
             # forward backward update
-            masks = self.gates.sample() if stage == "prune" else None  # one sample per step
+            pruning = stage == "prune" and self.pruning
+            masks = self.gates.sample() if pruning else None  # one sample per step
             loss, parts = self._loss(batch, masks)
-            if stage == "prune":
+            if pruning:
                 expected = self.expected_sparsity()
                 target = target_at(self.stage_step, target=cfg.target_sparsity,
                                    warmup_steps=self.warmup_steps)
@@ -231,7 +259,7 @@ class CofiPruner:
                 cfg.max_grad_norm)
             self.optimizer.step()
             self.schedule.step()
-            if stage == "prune":
+            if pruning:
                 self.gate_optimizer.step()
                 self.lambda_optimizer.step()
                 self.gates.clamp_()  # log_alpha stays in [ln 0.01, ln 100]
@@ -264,7 +292,7 @@ class CofiPruner:
                                    [t_out.hidden_states[i] for i in self.teacher_layers],
                                    self.projection, batch["attention_mask"])
         self.mapping = align_layers(losses, self.existing_layers(masks), cfg.distill,
-                                    self.teacher_layers)
+                                    self.teacher_layers, self.teacher.shape.num_layers)
         layer = layer_loss(losses, self.mapping)
         loss = cfg.alpha_layer * layer + cfg.alpha_pred * pred
         return loss, {"pred_loss": pred.item(), "layer_loss": layer.item()}
@@ -322,9 +350,9 @@ class CofiPruner:
         cfg, task = self.cfg, self.task
         event: dict[str, Any] = {
             "stage": self.stage, "step": self.global_step, "stage_step": self.stage_step,
-            "epoch": epoch, "loss": loss, **parts}
+            "epoch": epoch, "loss": loss, "lr": self.schedule.get_last_lr()[0], **parts}
         eligible, masks = True, None
-        if self.stage == "prune":
+        if self.stage == "prune" and self.pruning:
             expected = self.expected_sparsity().item()
             raw = self.gates.deterministic()
             self.reached_target |= expected >= cfg.target_sparsity - cfg.sparsity_epsilon
@@ -343,7 +371,7 @@ class CofiPruner:
             # is far from it would be a mislabelled frontier point, so the best is kept only
             # within [target - eps, target + max_overshoot]
             eligible = self.reached_target and self._in_band(event["realized_sparsity"])
-        elif self.stage == "finetune":
+        else:  # a compact model, or a baseline's dense student: at its final size
             event["realized_sparsity"] = 1 - self.model.prunable_parameters() / self.dense_params
         # at_target: the score is of a model at its final sparsity (what early stopping ranks)
         event["at_target"] = self.stage == "finetune" or (self.stage == "prune"
@@ -378,6 +406,13 @@ class CofiPruner:
         stage = self.stage
         if stage == "distill":
             self.stage = "prune"
+        elif stage == "prune" and not self.pruning:  # a baseline: its best, no compaction
+            if self.best is not None:
+                self.model.load_state_dict(self.best["state"]["model"])
+                self.projection.load_state_dict(self.best["state"]["projection"])
+            self.pruned_metrics = evaluate(self.model, self.dev_loader, self.task,
+                                           device=self.device)  # once, for the report
+            self.stage = "finetune"
         elif stage == "prune":
             if self.best is not None:
                 self.model.load_state_dict(self.best["state"]["model"])
@@ -432,7 +467,7 @@ class CofiPruner:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stage, self.stage_step = state["stage"], state["stage_step"]
         self.global_step = state["global_step"]
-        if self.stage in ("finetune", "done"):  # the model was compacted: rebuild its shape
+        if self.stage in ("finetune", "done") or not self.pruning:  # compact: rebuild its shape
             self.model = CofiBert(EncoderShape(**state["model_shape"])).to(self.device)
             self.projection = nn.Linear(self.model.shape.hidden_size,
                                         self.teacher.shape.hidden_size).to(self.device)

@@ -30,23 +30,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-# Quiet, non-interactive Tune output; must be set before ray is imported.
-os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "0")
-os.environ.setdefault("RAY_AUTH_MODE", "token")  # explicit: Ray's default, minus its warning
-# Snapshot the experiment state every second (Ray's "auto" waits >= 10 s): with num_to_keep >= 2
-# the checkpoint a snapshot names is then still on disk when a SIGKILLed sweep is resumed.
-os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
-# Only the final result carries final_score (so Optuna never learns from partial trials), and
-# only pruning evaluations at target carry ASHA's metric; Tune's strict check would otherwise
-# reject the results that lack them.
-os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-
-from analysis import storage  # noqa: E402
-from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, TRIALS_DIR, collect  # noqa: E402
-from cofi_sweep.config import ConfigError  # noqa: E402
-from cofi_sweep.space import SweepSpace, describe_plan, load_space  # noqa: E402
+import cofi_sweep.ray_settings  # noqa: F401  (before anything imports ray)
+from analysis import storage
+from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, TRIALS_DIR, collect
+from cofi_sweep.config import ConfigError
+from cofi_sweep.space import SweepSpace, describe_plan, load_space
 
 log = logging.getLogger("cofi_sweep.run")
 

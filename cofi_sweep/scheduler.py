@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import cofi_sweep.ray_settings  # noqa: F401  (before ray)
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from analysis import storage

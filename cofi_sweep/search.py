@@ -24,6 +24,7 @@ import json
 import pickle
 from typing import Any
 
+import cofi_sweep.ray_settings  # noqa: F401  (before ray)
 import optuna
 from ray.tune.search import Searcher
 

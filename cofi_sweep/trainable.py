@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cofi_sweep.ray_settings  # noqa: F401  (before ray)
 import torch
 from filelock import FileLock
 from ray import tune

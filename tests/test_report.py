@@ -71,6 +71,10 @@ def test_report_on_a_hand_made_experiment(tmp_path: Path) -> None:
     assert "| 2× | 0.8700 ± 0.0141 | 0.8400 | cofi:full | unknown (one seed) |" in at
     assert "| 3× | 0.8583 | – | cofi:full | only one reaches it |" in at
     assert "| 4× |" in at and "| 6× |" not in at  # nothing on target reaches 6x (t3 is off)
+    # each baseline against each CoFi frontier at the baseline's own measured speedup
+    versus = text.split("## CoFi against each distillation baseline")[1].split("##")[0]
+    assert "same steps in the same three stages" in versus
+    assert "| distill:half | 2.00x | 0.8400 | +0.0300 |" in versus
     off = text.split("## Off-target trials")[1].split("##")[0]  # only t3 missed its band
     assert "| t3 | c-full | 0.5 | 0.420 | 0.9500 |" in off
     assert "| t0 " not in off and "| t4 " not in off

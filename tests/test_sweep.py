@@ -53,7 +53,8 @@ def write(tmp_path: Path, space: dict) -> Path:
     return path
 
 
-def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache: Path) -> None:
+def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache: Path,
+                                                  capsys: pytest.CaptureFixture) -> None:
     from cofi_sweep.run import run_sweep
 
     raw = tiny_space(tmp_path, teacher_cache)
@@ -85,6 +86,12 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
         assert results[-1]["stage"] == "prune" and "rung_score" in results[-1]
     # every trial of a cell ran with its own seed
     assert (healthy.groupby("cell_id")["config/cofi.seed"].nunique() == 2).all()
+    # and the summary says so, with the on-target count
+    out = capsys.readouterr().out
+    all_stopped = int((table["status"] == "stopped early").sum())  # baselines' cells too
+    assert f"ASHA stopped {all_stopped} trial(s) early" in out
+    cofi_done = int(((table["method"] == "cofi") & (table["status"] == "finished")).sum())
+    assert f"on target: {cofi_done} of {cofi_done} finished CoFi trials" in out
     assert finished["teacher_score"].iloc[0] > 0.7  # a teacher that learned the task
     for _, row in finished.iterrows():
         assert Path(row["compact_dir"]).is_dir()
