@@ -112,6 +112,11 @@ def accuracy_at_speedups(front: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def mean_sd(value: float, sd: float, fmt: str = ".4f") -> str:
+    """``0.8700 ± 0.0141``, or the value alone where there is no spread (one seed)."""
+    return f"{value:{fmt}}" + (f" ± {sd:.4f}" if pd.notna(sd) else "")
+
+
 def speedup_table(front: pd.DataFrame) -> list[str]:
     """The table people quote: accuracy at kx speedup, with the winner and whether the lead
     exceeds the seeds' spread."""
@@ -134,8 +139,7 @@ def speedup_table(front: pd.DataFrame) -> list[str]:
                 cells.append("–")
                 continue
             r = by.loc[label]
-            cells.append(f"{r['score']:.4f}" + (f" ± {r['std']:.4f}" if pd.notna(r["std"])
-                                                 else ""))
+            cells.append(mean_sd(r["score"], r["std"]))
         ranked = group.sort_values("score", ascending=False)
         verdict = "only one reaches it"
         if len(ranked) > 1:
@@ -182,11 +186,9 @@ def baseline_table(front: pd.DataFrame, pts: pd.DataFrame) -> list[str]:
             sd = value_at(f["speedup"], f["score_std"], b["speedup"])
             spread = np.hypot(sd, b["score_std"]) if pd.notna(sd) and pd.notna(
                 b["score_std"]) else np.nan
-            cells.append(f"{at - b['score']:+.4f}" + (f" ± {spread:.4f}" if pd.notna(spread)
-                                                      else ""))
-        std = f" ± {b['score_std']:.4f}" if pd.notna(b["score_std"]) else ""
-        lines.append(f"| {b['frontier']} | {b['speedup']:.2f}x | {b['score']:.4f}{std} | "
-                     + " | ".join(cells) + " |")
+            cells.append(mean_sd(at - b["score"], spread, "+.4f"))
+        lines.append(f"| {b['frontier']} | {b['speedup']:.2f}x | "
+                     f"{mean_sd(b['score'], b['score_std'])} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -376,8 +378,8 @@ def write_report(experiment: Path) -> Path:
         lines += ["## Frontier models", "", "| frontier | score (mean ± sd) | seeds | speedup | "
                   "realized sparsity | compact model (best seed) |", "|---|---|---|---|---|---|"]
         for _, row in front.sort_values(["frontier", "speedup"]).iterrows():
-            spread = f" ± {row['score_std']:.4f}" if pd.notna(row["score_std"]) else ""
-            lines.append(f"| {row['frontier']} | {row['score']:.4f}{spread} | {row['seeds']} | "
+            lines.append(f"| {row['frontier']} | {mean_sd(row['score'], row['score_std'])} | "
+                         f"{row['seeds']} | "
                          f"{row['speedup']:.2f}x | {row['realized_sparsity']:.3f} | "
                          f"`{row.get('compact_uri') or row['compact_dir']}` |")
     lines += off_target_section(table)
