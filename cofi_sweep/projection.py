@@ -53,7 +53,10 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
     Returns the masks unchanged when already in the band, or when no head/FFN-unit family is
     enabled (nothing fine-grained to move).
     """
-    sparsity = 1 - size(masks) / dense
+    def sparsity_of(m: dict[str, torch.Tensor]) -> float:
+        return 1 - size(m) / dense
+
+    sparsity = sparsity_of(masks)
     families = [f for f in UNITS if f in log_alpha and UNITS[f][0] in masks]
     if low <= sparsity <= high or not families:
         return masks
@@ -97,14 +100,14 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
     bulk = int(torch.searchsorted(torch.cumsum(cost[order], 0), torch.tensor(0.9 * needed)))
     for idx in order[:bulk]:
         apply(idx)
-    s = 1 - size(new) / dense
+    s = sparsity_of(new)
     skipped = []
     for idx in order[bulk:]:
         if (s >= target) if prune else (s <= target):
             break
         before = {name: m.clone() for name, m in new.items()}
         apply(idx)
-        after = 1 - size(new) / dense
+        after = sparsity_of(new)
         if (after > high) if prune else (after < low):
             new = before  # too coarse for what is left: try the next one
             skipped.append(idx)
