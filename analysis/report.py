@@ -339,6 +339,12 @@ def write_report(experiment: Path) -> Path:
     table = load_results(experiment)
     space_file = experiment / "space.json"
     table.attrs["space"] = json.loads(space_file.read_text()) if space_file.is_file() else {}
+    return render_report(table, experiment, f"Sweep report: {experiment.name}")
+
+
+def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
+    """pareto.csv, plots/ and report.md in ``experiment`` from a results table (a sweep's, or
+    any table with the same columns, e.g. a benchmark's); returns the report's path."""
     pts = points(table)
     front, volumes = frontiers(pts, teacher_score(table))
     if len(front):
@@ -354,7 +360,7 @@ def write_report(experiment: Path) -> Path:
     published = published_points(table)
     plots = write_plots(table, front, published, experiment / "plots") if len(table) else []
 
-    lines = [f"# Sweep report: {experiment.name}", ""]
+    lines = [f"# {title}", ""]
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     lines.append("Trials: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
     lines += ["", selection_statement(table), ""]

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from cofi_sweep.config import load_job_config
-from cofi_sweep.evaluation import measure_latency
+from cofi_sweep.latency import measure_latency
 from cofi_sweep.model import CofiBert
 from cofi_sweep.prune import format_report, run_cofi
 from cofi_sweep.teacher import get_teacher

@@ -11,6 +11,7 @@ so a long budget can be run a few targets at a time.
 
     python benchmarks/sparsity_control.py --space quickstart --targets 0.5 0.6 0.7 0.8 0.9 0.95
     python benchmarks/sparsity_control.py --space sst2_minilm_cpu --targets 0.5 0.6
+(the SST-2 rows also come from benchmarks/frontier.py, whose CoFi jobs are the same jobs)
     python benchmarks/sparsity_control.py --space quickstart --targets 0.8 \
         --set cofi.reg_learning_rate=0.2      # a stronger controller instead
 """
@@ -26,7 +27,7 @@ from pathlib import Path
 
 import torch
 
-from cofi_sweep.prune import run_cofi
+from cofi_sweep.prune import CofiResult, run_cofi
 from cofi_sweep.space import load_space
 
 HERE = Path(__file__).resolve().parent
@@ -36,6 +37,35 @@ OUT = HERE / "results" / "sparsity_control.json"
 def commit() -> str | None:
     return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                           text=True, cwd=HERE).stdout.strip() or None
+
+
+def control_row(space: str, target: float, settings: str, result: CofiResult,
+                wall_seconds: float, command: str) -> dict:
+    """The figure's row for one finished CoFi job."""
+    prune = [e for e in result.history if e["stage"] == "prune"]
+    chosen = result.pruned_checkpoint  # the compacted checkpoint, before projection
+    return {
+        "space": space, "target": target, "settings": settings,
+        "realized": round(result.realized_sparsity, 4),
+        "abs_error": round(abs(result.realized_sparsity - target), 4),
+        "on_target": result.on_target,
+        "gates_only": round(chosen["deterministic_sparsity"], 4),
+        "gates_only_abs_error": round(abs(chosen["deterministic_sparsity"] - target), 4),
+        "expected_at_checkpoint": round(chosen["expected_sparsity"], 4),
+        "checkpoint_step": chosen["step"], "pruning_steps": prune[-1]["stage_step"],
+        "dev": result.compact_metrics[result.main_metric], "metric": result.main_metric,
+        "wall_seconds": round(wall_seconds, 1), "commit": commit(), "command": command}
+
+
+def merge_rows(row: dict) -> list[dict]:
+    """Merges ``row`` into the results file by (space, target, settings); returns all rows."""
+    rows = json.loads(OUT.read_text()) if OUT.is_file() else []
+    key = (row["space"], row["target"], row["settings"])
+    rows = [r for r in rows if (r["space"], r["target"], r.get("settings", "")) != key]
+    rows = sorted(rows + [row], key=lambda r: (r["space"], r.get("settings", ""), r["target"]))
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
 
 
 def main() -> None:
@@ -56,29 +86,12 @@ def main() -> None:
         job.cofi = dataclasses.replace(job.cofi, target_sparsity=target)
         start = time.time()
         result = run_cofi(job, callback=lambda pruner, event: None)
-        prune = [e for e in result.history if e["stage"] == "prune"]
-        chosen = result.pruned_checkpoint  # the compacted checkpoint, before projection
-        row = {
-            "space": args.space, "target": target, "settings": " ".join(args.set),
-            "realized": round(result.realized_sparsity, 4),
-            "abs_error": round(abs(result.realized_sparsity - target), 4),
-            "on_target": result.on_target,
-            "gates_only": round(chosen["deterministic_sparsity"], 4),
-            "gates_only_abs_error": round(abs(chosen["deterministic_sparsity"] - target), 4),
-            "expected_at_checkpoint": round(chosen["expected_sparsity"], 4),
-            "checkpoint_step": chosen["step"], "pruning_steps": prune[-1]["stage_step"],
-            "dev": result.compact_metrics[result.main_metric], "metric": result.main_metric,
-            "wall_seconds": round(time.time() - start, 1), "commit": commit(),
-            "command": f"python benchmarks/sparsity_control.py --space {args.space} "
-                       f"--targets {target}" + (f" --set {' '.join(args.set)}" if args.set
-                                                 else "")}
+        command = (f"python benchmarks/sparsity_control.py --space {args.space} --targets "
+                   f"{target}" + (f" --set {' '.join(args.set)}" if args.set else ""))
+        row = control_row(args.space, target, " ".join(args.set), result, time.time() - start,
+                          command)
         print(json.dumps(row), flush=True)
-        key = (args.space, target, row["settings"])
-        rows = [r for r in rows if (r["space"], r["target"], r.get("settings", "")) != key]
-        rows = sorted(rows + [row], key=lambda r: (r["space"], r.get("settings", ""),
-                                                   r["target"]))
-        OUT.parent.mkdir(exist_ok=True)
-        OUT.write_text(json.dumps(rows, indent=1) + "\n")  # after each target: nothing lost
+        rows = merge_rows(row)  # after each target: nothing lost
     print("| space | settings | target | realized | abs error | gates only (no projection) "
           "| dev |")
     for r in rows:

@@ -1,8 +1,7 @@
-"""Dev-set evaluation and latency measurement, shared by the teacher and every CoFi stage."""
+"""Dev-set evaluation, shared by the teacher and every CoFi stage (timing: cofi_sweep.latency)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any, Iterable
 
 import numpy as np
@@ -43,32 +42,6 @@ def evaluate(model: torch.nn.Module, loader: Iterable, task: TaskSpec, *,
         labels.append(batch["labels"].cpu().numpy())
     model.train(was_training)
     return compute_metrics(task, np.concatenate(outputs), np.concatenate(labels))
-
-
-@torch.no_grad()
-def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int,
-                    device: torch.device | None = None, warmup: int = 2, repeats: int = 10,
-                    vocab_size: int | None = None) -> float:
-    """Median seconds per forward pass of a full (unpadded) ``batch_size x seq_len`` batch.
-
-    Random token ids: the dense matrix work does not depend on the values, only the shapes.
-    """
-    model.eval()
-    device = device or next(model.parameters()).device
-    vocab = vocab_size or model.shape.vocab_size
-    ids = torch.randint(5, vocab, (batch_size, seq_len), device=device)
-    mask = torch.ones_like(ids)
-    times = []
-    for i in range(warmup + repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        start = time.perf_counter()
-        model(ids, mask)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def describe(metrics: dict[str, Any]) -> str:

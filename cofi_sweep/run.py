@@ -99,7 +99,7 @@ def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> 
     (``experiment`` is a local folder: the experiment itself, or its mirror)."""
     import torch
 
-    from cofi_sweep.evaluation import measure_latency
+    from cofi_sweep.latency import measure_latency
     from cofi_sweep.model import CofiBert, resolve_device
 
     lat = space.latency

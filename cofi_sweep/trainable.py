@@ -31,7 +31,7 @@ from ray import tune
 from analysis import storage
 from analysis.results import TRIALS_DIR
 from cofi_sweep.config import from_dict
-from cofi_sweep.evaluation import measure_latency
+from cofi_sweep.latency import measure_latency
 from cofi_sweep.model import count_flops
 from cofi_sweep.prune import CofiPruner
 from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC

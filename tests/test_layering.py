@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 CORE = ["config", "data", "model", "gates", "sparsity", "distill", "compact", "evaluation",
-        "pretrained", "teacher", "projection", "students", "prune", "space"]
+        "pretrained", "teacher", "projection", "students", "prune", "space", "latency"]
 
 
 def test_core_imports_without_ray() -> None:

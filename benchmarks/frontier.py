@@ -1,0 +1,162 @@
+"""Benchmark: the real-data frontier -- CoFi against distillation baselines, at measured speedup.
+
+Runs named jobs of a shipped space one at a time (no Ray: nothing else shares the cores), each
+exactly as a sweep trial of that cell would run it, but with the job's fixed distillation
+weights instead of a search (CoFi and baselines alike: the same care for both):
+
+    cofi:<target>[@k]      a CoFi job at that target sparsity ("full" ablation), seed + k
+    distill:<name>[@k]     the space's baseline <name>, seed + k
+
+After each job, its compact model and the teacher are timed interleaved (the space's batch and
+sequence length, every available core), and a row is merged into
+benchmarks/results/frontier_<label>.json -- one job at a time, so a long benchmark adds up
+across sessions. CoFi jobs also add their row to the sparsity-control figure
+(sparsity_control.json). ``--report`` renders the rows with the sweep report's own code
+(frontiers, accuracy at k×, CoFi minus each baseline, plots) into
+benchmarks/results/frontier_<label>/.
+
+    python benchmarks/frontier.py --space sst2_minilm_cpu --runs cofi:0.5 cofi:0.6 cofi:0.7
+    python benchmarks/frontier.py --space sst2_minilm_cpu --runs distill:layers3 cofi:0.5@1
+    python benchmarks/frontier.py --space sst2_minilm_cpu --set task=stsb --label stsb \
+        --runs cofi:0.5 distill:layers3
+    python benchmarks/frontier.py --space sst2_minilm_cpu --report
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from analysis.report import render_report
+from cofi_sweep.latency import available_cpus, describe_device, time_models
+from cofi_sweep.model import CofiBert, count_flops
+from cofi_sweep.prune import CofiPruner
+from cofi_sweep.space import SweepSpace, job_for_trial, load_space
+from cofi_sweep.teacher import get_teacher
+from sparsity_control import commit, control_row, merge_rows
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+REPEATS = 20
+
+
+def parse_run(run: str, space: SweepSpace) -> tuple[dict, int]:
+    """``cofi:0.5@1`` -> (the grid cell it names, seed offset 1)."""
+    name, _, k = run.partition("@")
+    method, _, value = name.partition(":")
+    if method == "cofi":
+        cell = {"id": f"t{float(value):g}-full", "method": "cofi",
+                "target_sparsity": float(value), "ablation": "full", "overrides": {}}
+    elif method == "distill":
+        cell = next((c for c in space.cells() if c["id"] == f"distill-{value}"), None)
+        if cell is None:
+            raise SystemExit(f"error: {run}: the space has no baseline {value!r} "
+                             f"(it has {', '.join(space.baselines) or 'none'})")
+    else:
+        raise SystemExit(f"error: {run}: runs are cofi:<target>[@k] or distill:<name>[@k]")
+    return cell, int(k or 0)
+
+
+def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dict, object]:
+    out = f"runs/bench/frontier_{label}/{cell['id']}_seed{offset}"
+    job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed + offset}, out)
+    job = dataclasses.replace(job, num_threads=torch.get_num_threads())
+    start = time.time()
+    result = CofiPruner(job).run()
+    wall = time.time() - start
+    teacher = get_teacher(job).load()  # a cache hit
+    compact = CofiBert.from_pretrained(result.compact_dir)
+    lat = space.latency
+    timing = time_models({"teacher": teacher, "compact": compact}, batch_size=lat.batch_size,
+                         seq_len=lat.seq_len, warmup=lat.warmup, repeats=REPEATS)
+    t, c = timing["teacher"], timing["compact"]
+    row = {
+        "trial_id": f"{cell['id']}@{offset}", "cell_id": cell["id"], "method": cell["method"],
+        "ablation": cell["ablation"], "target_sparsity": cell["target_sparsity"],
+        "config/cofi.seed": job.cofi.seed, "status": "finished", "on_target": result.on_target,
+        "score": result.compact_metrics[result.main_metric], "main_metric": result.main_metric,
+        **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
+        "selection_score": result.selection_metrics[result.main_metric],
+        "selection": result.selection,
+        "teacher_score": result.teacher_metrics[result.main_metric],
+        "realized_sparsity": result.realized_sparsity,
+        "prunable_params": result.prunable_params, "total_params": result.total_params,
+        "speedup": t.median / c.median,
+        # the spread: slowest-quartile teacher over fastest-quartile compact, and vice versa
+        "speedup_low": t.q1 / c.q3, "speedup_high": t.q3 / c.q1,
+        "latency_s": c.median, "teacher_latency_s": t.median,
+        "predicted_speedup": count_flops(teacher.shape, lat.seq_len)
+        / max(1.0, count_flops(compact.shape, lat.seq_len)),
+        "structure": json.dumps(result.structure), "compact_dir": result.compact_dir,
+        "latency_protocol": f"batch {lat.batch_size} x {lat.seq_len}, {REPEATS} interleaved "
+                            f"repeats, {torch.get_num_threads()} threads",
+        "job_wall_seconds": round(wall, 1), "commit": commit(),
+    }
+    return row, result
+
+
+def merge(path: Path, row: dict) -> list[dict]:
+    rows = [r for r in (json.loads(path.read_text()) if path.is_file() else [])
+            if r["trial_id"] != row["trial_id"]]
+    rows = sorted(rows + [row], key=lambda r: (r["method"], r["trial_id"]))
+    path.write_text(json.dumps(rows, indent=1) + "\n")
+    return rows
+
+
+def report(space: SweepSpace, path: Path, label: str, device: dict) -> Path:
+    rows = json.loads(path.read_text())
+    table = pd.DataFrame(rows)
+    table.attrs["space"] = dataclasses.asdict(space)
+    out = RESULTS / f"frontier_{label}"
+    out.mkdir(parents=True, exist_ok=True)
+    commits = ", ".join(sorted({str(r["commit"]) for r in rows}))
+    hours = sum(r["job_wall_seconds"] for r in rows) / 3600
+    report_path = render_report(table, out, f"Frontier benchmark: {label} ({len(rows)} jobs, "
+                                f"{hours:.1f} h of training on {device['name']}, commits "
+                                f"{commits})")
+    print(report_path.read_text())
+    return report_path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--space", default="sst2_minilm_cpu", help="a name in search_spaces/")
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="job settings changed from the space's, e.g. task=stsb")
+    parser.add_argument("--label", help="names the results file (default: the space)")
+    parser.add_argument("--runs", nargs="*", default=[], help="cofi:<target>[@k] or "
+                        "distill:<name>[@k], run in this order")
+    parser.add_argument("--report", action="store_true", help="render the rows collected")
+    args = parser.parse_args()
+    space = load_space(HERE.parent / "search_spaces" / f"{args.space}.yaml",
+                       [f"job.{item}" for item in args.set])
+    label = args.label or args.space
+    torch.set_num_threads(available_cpus())
+    device = describe_device(torch.device("cpu"))
+    path = RESULTS / f"frontier_{label}.json"
+    cells = [parse_run(run, space) for run in args.runs]  # every name checked before running
+    for run, (cell, offset) in zip(args.runs, cells):
+        print(f"=== {label}: {run}", flush=True)
+        row, result = run_job(space, cell, offset, label)
+        row.update(device=device["name"], command=f"python benchmarks/frontier.py --space "
+                   f"{args.space}" + (f" --set {' '.join(args.set)}" if args.set else "")
+                   + (f" --label {label}" if args.label else "") + f" --runs {run}")
+        merge(path, row)
+        print(json.dumps({k: row[k] for k in ("trial_id", "score", "realized_sparsity",
+                                              "speedup", "job_wall_seconds")}), flush=True)
+        if cell["method"] == "cofi" and not args.set and offset == 0:
+            merge_rows(control_row(args.space, cell["target_sparsity"], "", result,
+                                   row["job_wall_seconds"], row["command"]))
+    if args.report:
+        report(space, path, label, device)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,122 @@
+"""Latency: how models are timed, on what, and with how many threads.
+
+One protocol everywhere (a trial's provisional timing, the sweep's exclusive pass, re-timing,
+benchmarks): full ``batch_size x seq_len`` batches of random token ids (dense matrix work
+depends on shapes, not values), a few warm-up passes, then ``repeats`` timed forward passes.
+Several models are timed *interleaved* -- one pass of each in turn, repeated -- so a slow
+stretch of the machine (another process, thermal throttling) hits all of them alike rather
+than whichever happened to run then; every model's median and spread (quartiles, min, max)
+are kept, so a reader can tell a real speedup from noise.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+@dataclass
+class Timing:
+    """Seconds per forward pass over the repeats of one model."""
+
+    median: float
+    q1: float
+    q3: float
+    min: float
+    max: float
+    repeats: int
+
+    @classmethod
+    def of(cls, times: list[float]) -> "Timing":
+        q1, median, q3 = np.percentile(times, [25, 50, 75])
+        return cls(float(median), float(q1), float(q3), float(min(times)), float(max(times)),
+                   len(times))
+
+    def as_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on: its affinity mask, capped by a cgroup CPU quota (a
+    container's ``--cpus``), which ``os.cpu_count()`` ignores."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        cpus = os.cpu_count() or 1
+    try:  # cgroup v2: "max 100000" or "<quota> <period>"
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, max(1, int(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return max(1, cpus)
+
+
+def describe_device(device: torch.device) -> dict[str, str | int]:
+    """What the timings were taken on, for the report: the CPU model or GPU name, threads,
+    torch version."""
+    if device.type == "cuda":
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = platform.processor() or platform.machine()
+        try:
+            for line in Path("/proc/cpuinfo").read_text().splitlines():
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+        except OSError:
+            pass
+    return {"device": device.type, "name": name, "threads": torch.get_num_threads(),
+            "torch": torch.__version__}
+
+
+def _inputs(model: torch.nn.Module, batch_size: int, seq_len: int, device: torch.device,
+            vocab_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    vocab = vocab_size or model.shape.vocab_size
+    generator = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, vocab, (batch_size, seq_len), generator=generator).to(device)
+    return ids, torch.ones_like(ids)
+
+
+def _timed_pass(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> float:
+    cuda = ids.device.type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(ids.device)
+    start = time.perf_counter()
+    model(ids, mask)
+    if cuda:
+        torch.cuda.synchronize(ids.device)
+    return time.perf_counter() - start
+
+
+@torch.no_grad()
+def time_models(models: dict[str, torch.nn.Module], *, batch_size: int, seq_len: int,
+                device: torch.device | None = None, warmup: int = 2, repeats: int = 10,
+                vocab_size: int | None = None) -> dict[str, Timing]:
+    """Times every model interleaved (see the module docstring); a :class:`Timing` each."""
+    inputs = {}
+    for name, model in models.items():
+        model.eval()
+        dev = device or next(model.parameters()).device
+        inputs[name] = _inputs(model, batch_size, seq_len, dev, vocab_size)
+    times: dict[str, list[float]] = {name: [] for name in models}
+    for i in range(warmup + repeats):
+        for name, model in models.items():
+            seconds = _timed_pass(model, *inputs[name])
+            if i >= warmup:
+                times[name].append(seconds)
+    return {name: Timing.of(t) for name, t in times.items()}
+
+
+def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int,
+                    device: torch.device | None = None, warmup: int = 2, repeats: int = 10,
+                    vocab_size: int | None = None) -> float:
+    """Median seconds per forward pass of one model."""
+    return time_models({"model": model}, batch_size=batch_size, seq_len=seq_len, device=device,
+                       warmup=warmup, repeats=repeats, vocab_size=vocab_size)["model"].median
