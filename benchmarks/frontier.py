@@ -74,7 +74,8 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
     compact = CofiBert.from_pretrained(result.compact_dir)
     lat = space.latency
     timing = time_models({"teacher": teacher, "compact": compact}, batch_size=lat.batch_size,
-                         seq_len=lat.seq_len, warmup=lat.warmup, repeats=REPEATS)
+                         seq_len=lat.seq_len, warmup=lat.warmup, repeats=REPEATS,
+                         vocab_size=compact.shape.vocab_size)
     t, c = timing["teacher"], timing["compact"]
     row = {
         "trial_id": f"{cell['id']}@{offset}", "cell_id": cell["id"], "method": cell["method"],

@@ -16,6 +16,7 @@ import platform
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -76,39 +77,47 @@ def describe_device(device: torch.device) -> dict[str, str | int]:
             "torch": torch.__version__}
 
 
-def _inputs(model: torch.nn.Module, batch_size: int, seq_len: int, device: torch.device,
-            vocab_size: int | None) -> tuple[torch.Tensor, torch.Tensor]:
-    vocab = vocab_size or model.shape.vocab_size
-    generator = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, vocab, (batch_size, seq_len), generator=generator).to(device)
-    return ids, torch.ones_like(ids)
+Runner = Callable[[torch.Tensor, torch.Tensor], object]  # (input_ids, attention_mask) -> any
 
 
-def _timed_pass(model: torch.nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> float:
+def _runner(model: torch.nn.Module | Runner, device: torch.device | None
+            ) -> tuple[Runner, torch.device]:
+    """A model as a runner on its device (a torch module in eval mode), or a runner as is
+    (e.g. an onnxruntime session wrapped by :func:`cofi_sweep.export.onnx_runner`: CPU inputs)."""
+    if isinstance(model, torch.nn.Module):
+        model.eval()
+        return model, device or next(model.parameters()).device
+    return model, torch.device("cpu")
+
+
+def _timed_pass(run: Runner, ids: torch.Tensor, mask: torch.Tensor) -> float:
     cuda = ids.device.type == "cuda"
     if cuda:
         torch.cuda.synchronize(ids.device)
     start = time.perf_counter()
-    model(ids, mask)
+    run(ids, mask)
     if cuda:
         torch.cuda.synchronize(ids.device)
     return time.perf_counter() - start
 
 
 @torch.no_grad()
-def time_models(models: dict[str, torch.nn.Module], *, batch_size: int, seq_len: int,
-                device: torch.device | None = None, warmup: int = 2, repeats: int = 10,
-                vocab_size: int | None = None) -> dict[str, Timing]:
-    """Times every model interleaved (see the module docstring); a :class:`Timing` each."""
-    inputs = {}
+def time_models(models: dict[str, torch.nn.Module | Runner], *, batch_size: int, seq_len: int,
+                vocab_size: int, device: torch.device | None = None, warmup: int = 2,
+                repeats: int = 10) -> dict[str, Timing]:
+    """Times every model interleaved (see the module docstring); a :class:`Timing` each.
+
+    Token ids are drawn below ``vocab_size`` (the smallest vocabulary among the models)."""
+    ids = torch.randint(5, vocab_size, (batch_size, seq_len),
+                        generator=torch.Generator().manual_seed(0))
+    runners = {}
     for name, model in models.items():
-        model.eval()
-        dev = device or next(model.parameters()).device
-        inputs[name] = _inputs(model, batch_size, seq_len, dev, vocab_size)
+        run, dev = _runner(model, device)
+        runners[name] = (run, ids.to(dev), torch.ones_like(ids).to(dev))
     times: dict[str, list[float]] = {name: [] for name in models}
     for i in range(warmup + repeats):
-        for name, model in models.items():
-            seconds = _timed_pass(model, *inputs[name])
+        for name, (run, ids_, mask) in runners.items():
+            seconds = _timed_pass(run, ids_, mask)
             if i >= warmup:
                 times[name].append(seconds)
     return {name: Timing.of(t) for name, t in times.items()}
@@ -119,4 +128,5 @@ def measure_latency(model: torch.nn.Module, *, batch_size: int, seq_len: int,
                     vocab_size: int | None = None) -> float:
     """Median seconds per forward pass of one model."""
     return time_models({"model": model}, batch_size=batch_size, seq_len=seq_len, device=device,
-                       warmup=warmup, repeats=repeats, vocab_size=vocab_size)["model"].median
+                       warmup=warmup, repeats=repeats,
+                       vocab_size=vocab_size or model.shape.vocab_size)["model"].median

@@ -1,0 +1,115 @@
+"""Exports load without this project and reproduce the compact model's logits."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from cofi_sweep.compact import compact
+from cofi_sweep.export import export_hf, export_onnx, is_uniform, main
+from cofi_sweep.model import CofiBert
+from cofi_sweep.pretrained import build_tiny_model
+from helpers import all_on_masks, random_batch, tiny
+from test_compact import case_masks
+
+# Run in a fresh interpreter where importing cofi_sweep fails: only transformers loads it.
+RELOAD = """
+import json, sys
+sys.modules['cofi_sweep'] = None
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+out, trust = sys.argv[1], sys.argv[2] == '1'
+model = AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=trust).eval()
+tokenizer = AutoTokenizer.from_pretrained(out)
+batch = tokenizer(['a short one', 'and a somewhat longer second sentence here'],
+                  padding=True, return_tensors='pt')
+with torch.no_grad():
+    logits = model(**batch).logits
+print('RESULT ' + json.dumps({'class': type(model).__name__, 'logits': logits.tolist(),
+                  'ids': batch['input_ids'].tolist(), 'mask': batch['attention_mask'].tolist()}))
+"""
+
+
+def saved_compact(tmp_path: Path, family: str, masks_case: str | None) -> Path:
+    model = tiny(family)
+    masks = case_masks(model, masks_case) if masks_case else all_on_masks(model)
+    small = compact(model, masks).eval()
+    folder = tmp_path / "compact"
+    small.save_pretrained(folder)
+    from transformers import AutoTokenizer
+
+    AutoTokenizer.from_pretrained(build_tiny_model(family)).save_pretrained(folder)
+    return folder
+
+
+def reload_elsewhere(out: Path, trust: bool) -> dict:
+    done = subprocess.run([sys.executable, "-c", RELOAD, str(out), "1" if trust else "0"],
+                          capture_output=True, text=True, cwd=out, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # (AutoTokenizer asks whether to trust the remote code of the config it peeks at; with no
+    # answer it reads the config without it, which is all a tokenizer needs)
+    return json.loads(done.stdout.rpartition("RESULT ")[2])
+
+
+@pytest.mark.parametrize("family", ["tiny-bert", "tiny-roberta"])
+def test_heterogeneous_hf_export_loads_with_remote_code_alone(tmp_path: Path,
+                                                             family: str) -> None:
+    folder = saved_compact(tmp_path, family, "everything")  # removed MHA/FFN, fewer dims
+    model = CofiBert.from_pretrained(folder)
+    assert not is_uniform(model.shape) and 0 in model.shape.heads and 0 in model.shape.ffn
+    report = export_hf(folder, tmp_path / "hf")
+    assert report["remote_code"] and report["max_abs_logit_diff"] <= 1e-5
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["heads"] == model.shape.heads and config["ffn"] == model.shape.ffn
+    assert config["hidden_size"] == model.shape.hidden_size < 64
+    assert config["removed_mha_layers"] and config["removed_ffn_layers"]
+    got = reload_elsewhere(tmp_path / "hf", trust=True)
+    assert got["class"] == "CofiBertForSequenceClassification"
+    with torch.no_grad():
+        want = model(torch.tensor(got["ids"]), torch.tensor(got["mask"])).logits
+    assert torch.allclose(torch.tensor(got["logits"]), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", ["tiny-bert", "tiny-roberta"])
+def test_uniform_hf_export_is_a_stock_model(tmp_path: Path, family: str) -> None:
+    folder = saved_compact(tmp_path, family, None)  # every unit kept: uniform
+    assert is_uniform(CofiBert.from_pretrained(folder).shape)
+    report = export_hf(folder, tmp_path / "hf")
+    assert not report["remote_code"]
+    assert not (tmp_path / "hf" / "modeling_cofi_bert.py").exists()
+    got = reload_elsewhere(tmp_path / "hf", trust=False)
+    stock = "BertForSequenceClassification" if family == "tiny-bert" else \
+        "RobertaForSequenceClassification"
+    assert got["class"] == stock
+    model = CofiBert.from_pretrained(folder)
+    with torch.no_grad():
+        want = model(torch.tensor(got["ids"]), torch.tensor(got["mask"])).logits
+    assert torch.allclose(torch.tensor(got["logits"]), want, atol=1e-5)
+
+
+def test_onnx_export_matches_pytorch_at_any_shape(tmp_path: Path) -> None:
+    folder = saved_compact(tmp_path, "tiny-bert", "everything")
+    report = export_onnx(folder, tmp_path / "onnx", batch_size=2, seq_len=16, repeats=2)
+    assert report["max_abs_logit_diff"] <= 1e-4
+    assert report["latency"]["onnxruntime"]["median"] > 0
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"))
+    model = CofiBert.from_pretrained(folder)
+    ids, mask = random_batch(100, batch=4, length=23)  # a shape the export never saw
+    got = session.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy(),
+                             "token_type_ids": torch.zeros_like(ids).numpy()})[0]
+    with torch.no_grad():
+        want = model(ids, mask).logits.numpy()
+    assert abs(got - want).max() <= 1e-4
+    assert json.loads((tmp_path / "onnx" / "export_report.json").read_text())["format"] == "onnx"
+
+
+def test_cli_explains_a_folder_that_is_not_a_model(tmp_path: Path, capsys) -> None:
+    assert main([str(tmp_path), "--format", "hf"]) == 2
+    assert "pareto.csv" in capsys.readouterr().err
