@@ -29,7 +29,8 @@ import pandas as pd
 
 from analysis.pareto import (METRIC_SPAN, SPEEDUP_SPAN, normalized_hypervolume, pareto_front,
                              value_at)
-from analysis.results import TABLE_FILE, experiment_from_args, write_table
+from analysis.results import (LATENCY_FILE, TABLE_FILE, experiment_from_args, read_latency,
+                              write_table)
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 OBJECTIVES = {"speedup": "max", "score": "max"}
@@ -37,9 +38,13 @@ SPEEDUPS = (2, 3, 4, 6, 8, 10)  # the "accuracy at kx" table
 OUTPUTS = (TABLE_FILE, "pareto.csv", "report.md", "plots")  # what write_report writes
 
 
-def load_results(experiment: Path) -> pd.DataFrame:
-    """The trial table (re-collected from the trial folders so it is current)."""
-    table = pd.read_parquet(write_table(experiment))
+def load_results(experiment: Path, latency_table: str = LATENCY_FILE,
+                 out: Path | None = None) -> pd.DataFrame:
+    """The trial table (re-collected from the trial folders so it is current), with the
+    speedups of ``latency_table``; its protocol and device in ``attrs["latency"]``."""
+    table = pd.read_parquet(write_table(experiment, latency_table, out))
+    info = read_latency(experiment, latency_table)
+    table.attrs["latency"] = {k: v for k, v in info.items() if k != "trials"}
     if "speedup" not in table and "provisional_speedup" in table:
         table["speedup"] = np.nan  # exclusive timing not done yet (running experiment)
     return table
@@ -333,13 +338,35 @@ def off_target_section(table: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(experiment: Path) -> Path:
-    """Writes every output listed in the module docstring; returns the report's path."""
+def write_report(experiment: Path, latency: str = LATENCY_FILE, out: Path | None = None
+                 ) -> Path:
+    """Writes every output listed in the module docstring into ``out`` (default: the
+    experiment folder), with the speedups of the latency table ``latency`` (a re-timed
+    setting's, :mod:`cofi_sweep.retime`); returns the report's path."""
     experiment = Path(experiment)
-    table = load_results(experiment)
+    out = Path(out or experiment)
+    table = load_results(experiment, latency, out)
     space_file = experiment / "space.json"
     table.attrs["space"] = json.loads(space_file.read_text()) if space_file.is_file() else {}
-    return render_report(table, experiment, f"Sweep report: {experiment.name}")
+    title = f"Sweep report: {experiment.name}" + (
+        "" if latency == LATENCY_FILE else f", re-timed ({latency})")
+    return render_report(table, out, title)
+
+
+def latency_statement(info: dict) -> str:
+    """How the speedups were measured: the protocol and the device, from the latency table."""
+    p, d = info.get("protocol") or {}, info.get("device") or {}
+    if not p:
+        return "Speedup: the teacher's latency divided by the compact model's."
+    where = (f"{d.get('name', '?')} ({d.get('device', p.get('device', '?'))}, "
+             f"{d.get('threads', p.get('threads', '?'))} threads, torch {d.get('torch', '?')})"
+             if d else f"{p.get('device', '?')}, {p.get('threads', '?')} threads")
+    return (f"Speedup: the teacher's latency divided by the compact model's, both timed after "
+            f"training on {where} with {p.get('runtime', 'pytorch')}: batch "
+            f"{p.get('batch_size')} × {p.get('seq_len')} tokens, {p.get('warmup')} warm-up and "
+            f"{p.get('repeats')} timed passes, each model interleaved with the teacher "
+            f"(medians; the spread is a slow-quartile teacher over a fast-quartile model and "
+            f"back).")
 
 
 def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
@@ -364,8 +391,9 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     lines.append("Trials: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
     lines += ["", selection_statement(table), ""]
-    lines.append(f"Speedup is the teacher's latency divided by the compact model's, measured "
-                 f"after training, one model at a time. Points are placed at their measured "
+    lines.append(latency_statement(table.attrs.get("latency", {})))
+    lines.append("")
+    lines.append(f"Points are placed at their measured "
                  f"speedup and realized sparsity; trials that missed their sparsity band never "
                  f"stand on a frontier. Hypervolume: one reference for every frontier, speedup "
                  f"1× and the teacher's score − {METRIC_SPAN:g}, with {SPEEDUP_SPAN:g}× of "

@@ -50,12 +50,18 @@ def _tune_trial_id(trial_dir: Path) -> str:
     return match[1] if match else trial_dir.name
 
 
-def collect(experiment: str | Path) -> pd.DataFrame:
-    """A row per trial of every cell under ``experiment`` (see module docstring)."""
+def read_latency(experiment: str | Path, table: str = LATENCY_FILE) -> dict[str, Any]:
+    """A latency table (``latency.json``, or a re-timed ``latency-<setting>.json``): its
+    protocol, device and per-trial timings; empty when not measured yet."""
+    path = Path(experiment) / table
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.DataFrame:
+    """A row per trial of every cell under ``experiment`` (see module docstring), with the
+    speedups of ``latency_table``."""
     experiment = Path(experiment)
-    latency = {}
-    if (experiment / LATENCY_FILE).is_file():
-        latency = json.loads((experiment / LATENCY_FILE).read_text())
+    latency = read_latency(experiment, latency_table)
     rows = []
     finished_sweep = (experiment / SWEEP_DONE).is_file()
     for params_file in sorted(experiment.glob("*/params.json")):  # Tune's trial folders
@@ -90,7 +96,9 @@ def collect(experiment: str | Path) -> pd.DataFrame:
                 row["compact_uri"] = row["compact_dir"]
             row["compact_dir"] = str(compact)
         measured = latency.get("trials", {}).get(str(row["trial_id"]))
-        if measured:
+        if isinstance(measured, dict):  # timed interleaved with the teacher
+            row.update(measured)
+        elif measured:  # an older table: one teacher timing for all
             row["latency_s"] = measured
             row["teacher_latency_s"] = latency.get("teacher")
             row["speedup"] = latency["teacher"] / measured
@@ -108,13 +116,16 @@ def _one_type(value: Any) -> Any:
     return json.dumps(value)
 
 
-def write_table(experiment: str | Path) -> Path:
-    """Collects the table and writes ``results.parquet`` in ``experiment``; returns its path."""
-    frame = collect(experiment)
+def write_table(experiment: str | Path, latency_table: str = LATENCY_FILE,
+                out: str | Path | None = None) -> Path:
+    """Collects the table and writes ``results.parquet`` in ``out`` (default: the experiment
+    folder); returns its path."""
+    frame = collect(experiment, latency_table)
     for column in frame.columns:  # parquet needs one type per column
         if frame[column].dtype == object:
             frame[column] = frame[column].map(_one_type)
-    path = Path(experiment) / TABLE_FILE
+    path = Path(out or experiment) / TABLE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
     return path
 

@@ -39,6 +39,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
                    "merges.txt", "special_tokens_map.json")
 ONNX_TOLERANCE = 1e-4
 HF_TOLERANCE = 1e-5
+ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def is_uniform(shape: EncoderShape) -> bool:
@@ -163,6 +164,17 @@ class _LogitsOnly(torch.nn.Module):
         return self.model(input_ids, attention_mask, token_type_ids).logits
 
 
+def to_onnx(model: CofiBert, path: str | Path) -> None:
+    """Writes ``model`` as ONNX with dynamic batch and sequence axes."""
+    inputs = _sample_inputs(model.shape)
+    axes = {n: {0: "batch", 1: "sequence"} for n in ONNX_INPUTS} | {"logits": {0: "batch"}}
+    # the TorchScript-based exporter: it needs no onnxscript, and its graph runs in onnxruntime
+    # at any batch and length (tested)
+    torch.onnx.export(_LogitsOnly(model).eval(), tuple(inputs[n] for n in ONNX_INPUTS),
+                      str(path), input_names=list(ONNX_INPUTS), output_names=["logits"],
+                      dynamic_axes=axes, dynamo=False)
+
+
 def onnx_runner(session: Any) -> Any:
     """An onnxruntime session as a latency runner: ``(input_ids, attention_mask) -> logits``."""
     def run(ids: torch.Tensor, mask: torch.Tensor) -> Any:
@@ -186,15 +198,11 @@ def export_onnx(compact_dir: str | Path, out: str | Path, *, batch_size: int = 3
     compact_dir, out = Path(compact_dir), Path(out)
     model = CofiBert.from_pretrained(compact_dir)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = _sample_inputs(model.shape)
     path = out / "model.onnx"
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    axes = {n: {0: "batch", 1: "sequence"} for n in names} | {"logits": {0: "batch"}}
-    torch.onnx.export(_LogitsOnly(model).eval(), tuple(inputs[n] for n in names), str(path),
-                      input_names=names, output_names=["logits"], dynamic_axes=axes,
-                      dynamo=False)
+    to_onnx(model, path)
     _copy_tokenizer(compact_dir, out)
     session = onnx_session(path)
+    names = ONNX_INPUTS
     diffs = []
     for batch, seq in ((3, 16), (1, 7), (5, 33)):  # the axes really are dynamic
         sample = _sample_inputs(model.shape, batch, seq)

@@ -11,8 +11,9 @@ once; trials load it by path. The whole grid is one Tune experiment in ``<storag
 out every cell's ``trials_per_cell`` trials round-robin, each with its own seed, and keeps one
 Optuna study per cell that learns from finished, on-target trials' selection-split scores.
 ASHA (:mod:`cofi_sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
-scores at target. When all trials are done, the compact models and the teacher are timed one at a time, in
-this process, with nothing else running. Then the results table and report are written.
+scores at target. When all trials are done, each compact model is timed interleaved with the teacher, in
+this process, with nothing else running (:mod:`cofi_sweep.retime`, which also re-times an
+experiment under another deployment setting). Then the results table and report are written.
 
 Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
 pyarrow.fs either way. For a URI, the driver times and reports from a local mirror of the
@@ -32,7 +33,7 @@ from typing import Any
 
 import cofi_sweep.ray_settings  # noqa: F401  (before anything imports ray)
 from analysis import storage
-from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, TRIALS_DIR, collect
+from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, TRIALS_DIR
 from cofi_sweep.config import ConfigError
 from cofi_sweep.space import SweepSpace, describe_plan, load_space
 
@@ -95,36 +96,23 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
 
 
 def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> None:
-    """Times every finished trial's compact model and the teacher, one at a time, here
-    (``experiment`` is a local folder: the experiment itself, or its mirror)."""
-    import torch
-
-    from cofi_sweep.latency import measure_latency
-    from cofi_sweep.model import CofiBert, resolve_device
+    """Times every finished trial's compact model, interleaved with the teacher, here, with
+    nothing else running (``experiment`` is a local folder: the experiment itself, or its
+    mirror); the protocol is the space's ``latency`` (:mod:`cofi_sweep.retime`)."""
+    from cofi_sweep.retime import Protocol, time_trials
 
     lat = space.latency
-    torch.set_num_threads(lat.num_threads or os.cpu_count() or 1)
-    device = resolve_device(lat.device)
-    path = experiment / LATENCY_FILE
-    known = json.loads(path.read_text()) if path.is_file() else {}
-    trials = known.setdefault("trials", {})  # trial id -> seconds
+    device = "cuda" if lat.device == "auto" and _has_cuda() else \
+        ("cpu" if lat.device == "auto" else lat.device)
+    time_trials(experiment, teacher_dir, Protocol(lat.batch_size, lat.seq_len, lat.num_threads,
+                                                  device, warmup=lat.warmup,
+                                                  repeats=lat.repeats))
 
-    def timed(directory: str) -> float:
-        model = CofiBert.from_pretrained(directory).to(device)
-        return measure_latency(model, batch_size=lat.batch_size, seq_len=lat.seq_len,
-                               device=device, warmup=lat.warmup, repeats=lat.repeats)
 
-    if "teacher" not in known:
-        known["teacher"] = timed(teacher_dir)
-    table = collect(experiment)
-    finished = table[table["status"] == "finished"] if len(table) else table
-    for trial_id, directory in zip(finished.get("trial_id", []),
-                                   finished.get("compact_dir", [])):
-        if trial_id not in trials and directory and Path(directory).is_dir():
-            trials[trial_id] = timed(directory)
-    known["protocol"] = dataclasses.asdict(lat) | {"device": str(device),
-                                                   "threads": torch.get_num_threads()}
-    path.write_text(json.dumps(known, indent=1))
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def _init_ray(address: str | None) -> bool:
@@ -136,7 +124,9 @@ def _init_ray(address: str | None) -> bool:
     if address:
         ray.init(address=address, logging_level="warning", log_to_driver=False)
         return True
-    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
+    from cofi_sweep.latency import available_cpus
+
+    ray.init(num_cpus=available_cpus(), include_dashboard=False, log_to_driver=False,
              logging_level="warning", configure_logging=True)
     return False
 

@@ -137,6 +137,27 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     from optuna.visualization.matplotlib import plot_optimization_history
 
     assert plot_optimization_history(studies["t0.3-full"]) is not None
+    # timed interleaved with the teacher, spread and device recorded, and said in the report
+    default = json.loads((experiment / "latency.json").read_text())
+    done_ids = set(table[table["status"] == "finished"]["trial_id"])
+    assert set(default["trials"]) == done_ids and default["device"]["threads"] >= 1
+    for timing in default["trials"].values():
+        assert timing["speedup_low"] <= timing["speedup"] <= timing["speedup_high"]
+    assert "interleaved with the teacher" in (experiment / "report.md").read_text()
+    # re-timed under other settings without retraining: a table and a frontier beside each
+    from cofi_sweep.retime import main as retime
+
+    for runtime in ("pytorch", "onnxruntime"):
+        assert retime([str(experiment), "--batch-size", "1", "--seq-len", "8", "--threads", "1",
+                       "--repeats", "2", "--runtime", runtime]) == 0
+        setting = f"b1x8-1t-cpu-{runtime}"
+        timed = json.loads((experiment / f"latency-{setting}.json").read_text())
+        assert set(timed["trials"]) == done_ids and timed["protocol"]["batch_size"] == 1
+        assert all(t["speedup"] > 0 for t in timed["trials"].values())
+        report = (experiment / "retimed" / setting / "report.md").read_text()
+        assert "batch 1 × 8 tokens" in report and runtime in report
+        assert (experiment / "retimed" / setting / "pareto.csv").is_file()
+    assert json.loads((experiment / "latency.json").read_text()) == default  # untouched
 
 
 def _saved_state(experiment: Path) -> dict[str, str]:
