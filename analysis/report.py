@@ -35,6 +35,10 @@ from analysis.results import (LATENCY_FILE, TABLE_FILE, experiment_from_args, re
 PUBLISHED = Path(__file__).with_name("published.csv")
 OBJECTIVES = {"speedup": "max", "score": "max"}
 SPEEDUPS = (2, 3, 4, 6, 8, 10)  # the "accuracy at kx" table
+# speedup predictions beside the measured one: the latency table's (at its sequence length),
+# else the trial's own FLOP ratio
+PREDICTORS = {"flop_predicted_speedup": "matmul FLOPs", "latency_model_speedup":
+              "latency model (calibrated)"}
 OUTPUTS = (TABLE_FILE, "pareto.csv", "report.md", "plots")  # what write_report writes
 
 
@@ -289,12 +293,15 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
     ax.grid(alpha=0.3)
     save(fig, "metric_vs_params")
 
-    # 3. predicted (FLOPs) vs measured speedup
+    # 3. predicted (FLOPs, latency model) vs measured speedup
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    ax.scatter(done["predicted_speedup"], done["speedup"], s=22)
-    top = float(np.nanmax([done["predicted_speedup"].max(), done["speedup"].max(), 1.0]))
+    top = 1.0
+    for column, label in PREDICTORS.items():
+        if column in done and done[column].notna().any():
+            ax.scatter(done[column], done["speedup"], s=22, label=label)
+            top = float(np.nanmax([top, done[column].max(), done["speedup"].max()]))
     ax.plot([1, top], [1, top], "k--", lw=1, label="measured = predicted")
-    ax.set_xlabel("FLOP-predicted speedup (x)")
+    ax.set_xlabel("predicted speedup (x)")
     ax.set_ylabel("measured speedup (x)")
     ax.set_title("Predicted vs measured speedup")
     ax.legend(fontsize=8)
@@ -318,6 +325,24 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
             fig.colorbar(image, ax=ax)
         save(fig, "frontier_structure")
     return written
+
+
+def prediction_section(table: pd.DataFrame) -> list[str]:
+    """How well FLOPs and the calibrated latency model predicted the measured speedups."""
+    done = table[table["status"] == "finished"] if len(table) else table
+    rows = []
+    for column, label in PREDICTORS.items():
+        if column in done and "speedup" in done and done[column].notna().any():
+            ok = done[done[column].notna() & done["speedup"].notna()]
+            error = (ok[column] / ok["speedup"] - 1).abs()
+            rows.append(f"| {label} | {len(ok)} | {error.median():.1%} | {error.max():.1%} |")
+    if not rows:
+        return []
+    return ["## Predicted speedup", "",
+            "Relative error of each prediction against the measured speedup, over the finished "
+            "trials (the latency model is calibrated on this device, for PyTorch on the CPU).",
+            "", "| predictor | trials | median error | largest error |", "|---|---|---|---|",
+            *rows, ""]
 
 
 def off_target_section(table: pd.DataFrame) -> list[str]:
@@ -416,6 +441,7 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
                          f"{row['seeds']} | "
                          f"{row['speedup']:.2f}x | {row['realized_sparsity']:.3f} | "
                          f"`{row.get('compact_uri') or row['compact_dir']}` |")
+    lines += [""] + prediction_section(table)
     lines += off_target_section(table)
     if len(published):
         lines += ["", "## Published reference points (reported, other hardware)", "",

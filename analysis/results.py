@@ -102,6 +102,8 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
             row["latency_s"] = measured
             row["teacher_latency_s"] = latency.get("teacher")
             row["speedup"] = latency["teacher"] / measured
+        if "flop_predicted_speedup" not in row and "predicted_speedup" in row:
+            row["flop_predicted_speedup"] = row["predicted_speedup"]  # the trial's own
         rows.append(row)
     return pd.DataFrame(rows)
 

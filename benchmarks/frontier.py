@@ -34,9 +34,10 @@ import pandas as pd
 import torch
 
 from analysis.report import render_report
-from cofi_sweep.latency import available_cpus, describe_device, time_models
-from cofi_sweep.model import CofiBert, count_flops
+from cofi_sweep.latency import available_cpus, describe_device
+from cofi_sweep.model import CofiBert
 from cofi_sweep.prune import CofiPruner
+from cofi_sweep.retime import Protocol, Timer
 from cofi_sweep.space import SweepSpace, job_for_trial, load_space
 from cofi_sweep.teacher import get_teacher
 from sparsity_control import commit, control_row, merge_rows
@@ -71,12 +72,10 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
     result = CofiPruner(job).run()
     wall = time.time() - start
     teacher = get_teacher(job).load()  # a cache hit
-    compact = CofiBert.from_pretrained(result.compact_dir)
-    lat = space.latency
-    timing = time_models({"teacher": teacher, "compact": compact}, batch_size=lat.batch_size,
-                         seq_len=lat.seq_len, warmup=lat.warmup, repeats=REPEATS,
-                         vocab_size=compact.shape.vocab_size)
-    t, c = timing["teacher"], timing["compact"]
+    # timed right after training; the latency model's prediction is added by --retime, on a
+    # quiet machine (its calibration is cached, so it must not be taken beside other work)
+    with Timer(teacher, protocol(space), latency_model=False) as timer:
+        timing = timer.time(CofiBert.from_pretrained(result.compact_dir))
     row = {
         "trial_id": f"{cell['id']}@{offset}", "cell_id": cell["id"], "method": cell["method"],
         "ablation": cell["ablation"], "target_sparsity": cell["target_sparsity"],
@@ -88,18 +87,33 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
         "teacher_score": result.teacher_metrics[result.main_metric],
         "realized_sparsity": result.realized_sparsity,
         "prunable_params": result.prunable_params, "total_params": result.total_params,
-        "speedup": t.median / c.median,
-        # the spread: slowest-quartile teacher over fastest-quartile compact, and vice versa
-        "speedup_low": t.q1 / c.q3, "speedup_high": t.q3 / c.q1,
-        "latency_s": c.median, "teacher_latency_s": t.median,
-        "predicted_speedup": count_flops(teacher.shape, lat.seq_len)
-        / max(1.0, count_flops(compact.shape, lat.seq_len)),
+        **timing, "latency_protocol": timer.describe()["protocol"],
         "structure": json.dumps(result.structure), "compact_dir": result.compact_dir,
-        "latency_protocol": f"batch {lat.batch_size} x {lat.seq_len}, {REPEATS} interleaved "
-                            f"repeats, {torch.get_num_threads()} threads",
         "job_wall_seconds": round(wall, 1), "commit": commit(),
     }
     return row, result
+
+
+def protocol(space: SweepSpace) -> Protocol:
+    lat = space.latency
+    return Protocol(lat.batch_size, lat.seq_len, available_cpus(), warmup=lat.warmup,
+                    repeats=REPEATS)
+
+
+def retime(space: SweepSpace, path: Path) -> None:
+    """Re-times every row's compact model (still on disk) against the teacher and adds the
+    latency model's prediction: run it with nothing else on the machine."""
+    rows = json.loads(path.read_text())
+    teacher = get_teacher(space.job).load()
+    with Timer(teacher, protocol(space)) as timer:
+        for row in rows:
+            if Path(row["compact_dir"]).is_dir():
+                row.update(timer.time(CofiBert.from_pretrained(row["compact_dir"])),
+                           latency_protocol=timer.describe()["protocol"], retimed=commit())
+                print(f"[retime] {row['trial_id']}: {row['speedup']:.2f}x measured, "
+                      f"{row['latency_model_speedup']:.2f}x latency model, "
+                      f"{row['flop_predicted_speedup']:.2f}x FLOPs", flush=True)
+                path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def merge(path: Path, row: dict) -> list[dict]:
@@ -114,6 +128,9 @@ def report(space: SweepSpace, path: Path, label: str, device: dict) -> Path:
     rows = json.loads(path.read_text())
     table = pd.DataFrame(rows)
     table.attrs["space"] = dataclasses.asdict(space)
+    timed = rows[-1].get("latency_protocol")
+    if isinstance(timed, dict):  # the report says how and on what the speedups were timed
+        table.attrs["latency"] = {"protocol": timed, "device": device}
     out = RESULTS / f"frontier_{label}"
     out.mkdir(parents=True, exist_ok=True)
     commits = ", ".join(sorted({str(r["commit"]) for r in rows}))
@@ -134,6 +151,8 @@ def main() -> None:
     parser.add_argument("--label", help="names the results file (default: the space)")
     parser.add_argument("--runs", nargs="*", default=[], help="cofi:<target>[@k] or "
                         "distill:<name>[@k], run in this order")
+    parser.add_argument("--retime", action="store_true", help="re-time every row's model "
+                        "and add the latency model's prediction (on a quiet machine)")
     parser.add_argument("--report", action="store_true", help="render the rows collected")
     args = parser.parse_args()
     space = load_space(HERE.parent / "search_spaces" / f"{args.space}.yaml",
@@ -155,6 +174,8 @@ def main() -> None:
         if cell["method"] == "cofi" and not args.set and offset == 0:
             merge_rows(control_row(args.space, cell["target_sparsity"], "", result,
                                    row["job_wall_seconds"], row["command"]))
+    if args.retime:
+        retime(space, path)
     if args.report:
         report(space, path, label, device)
 

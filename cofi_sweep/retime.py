@@ -11,7 +11,8 @@ at batch 1. This re-times every finished trial without retraining and writes, be
 sweep's own ``latency.json``:
 
   latency-<setting>.json      the table (per trial: median and quartiles of the compact model
-                              and of the teacher timed with it, the speedup and its spread)
+                              and of the teacher timed with it, the speedup and its spread,
+                              and the speedups that FLOPs and the latency model predict)
   retimed/<setting>/          that setting's frontier: pareto.csv, report.md, plots/
 
 Protocol (also the sweep's pass, :func:`time_trials`): each compact model is timed
@@ -37,7 +38,8 @@ import torch
 from analysis import storage
 from analysis.results import LATENCY_FILE, collect
 from cofi_sweep.latency import available_cpus, describe_device, time_models
-from cofi_sweep.model import CofiBert, resolve_device
+from cofi_sweep.latency_model import latency_table
+from cofi_sweep.model import CofiBert, count_flops, resolve_device
 
 RETIMED_DIR = "retimed"
 
@@ -71,45 +73,81 @@ def _runner(model: CofiBert, protocol: Protocol, workdir: Path, name: str) -> An
     return model.to(resolve_device(protocol.device))
 
 
+class Timer:
+    """Times compact models against one teacher under a protocol (use as a context manager:
+    an onnxruntime protocol keeps its exported graphs in a temporary folder)."""
+
+    def __init__(self, teacher: CofiBert, protocol: Protocol, latency_model: bool = True
+                 ) -> None:
+        torch.set_num_threads(protocol.threads or available_cpus())
+        self.dense, self.protocol = teacher.shape, protocol
+        self.model = None  # the latency model is calibrated for PyTorch on the CPU
+        if latency_model and protocol.runtime == "pytorch" and protocol.device == "cpu":
+            self.model = latency_table(teacher.shape, batch_size=protocol.batch_size,
+                                       seq_len=protocol.seq_len)
+        self.tmp = tempfile.TemporaryDirectory()
+        self.teacher = _runner(teacher, protocol, Path(self.tmp.name), "teacher")
+
+    def __enter__(self) -> "Timer":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.tmp.cleanup()
+
+    def time(self, compact: CofiBert, name: str = "compact") -> dict[str, float | None]:
+        """Medians and quartiles of the model and of the teacher timed interleaved with it,
+        the measured speedup and its spread, and the FLOP and latency-model predictions."""
+        p = self.protocol
+        timing = time_models(
+            {"teacher": self.teacher, "compact": _runner(compact, p, Path(self.tmp.name), name)},
+            batch_size=p.batch_size, seq_len=p.seq_len, vocab_size=compact.shape.vocab_size,
+            warmup=p.warmup, repeats=p.repeats)
+        t, c = timing["teacher"], timing["compact"]
+        return {
+            "latency_s": c.median, "latency_q1": c.q1, "latency_q3": c.q3,
+            "teacher_latency_s": t.median, "speedup": t.median / c.median,
+            # the spread: a slow-quartile teacher over a fast-quartile model, and back
+            "speedup_low": t.q1 / c.q3, "speedup_high": t.q3 / c.q1,
+            "flop_predicted_speedup": count_flops(self.dense, p.seq_len)
+            / max(1.0, count_flops(compact.shape, p.seq_len)),
+            "latency_model_speedup": self.model.speedup(self.dense, compact.shape)
+            if self.model else None}
+
+    def describe(self) -> dict:
+        """The protocol (threads as used), the device, the latency model's grid."""
+        info = {"protocol": dataclasses.asdict(self.protocol)
+                | {"threads": torch.get_num_threads()},
+                "device": describe_device(resolve_device(self.protocol.device))}
+        if self.model:
+            info["latency_model"] = {"hidden": self.model.hidden, "heads": self.model.heads,
+                                     "widths": self.model.widths}
+        return info
+
+
 def time_trials(experiment: Path, teacher_dir: str | Path, protocol: Protocol,
                 table: str = LATENCY_FILE) -> Path:
     """Times every finished trial's compact model interleaved with the teacher; writes (and
     returns) ``<experiment>/<table>``, keeping models it timed before under this protocol."""
-    torch.set_num_threads(protocol.threads or available_cpus())
     path = experiment / table
     known = json.loads(path.read_text()) if path.is_file() else {}
-    setting = dataclasses.asdict(protocol) | {"threads": torch.get_num_threads()}
-    if known.get("protocol") != setting:
-        known = {}  # measured under another setting: start over
-    known.update(protocol=setting, device=describe_device(resolve_device(protocol.device)))
-    trials = known.setdefault("trials", {})
     rows = collect(experiment)
     finished = rows[rows["status"] == "finished"] if len(rows) else rows
-    todo = [(str(t), d) for t, d in zip(finished.get("trial_id", []),
-                                         finished.get("compact_dir", []))
-            if str(t) not in trials and d and Path(d).is_dir()]
-    if not todo:
-        path.write_text(json.dumps(known, indent=1))
-        return path
-    with tempfile.TemporaryDirectory() as tmp:
-        teacher = _runner(CofiBert.from_pretrained(teacher_dir), protocol, Path(tmp), "teacher")
+    with Timer(CofiBert.from_pretrained(teacher_dir), protocol) as timer:
+        info = timer.describe()
+        if known.get("protocol") != info["protocol"]:
+            known = {}  # measured under another setting: start over
+        known.update(info)
+        trials = known.setdefault("trials", {})
+        todo = [(str(t), d) for t, d in zip(finished.get("trial_id", []),
+                                             finished.get("compact_dir", []))
+                if str(t) not in trials and d and Path(d).is_dir()]
         for i, (trial_id, directory) in enumerate(todo, 1):
-            compact = CofiBert.from_pretrained(directory)
-            timing = time_models(
-                {"teacher": teacher, "compact": _runner(compact, protocol, Path(tmp), trial_id)},
-                batch_size=protocol.batch_size, seq_len=protocol.seq_len,
-                vocab_size=compact.shape.vocab_size, warmup=protocol.warmup,
-                repeats=protocol.repeats)
-            t, c = timing["teacher"], timing["compact"]
-            trials[trial_id] = {
-                "latency_s": c.median, "latency_q1": c.q1, "latency_q3": c.q3,
-                "teacher_latency_s": t.median, "speedup": t.median / c.median,
-                # the spread: a slow-quartile teacher over a fast-quartile model, and back
-                "speedup_low": t.q1 / c.q3, "speedup_high": t.q3 / c.q1}
+            trials[trial_id] = timer.time(CofiBert.from_pretrained(directory), trial_id)
             print(f"[latency] {i}/{len(todo)} {trial_id}: {trials[trial_id]['speedup']:.2f}x "
                   f"({trials[trial_id]['speedup_low']:.2f}-"
                   f"{trials[trial_id]['speedup_high']:.2f})", flush=True)
             path.write_text(json.dumps(known, indent=1))  # nothing lost if interrupted
+    path.write_text(json.dumps(known, indent=1))
     return path
 
 

@@ -143,7 +143,10 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert set(default["trials"]) == done_ids and default["device"]["threads"] >= 1
     for timing in default["trials"].values():
         assert timing["speedup_low"] <= timing["speedup"] <= timing["speedup_high"]
-    assert "interleaved with the teacher" in (experiment / "report.md").read_text()
+        assert timing["latency_model_speedup"] > 0 and timing["flop_predicted_speedup"] >= 1
+    report = (experiment / "report.md").read_text()
+    assert "interleaved with the teacher" in report
+    assert "| latency model (calibrated) | " in report and "| matmul FLOPs | " in report
     # re-timed under other settings without retraining: a table and a frontier beside each
     from cofi_sweep.retime import main as retime
 

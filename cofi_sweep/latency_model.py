@@ -1,0 +1,161 @@
+"""A latency model calibrated on the device: predicts a compact model's latency from its shape.
+
+Matmul FLOPs mislead exactly where CoFi is most interesting: at 90-95 % sparsity the work that
+does not shrink (embeddings, LayerNorms, residual adds, softmax, per-layer overhead, memory
+traffic) dominates, so FLOPs promise 24x where the model runs 10x. Instead we *measure*, once
+per device and protocol (batch, sequence length, threads, runtime):
+
+  * an MHA block (our :class:`~cofi_sweep.model.Layer` with only attention) over head counts,
+  * an FFN block over widths,
+  * the fixed part (embeddings, pooler, classifier: a model whose layers are all removed),
+
+each at a few hidden widths, and predict
+
+    latency(shape) = fixed(d) + sum over layers [ mha(d, heads_l) + ffn(d, ffn_l) ]
+
+by piecewise-linear interpolation (linear extrapolation past the last measured point; a removed
+sub-layer costs nothing). Interpolation is written in torch, so the same prediction is
+differentiable in expected head counts, widths and hidden size: the basis of speedup targets.
+Tables are cached as JSON under ``<cache>/latency/`` by device and protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from cofi_sweep.latency import describe_device, time_models
+from cofi_sweep.model import CofiBert, EncoderShape, Layer
+from cofi_sweep.pretrained import cache_root
+
+FORMAT = 1  # bump when what is measured changes
+
+
+@dataclass
+class LatencyTable:
+    """Measured seconds per forward pass: ``mha[i][j]`` at ``hidden[i]`` and ``heads[j]``,
+    ``ffn[i][k]`` at ``hidden[i]`` and ``widths[k]``, ``fixed[i]`` at ``hidden[i]``."""
+
+    hidden: list[float]
+    heads: list[float]
+    widths: list[float]
+    mha: list[list[float]]
+    ffn: list[list[float]]
+    fixed: list[float]
+    protocol: dict
+
+    def predict(self, shape: EncoderShape) -> float:
+        """Predicted seconds per forward pass of a (dense or compact) model."""
+        return float(self.expected(torch.tensor(float(shape.hidden_size)),
+                                   torch.tensor(shape.heads, dtype=torch.float),
+                                   torch.tensor(shape.ffn, dtype=torch.float)))
+
+    def speedup(self, teacher: EncoderShape, compact: EncoderShape) -> float:
+        return self.predict(teacher) / self.predict(compact)
+
+    def expected(self, hidden: torch.Tensor, heads: torch.Tensor, ffn: torch.Tensor,
+                 mha_alive: torch.Tensor | None = None, ffn_alive: torch.Tensor | None = None
+                 ) -> torch.Tensor:
+        """The prediction as a differentiable function: ``heads``/``ffn`` are (expected) counts
+        per layer, ``*_alive`` (default: count > 0) the probability each sub-layer exists."""
+        t = {k: torch.tensor(getattr(self, k), dtype=torch.float)
+             for k in ("hidden", "heads", "widths", "mha", "ffn", "fixed")}
+        mha_alive = (heads > 0).float() if mha_alive is None else mha_alive
+        ffn_alive = (ffn > 0).float() if ffn_alive is None else ffn_alive
+        mha = _grid(hidden, heads, t["hidden"], t["heads"], t["mha"])
+        ffn_cost = _grid(hidden, ffn, t["hidden"], t["widths"], t["ffn"])
+        return (interp(hidden, t["hidden"], t["fixed"]) + (mha_alive * mha).sum()
+                + (ffn_alive * ffn_cost).sum())
+
+
+def interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
+    """Piecewise-linear ``ys(xs)`` at ``x`` (any shape), extrapolated linearly from the two
+    nearest points outside ``xs``; differentiable in ``x`` and ``ys``."""
+    if len(xs) == 1:
+        return ys[0].expand_as(x).clone()
+    i = torch.searchsorted(xs, x.detach().contiguous()).clamp(1, len(xs) - 1)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[..., i - 1], ys[..., i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def _grid(hidden: torch.Tensor, units: torch.Tensor, hs: torch.Tensor, us: torch.Tensor,
+          table: torch.Tensor) -> torch.Tensor:
+    """Bilinear in (hidden width, units): each hidden row interpolated over units, then the
+    rows over the hidden width."""
+    per_row = torch.stack([interp(units, us, row) for row in table])  # (len(hs), layers)
+    return interp(hidden.reshape(1), hs, per_row.T).reshape(units.shape)
+
+
+def _grid_points(full: int, smallest: int, count: int) -> list[int]:
+    """``count`` points from ``smallest`` to ``full``, spaced geometrically, distinct."""
+    points = {full, smallest}
+    for i in range(count):
+        points.add(round(smallest * (full / smallest) ** (i / max(1, count - 1))))
+    return sorted(p for p in points if smallest <= p <= full)
+
+
+def _block_runner(layer: Layer, x: torch.Tensor, bias: torch.Tensor):
+    return lambda ids, mask: layer(x, bias, {})
+
+
+@torch.no_grad()
+def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, warmup: int = 2,
+              repeats: int = 10, hidden_points: int = 4, unit_points: int = 8
+              ) -> LatencyTable:
+    """Measures the table for models derived from the dense ``shape`` (see module docstring);
+    on the CPU, with torch's current thread count."""
+    torch.manual_seed(0)
+    max_heads, max_ffn = max(shape.heads), max(shape.ffn)
+    hidden = _grid_points(shape.hidden_size, max(8, shape.hidden_size // 4), hidden_points)
+    heads = _grid_points(max_heads, 1, min(unit_points, max_heads))
+    widths = _grid_points(max_ffn, max(8, max_ffn // 64), unit_points)
+    mha, ffn, fixed = [], [], []
+    for d in hidden:
+        s = dataclasses.replace(shape, hidden_size=d, kept_hidden_dims=None)
+        x = torch.randn(batch_size, seq_len, d)
+        bias = torch.zeros(batch_size, 1, 1, seq_len)
+        blocks = {f"h{h}": Layer(s, h, 0).eval() for h in heads}
+        blocks |= {f"f{f}": Layer(s, 0, f).eval() for f in widths}
+        timing = time_models({k: _block_runner(b, x, bias) for k, b in blocks.items()},
+                             batch_size=1, seq_len=1, vocab_size=6, warmup=warmup,
+                             repeats=repeats)
+        mha.append([timing[f"h{h}"].median for h in heads])
+        ffn.append([timing[f"f{f}"].median for f in widths])
+        empty = CofiBert(dataclasses.replace(s, heads=[0], ffn=[0])).eval()
+        fixed.append(time_models({"fixed": empty}, batch_size=batch_size, seq_len=seq_len,
+                                 vocab_size=shape.vocab_size, warmup=warmup,
+                                 repeats=repeats)["fixed"].median)
+    protocol = {"batch_size": batch_size, "seq_len": seq_len, "warmup": warmup,
+                "repeats": repeats, **describe_device(torch.device("cpu"))}
+    return LatencyTable([float(d) for d in hidden], [float(h) for h in heads],
+                        [float(f) for f in widths], mha, ffn, fixed, protocol)
+
+
+def table_key(shape: EncoderShape, batch_size: int, seq_len: int) -> dict:
+    """What a table depends on: the dense shape's widths, the protocol, the device."""
+    return {"format": FORMAT, "hidden": shape.hidden_size, "head_dim": shape.head_dim,
+            "heads": max(shape.heads), "ffn": max(shape.ffn), "vocab": shape.vocab_size,
+            "act": shape.hidden_act, "batch_size": batch_size, "seq_len": seq_len,
+            **describe_device(torch.device("cpu"))}
+
+
+def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
+                  cache_dir: str | Path | None = None, **kwargs) -> LatencyTable:
+    """The cached table for this dense shape, protocol and device; calibrated on a miss (a
+    few seconds for MiniLM on a 2-core CPU)."""
+    key = table_key(shape, batch_size, seq_len)
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+    path = Path(cache_dir or cache_root() / "latency") / f"{digest}.json"
+    if path.is_file():
+        return LatencyTable(**json.loads(path.read_text())["table"])
+    table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, **kwargs)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"key": key, "table": dataclasses.asdict(table)}, indent=1))
+    tmp.replace(path)
+    return table

@@ -1,0 +1,100 @@
+"""The latency model: FLOP counts by hand, interpolation on synthetic tables, calibration."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from cofi_sweep.latency_model import LatencyTable, interp, latency_table
+from cofi_sweep.model import EncoderShape, count_flops
+
+
+def bert_shape(hidden: int, layers: int, heads: int, ffn: int) -> EncoderShape:
+    return EncoderShape(family="bert", vocab_size=30522, max_position_embeddings=512,
+                        type_vocab_size=2, pad_token_id=0, hidden_size=hidden,
+                        head_dim=hidden // heads, heads=[heads] * layers, ffn=[ffn] * layers,
+                        num_labels=2, pooler_size=hidden)
+
+
+def test_flops_of_dense_bert_base_and_minilm_match_a_hand_count() -> None:
+    # per layer, multiply-adds at T tokens: Q, K, V, O projections 4·T·d², scores and
+    # weighted values 2·T²·d, FFN up and down 2·T·d·F
+    # BERT-base, T=128: 4·128·768² = 301,989,888; 2·128²·768 = 25,165,824;
+    # 2·128·768·3072 = 603,979,776; per layer 931,135,488; 12 layers:
+    assert count_flops(bert_shape(768, 12, 12, 3072), 128) == 11_173_625_856
+    # MiniLM-L6 (384 hidden, 1536 FFN), T=64: 4·64·384² = 37,748,736; 2·64²·384 = 3,145,728;
+    # 2·64·384·1536 = 75,497,472; per layer 116,391,936; 6 layers:
+    assert count_flops(bert_shape(384, 6, 12, 1536), 64) == 698_351_616
+
+
+def synthetic_table() -> LatencyTable:
+    """Linear costs: MHA = d/100 · heads, FFN = d/100 · width/100, fixed = d/1000 (seconds)."""
+    hidden, heads, widths = [100.0, 200.0], [1.0, 2.0, 4.0], [100.0, 200.0, 400.0]
+    return LatencyTable(
+        hidden=hidden, heads=heads, widths=widths,
+        mha=[[d / 100 * h for h in heads] for d in hidden],
+        ffn=[[d / 100 * f / 100 for f in widths] for d in hidden],
+        fixed=[d / 1000 for d in hidden], protocol={})
+
+
+def shape(hidden: int, heads: list[int], ffn: list[int]) -> EncoderShape:
+    return dataclasses.replace(bert_shape(200, len(heads), 4, 400), hidden_size=hidden,
+                               head_dim=50, heads=heads, ffn=ffn)
+
+
+def test_predictions_interpolate_and_skip_removed_sublayers() -> None:
+    table = synthetic_table()
+    # at measured points: fixed 0.2 + MHA 2·4 + FFN 2·4 (d = 200)
+    assert table.predict(shape(200, [4], [400])) == pytest.approx(0.2 + 8 + 8)
+    # between points (3 heads, 300 units, d = 150: bilinear on a bilinear table is exact)
+    assert table.predict(shape(150, [3], [300])) == pytest.approx(0.15 + 4.5 + 4.5)
+    # removed sub-layers cost nothing; layers add up
+    assert table.predict(shape(200, [4, 0], [0, 400])) == pytest.approx(0.2 + 8 + 8)
+    assert table.predict(shape(200, [0], [0])) == pytest.approx(0.2)
+    # speedup of a model with half the heads and units, all layers kept
+    assert table.speedup(shape(200, [4], [400]), shape(200, [2], [200])) == pytest.approx(
+        16.2 / 8.2)
+
+
+def test_extrapolation_is_linear_and_sane() -> None:
+    table = synthetic_table()
+    # past the measured range on every axis: the last segment's slope continues
+    assert table.predict(shape(300, [8], [800])) == pytest.approx(0.3 + 24 + 24)
+    # below it (fewer units than measured): still positive, still monotone
+    small = [table.predict(shape(100, [1], [w])) for w in (10, 50, 100)]
+    assert all(p > 0 for p in small) and small == sorted(small)
+
+
+def test_interp_is_differentiable_for_speedup_targets() -> None:
+    xs, ys = torch.tensor([1.0, 2.0, 4.0]), torch.tensor([10.0, 20.0, 30.0])
+    x = torch.tensor([1.5, 3.0], requires_grad=True)
+    y = interp(x, xs, ys)
+    assert torch.allclose(y, torch.tensor([15.0, 25.0]))
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.tensor([10.0, 5.0]))  # the slope of each segment
+    table = synthetic_table()
+    heads = torch.tensor([3.0], requires_grad=True)
+    alive = torch.tensor([0.5], requires_grad=True)
+    cost = table.expected(torch.tensor(200.0), heads, torch.tensor([0.0]), alive, None)
+    cost.backward()
+    assert heads.grad.item() == pytest.approx(0.5 * 2) and alive.grad.item() == pytest.approx(6)
+
+
+def test_calibration_measures_once_and_is_cached(tmp_path: Path) -> None:
+    dense = bert_shape(64, 2, 4, 128)
+    dense.vocab_size = 100
+    table = latency_table(dense, batch_size=2, seq_len=8, cache_dir=tmp_path, repeats=2,
+                          warmup=0)
+    assert table.hidden[-1] == 64 and table.heads[-1] == 4 and table.widths[-1] == 128
+    assert all(v > 0 for row in table.mha + table.ffn for v in row) and min(table.fixed) > 0
+    assert len(list(tmp_path.glob("*.json"))) == 1
+    again = latency_table(dense, batch_size=2, seq_len=8, cache_dir=tmp_path)
+    assert again == table  # read back, not re-measured
+    other = latency_table(dense, batch_size=4, seq_len=8, cache_dir=tmp_path, repeats=2,
+                          warmup=0)
+    assert other.protocol["batch_size"] == 4 and len(list(tmp_path.glob("*.json"))) == 2
+    assert table.predict(dense) > table.predict(dataclasses.replace(dense, heads=[0, 1],
+                                                                    ffn=[8, 0]))
