@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 CORE = ["config", "data", "model", "gates", "sparsity", "distill", "compact", "evaluation",
-        "pretrained", "teacher", "projection", "students", "prune", "space", "latency"]
+        "pretrained", "teacher", "projection", "students", "prune", "space", "latency",
+        "latency_model", "export", "modeling_cofi_bert"]
 
 
 def test_core_imports_without_ray() -> None:
