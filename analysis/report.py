@@ -340,7 +340,7 @@ def prediction_section(table: pd.DataFrame) -> list[str]:
         return []
     return ["## Predicted speedup", "",
             "Relative error of each prediction against the measured speedup, over the finished "
-            "trials (the latency model is calibrated on this device, for PyTorch on the CPU).",
+            "trials (the latency model is calibrated on this device and runtime; CPU only).",
             "", "| predictor | trials | median error | largest error |", "|---|---|---|---|",
             *rows, ""]
 

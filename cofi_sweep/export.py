@@ -177,10 +177,12 @@ def to_onnx(model: CofiBert, path: str | Path) -> None:
 
 def onnx_runner(session: Any) -> Any:
     """An onnxruntime session as a latency runner: ``(input_ids, attention_mask) -> logits``."""
+    names = [i.name for i in session.get_inputs()]  # unused inputs are pruned from a graph
+
     def run(ids: torch.Tensor, mask: torch.Tensor) -> Any:
-        ids = ids.numpy()
-        return session.run(None, {"input_ids": ids, "attention_mask": mask.numpy(),
-                                  "token_type_ids": (ids * 0)})[0]
+        arrays = {"input_ids": ids.numpy(), "attention_mask": mask.numpy(),
+                  "token_type_ids": (ids * 0).numpy()}
+        return session.run(None, {n: arrays[n] for n in names})[0]
     return run
 
 

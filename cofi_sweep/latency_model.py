@@ -3,7 +3,7 @@
 Matmul FLOPs mislead exactly where CoFi is most interesting: at 90-95 % sparsity the work that
 does not shrink (embeddings, LayerNorms, residual adds, softmax, per-layer overhead, memory
 traffic) dominates, so FLOPs promise 24x where the model runs 10x. Instead we *measure*, once
-per device and protocol (batch, sequence length, threads, runtime):
+per device and protocol (batch, sequence length, threads, runtime: PyTorch or onnxruntime):
 
   * an MHA block (our :class:`~cofi_sweep.model.Layer` with only attention) over head counts,
   * an FFN block over widths,
@@ -16,7 +16,8 @@ each at a few hidden widths, and predict
 by piecewise-linear interpolation (linear extrapolation past the last measured point; a removed
 sub-layer costs nothing). Interpolation is written in torch, so the same prediction is
 differentiable in expected head counts, widths and hidden size: the basis of speedup targets.
-Tables are cached as JSON under ``<cache>/latency/`` by device and protocol.
+Tables are cached as JSON under ``<cache>/latency/`` by device and protocol (delete them to
+recalibrate). For onnxruntime, each block is exported and timed there.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from cofi_sweep.latency import describe_device, time_models
 from cofi_sweep.model import CofiBert, EncoderShape, Layer
@@ -99,61 +102,97 @@ def _grid_points(full: int, smallest: int, count: int) -> list[int]:
     return sorted(p for p in points if smallest <= p <= full)
 
 
-def _block_runner(layer: Layer, x: torch.Tensor, bias: torch.Tensor):
-    return lambda ids, mask: layer(x, bias, {})
+class _Block(nn.Module):
+    """One layer as a function of (hidden states, attention bias), for export and timing."""
+
+    def __init__(self, layer: Layer) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+        return self.layer(x, bias, {})
+
+
+def _block_runner(layer: Layer, x: torch.Tensor, bias: torch.Tensor, runtime: str,
+                  workdir: Path):
+    """A runner (see :func:`cofi_sweep.latency.time_models`) of one block on fixed inputs."""
+    block = _Block(layer).eval()
+    if runtime == "pytorch":
+        return lambda ids, mask: block(x, bias)
+    from cofi_sweep.export import onnx_session
+
+    path = workdir / f"block{len(list(workdir.iterdir()))}.onnx"
+    torch.onnx.export(block, (x, bias), str(path), input_names=["x", "bias"], dynamo=False)
+    session, arrays = onnx_session(path), {"x": x.numpy(), "bias": bias.numpy()}
+    feed = {i.name: arrays[i.name] for i in session.get_inputs()}  # FFN blocks ignore bias
+    return lambda ids, mask: session.run(None, feed)
+
+
+def _model_runner(model: CofiBert, runtime: str, workdir: Path):
+    if runtime == "pytorch":
+        return model
+    from cofi_sweep.export import onnx_runner, onnx_session, to_onnx
+
+    path = workdir / f"model{len(list(workdir.iterdir()))}.onnx"
+    to_onnx(model, path)
+    return onnx_runner(onnx_session(path))
 
 
 @torch.no_grad()
-def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, warmup: int = 2,
-              repeats: int = 10, hidden_points: int = 4, unit_points: int = 8
+def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: str = "pytorch",
+              warmup: int = 2, repeats: int = 10, hidden_points: int = 4, unit_points: int = 8
               ) -> LatencyTable:
-    """Measures the table for models derived from the dense ``shape`` (see module docstring);
-    on the CPU, with torch's current thread count."""
+    """Measures the table for models derived from the dense ``shape`` (see module docstring),
+    on the CPU with torch's current thread count, in PyTorch or onnxruntime (each block
+    exported to ONNX on its own)."""
     torch.manual_seed(0)
     max_heads, max_ffn = max(shape.heads), max(shape.ffn)
     hidden = _grid_points(shape.hidden_size, max(8, shape.hidden_size // 4), hidden_points)
     heads = _grid_points(max_heads, 1, min(unit_points, max_heads))
     widths = _grid_points(max_ffn, max(8, max_ffn // 64), unit_points)
     mha, ffn, fixed = [], [], []
-    for d in hidden:
-        s = dataclasses.replace(shape, hidden_size=d, kept_hidden_dims=None)
-        x = torch.randn(batch_size, seq_len, d)
-        bias = torch.zeros(batch_size, 1, 1, seq_len)
-        blocks = {f"h{h}": Layer(s, h, 0).eval() for h in heads}
-        blocks |= {f"f{f}": Layer(s, 0, f).eval() for f in widths}
-        timing = time_models({k: _block_runner(b, x, bias) for k, b in blocks.items()},
-                             batch_size=1, seq_len=1, vocab_size=6, warmup=warmup,
-                             repeats=repeats)
-        mha.append([timing[f"h{h}"].median for h in heads])
-        ffn.append([timing[f"f{f}"].median for f in widths])
-        empty = CofiBert(dataclasses.replace(s, heads=[0], ffn=[0])).eval()
-        fixed.append(time_models({"fixed": empty}, batch_size=batch_size, seq_len=seq_len,
-                                 vocab_size=shape.vocab_size, warmup=warmup,
-                                 repeats=repeats)["fixed"].median)
-    protocol = {"batch_size": batch_size, "seq_len": seq_len, "warmup": warmup,
-                "repeats": repeats, **describe_device(torch.device("cpu"))}
+    with tempfile.TemporaryDirectory() as tmp:
+        for d in hidden:
+            s = dataclasses.replace(shape, hidden_size=d, kept_hidden_dims=None)
+            x = torch.randn(batch_size, seq_len, d)
+            bias = torch.zeros(batch_size, 1, 1, seq_len)
+            blocks = {f"h{h}": Layer(s, h, 0) for h in heads} | {f"f{f}": Layer(s, 0, f)
+                                                                 for f in widths}
+            runners = {k: _block_runner(b.eval(), x, bias, runtime, Path(tmp))
+                       for k, b in blocks.items()}
+            runners["fixed"] = _model_runner(CofiBert(dataclasses.replace(s, heads=[0],
+                                                                          ffn=[0])).eval(),
+                                             runtime, Path(tmp))
+            timing = time_models(runners, batch_size=batch_size, seq_len=seq_len,
+                                 vocab_size=shape.vocab_size, warmup=warmup, repeats=repeats)
+            mha.append([timing[f"h{h}"].median for h in heads])
+            ffn.append([timing[f"f{f}"].median for f in widths])
+            fixed.append(timing["fixed"].median)
+    protocol = {"batch_size": batch_size, "seq_len": seq_len, "runtime": runtime,
+                "warmup": warmup, "repeats": repeats, **describe_device(torch.device("cpu"))}
     return LatencyTable([float(d) for d in hidden], [float(h) for h in heads],
                         [float(f) for f in widths], mha, ffn, fixed, protocol)
 
 
-def table_key(shape: EncoderShape, batch_size: int, seq_len: int) -> dict:
+def table_key(shape: EncoderShape, batch_size: int, seq_len: int, runtime: str) -> dict:
     """What a table depends on: the dense shape's widths, the protocol, the device."""
     return {"format": FORMAT, "hidden": shape.hidden_size, "head_dim": shape.head_dim,
             "heads": max(shape.heads), "ffn": max(shape.ffn), "vocab": shape.vocab_size,
             "act": shape.hidden_act, "batch_size": batch_size, "seq_len": seq_len,
-            **describe_device(torch.device("cpu"))}
+            "runtime": runtime, **describe_device(torch.device("cpu"))}
 
 
 def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
-                  cache_dir: str | Path | None = None, **kwargs) -> LatencyTable:
+                  runtime: str = "pytorch", cache_dir: str | Path | None = None, **kwargs
+                  ) -> LatencyTable:
     """The cached table for this dense shape, protocol and device; calibrated on a miss (a
     few seconds for MiniLM on a 2-core CPU)."""
-    key = table_key(shape, batch_size, seq_len)
+    key = table_key(shape, batch_size, seq_len, runtime)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or cache_root() / "latency") / f"{digest}.json"
     if path.is_file():
         return LatencyTable(**json.loads(path.read_text())["table"])
-    table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, **kwargs)
+    table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps({"key": key, "table": dataclasses.asdict(table)}, indent=1))

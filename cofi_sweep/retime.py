@@ -81,10 +81,10 @@ class Timer:
                  ) -> None:
         torch.set_num_threads(protocol.threads or available_cpus())
         self.dense, self.protocol = teacher.shape, protocol
-        self.model = None  # the latency model is calibrated for PyTorch on the CPU
-        if latency_model and protocol.runtime == "pytorch" and protocol.device == "cpu":
+        self.model = None  # the latency model is calibrated on the CPU
+        if latency_model and protocol.device == "cpu":
             self.model = latency_table(teacher.shape, batch_size=protocol.batch_size,
-                                       seq_len=protocol.seq_len)
+                                       seq_len=protocol.seq_len, runtime=protocol.runtime)
         self.tmp = tempfile.TemporaryDirectory()
         self.teacher = _runner(teacher, protocol, Path(self.tmp.name), "teacher")
 

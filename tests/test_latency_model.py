@@ -98,3 +98,13 @@ def test_calibration_measures_once_and_is_cached(tmp_path: Path) -> None:
     assert other.protocol["batch_size"] == 4 and len(list(tmp_path.glob("*.json"))) == 2
     assert table.predict(dense) > table.predict(dataclasses.replace(dense, heads=[0, 1],
                                                                     ffn=[8, 0]))
+
+
+def test_calibration_in_onnxruntime(tmp_path: Path) -> None:
+    dense = bert_shape(32, 1, 2, 64)
+    dense.vocab_size = 50
+    table = latency_table(dense, batch_size=2, seq_len=8, runtime="onnxruntime",
+                          cache_dir=tmp_path, repeats=1, warmup=0, hidden_points=2,
+                          unit_points=2)
+    assert table.protocol["runtime"] == "onnxruntime"
+    assert all(v > 0 for row in table.mha + table.ffn for v in row) and min(table.fixed) > 0

@@ -1,0 +1,73 @@
+"""Benchmark: how well do FLOPs and the calibrated latency model predict measured speedups?
+
+For the compact models of the real SST-2 pruning runs (benchmarks/frontier.py, CoFi at 50-95 %
+sparsity), under four deployment settings -- PyTorch and onnxruntime, batch 32 x 128 and
+batch 1 x 128, every available core -- each model is timed interleaved with the teacher
+(:class:`cofi_sweep.retime.Timer`), beside the speedup that matmul FLOPs predict and the one the
+latency model predicts (calibrated on this machine for that setting; cached). Goal:
+latency-model error ≤ 10 % everywhere. Writes benchmarks/results/speedup_fidelity.json.
+
+    python benchmarks/speedup_fidelity.py            # on a quiet machine, after frontier.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from cofi_sweep.latency import available_cpus, describe_device
+from cofi_sweep.model import CofiBert
+from cofi_sweep.retime import Protocol, Timer
+from cofi_sweep.space import load_space
+from cofi_sweep.teacher import get_teacher
+from sparsity_control import commit
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "speedup_fidelity.json"
+SETTINGS = [(32, 128, "pytorch"), (1, 128, "pytorch"), (32, 128, "onnxruntime"),
+            (1, 128, "onnxruntime")]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    space = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml")
+    rows = json.loads((HERE / "results" / "frontier_sst2_minilm_cpu.json").read_text())
+    models = [r for r in rows if r["method"] == "cofi" and r["trial_id"].endswith("@0")
+              and Path(r["compact_dir"]).is_dir()]
+    teacher = get_teacher(space.job).load()
+    results = []
+    for batch, seq, runtime in SETTINGS:
+        protocol = Protocol(batch, seq, available_cpus(), runtime=runtime, repeats=args.repeats)
+        with Timer(teacher, protocol) as timer:
+            for r in sorted(models, key=lambda r: r["realized_sparsity"]):
+                t = timer.time(CofiBert.from_pretrained(r["compact_dir"]), r["trial_id"])
+                row = {"setting": f"{runtime} b{batch}x{seq}", "model": r["trial_id"],
+                       "realized_sparsity": round(r["realized_sparsity"], 4),
+                       **{k: round(v, 4) for k, v in t.items()},
+                       "flop_error": round(t["flop_predicted_speedup"] / t["speedup"] - 1, 4),
+                       "latency_model_error": round(t["latency_model_speedup"] / t["speedup"]
+                                                    - 1, 4)}
+                print(json.dumps(row), flush=True)
+                results.append(row)
+    OUT.write_text(json.dumps({"device": describe_device(torch.device("cpu")),
+                               "commit": commit(), "repeats": args.repeats,
+                               "command": "python benchmarks/speedup_fidelity.py",
+                               "rows": results}, indent=1) + "\n")
+    print("| setting | models | FLOPs: median / max error | latency model: median / max error |")
+    print("|---|---|---|---|")
+    for setting in dict.fromkeys(r["setting"] for r in results):
+        rs = [r for r in results if r["setting"] == setting]
+        flop = sorted(abs(r["flop_error"]) for r in rs)
+        lat = sorted(abs(r["latency_model_error"]) for r in rs)
+        print(f"| {setting} | {len(rs)} | {flop[len(flop) // 2]:.1%} / {flop[-1]:.1%} | "
+              f"{lat[len(lat) // 2]:.1%} / {lat[-1]:.1%} |")
+
+
+if __name__ == "__main__":
+    main()
