@@ -40,6 +40,7 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "voca
 ONNX_TOLERANCE = 1e-4
 HF_TOLERANCE = 1e-5
 ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+EXPORT_DIR = "export"  # <experiment>/export/: the frontier's models, exported after a sweep
 
 
 def is_uniform(shape: EncoderShape) -> bool:
@@ -249,6 +250,24 @@ def frontier_model(experiment: Path, trial: str | None) -> Path | None:
         raise CofiSweepError(f"trial {trial} is not on {experiment}'s frontier (see the list "
                              "without --trial); a compact model folder can be exported directly")
     return experiment / "trials" / trial / "job" / "compact"
+
+
+def export_frontier(experiment: Path, folder: str = EXPORT_DIR) -> list[dict[str, Any]]:
+    """Exports (``hf``) every model on the experiment's frontiers into
+    ``<experiment>/<folder>/<frontier>_<speedup>x``: the models a user ships."""
+    import pandas as pd
+
+    pareto = experiment / "pareto.csv"
+    front = pd.read_csv(pareto) if pareto.is_file() else pd.DataFrame()
+    done = []
+    for _, row in front.iterrows():
+        if not isinstance(row.get("compact_dir"), str) or not Path(row["compact_dir"]).is_dir():
+            continue
+        name = f"{row['frontier']}_{row['speedup']:.2f}x".replace(":", "-").replace("/", "-")
+        report = export_hf(row["compact_dir"], experiment / folder / name)
+        done.append(report | {"frontier": row["frontier"], "speedup": row["speedup"],
+                              "score": row["score"]})
+    return done
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -173,12 +173,21 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     from analysis.report import OUTPUTS, write_report
 
     report = write_report(local)  # also (re)writes results.parquet
+    from cofi_sweep.export import EXPORT_DIR, export_frontier
+
+    exported = export_frontier(local)
     if storage.is_uri(experiment):
-        for name in (LATENCY_FILE, *OUTPUTS):
+        for name in (LATENCY_FILE, EXPORT_DIR, *OUTPUTS):
             if (local / name).exists():
                 storage.upload(local / name, storage.join(experiment, name))
         print(f"[sweep] results uploaded to {experiment}; local copy: {local}")
     _print_summary(experiment, local)
+    if exported:
+        print("frontier models, exported to load with transformers alone "
+              "(AutoModelForSequenceClassification.from_pretrained):")
+        for e in exported:
+            print(f"  {e['frontier']:<24} {e['speedup']:5.2f}x  score {e['score']:.4f}  "
+                  f"{e['out']}  ({'trust_remote_code=True' if e['remote_code'] else e['class']})")
     print(f"report: {report}\nplot: {local / 'plots' / 'metric_vs_speedup.png'}\n"
           f"frontier (with compact model paths): {local / 'pareto.csv'}")
     return local

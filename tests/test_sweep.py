@@ -110,6 +110,12 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
                  "frontier_structure"):
         assert (experiment / "plots" / f"{name}.png").stat().st_size > 10_000
     assert "## Frontier models" in (experiment / "report.md").read_text()
+    # every frontier model is exported, ready to load with transformers alone
+    exported = sorted((experiment / "export").iterdir())
+    assert len(exported) == len(pd.read_csv(experiment / "pareto.csv"))
+    assert all((e / "config.json").is_file() and (e / "model.safetensors").is_file()
+               for e in exported)
+    assert "frontier models, exported" in out
     # one Optuna study per cell, learning only final scores: stopped trials are PRUNED
     import optuna
 
