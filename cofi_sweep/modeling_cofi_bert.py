@@ -95,11 +95,25 @@ class Attention(nn.Module):
         self.self = SelfAttention(c, n_heads)
         self.output = SubLayerOutput(c, n_heads * c.head_dim)
         self.dropout_p = c.attention_probs_dropout_prob
+        self._fused = None
+
+    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Q, K, V stacked (rebuilt when a weight changes): inference reads x once."""
+        sa = self.self
+        params = [p for lin in (sa.query, sa.key, sa.value) for p in (lin.weight, lin.bias)]
+        key = tuple((p.data_ptr(), p._version, p.device) for p in params)
+        if self._fused is None or self._fused[0] != key:
+            self._fused = (key, torch.cat(params[0::2]), torch.cat(params[1::2]))
+        return self._fused[1], self._fused[2]
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
         sa, (B, T, _) = self.self, x.shape
-        q, k, v = (lin(x).view(B, T, sa.n_heads, sa.head_dim).transpose(1, 2)
-                   for lin in (sa.query, sa.key, sa.value))
+        if torch.is_grad_enabled():
+            q, k, v = (lin(x).view(B, T, sa.n_heads, sa.head_dim).transpose(1, 2)
+                       for lin in (sa.query, sa.key, sa.value))
+        else:
+            q, k, v = F.linear(x, *self._fused_qkv()).view(
+                B, T, 3, sa.n_heads, sa.head_dim).permute(2, 0, 3, 1, 4)
         ctx = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0)
         return self.output(ctx.transpose(1, 2).reshape(B, T, -1), x)

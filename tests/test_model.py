@@ -8,7 +8,7 @@ from transformers import AutoModelForSequenceClassification, BertConfig
 
 from cofi_sweep import pretrained
 from cofi_sweep.model import CofiBert, EncoderShape
-from helpers import all_on_masks, random_batch
+from helpers import all_on_masks, random_batch, tiny
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "minilm"])
@@ -48,3 +48,18 @@ def test_hidden_states_are_block_outputs() -> None:
     out = model(ids, mask, output_hidden_states=True)
     assert len(out.hidden_states) == model.shape.num_layers + 1
     assert out.hidden_states[-1].shape == (3, 11, 64)
+
+
+def test_inference_fuses_qkv_and_follows_weight_updates() -> None:
+    model = tiny().eval()
+    ids, mask = random_batch(100)
+    separate = model(ids, mask).logits.detach()  # grad enabled: the separate projections
+    with torch.no_grad():
+        fused = model(ids, mask).logits
+        assert torch.allclose(fused, separate, atol=1e-5)
+        attention = model.encoder.layer[0].attention
+        attention.self.key.weight.mul_(3.0)  # an in-place update, as an optimizer makes
+        weight, _ = attention._fused_qkv()
+        assert torch.equal(weight[64:128], attention.self.key.weight)  # rebuilt
+        changed = model(ids, mask).logits
+    assert torch.allclose(changed, model(ids, mask).logits.detach(), atol=1e-5)
