@@ -585,7 +585,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", help="job YAML (see configs/)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     job = load_job_config(args.config, args.overrides)
     result = run_cofi(job)

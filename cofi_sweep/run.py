@@ -131,7 +131,44 @@ def _init_ray(address: str | None) -> bool:
     return False
 
 
-def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None) -> Path:
+def space_changes(stored: dict[str, Any], given: dict[str, Any], prefix: str = ""
+                  ) -> list[str]:
+    """The settings that differ between two spaces, as ``key: old -> new`` lines."""
+    out = []
+    for key in sorted(set(stored) | set(given)):
+        a, b = stored.get(key, "<absent>"), given.get(key, "<absent>")
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += space_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            out.append(f"{prefix}{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return out
+
+
+def check_resume(space: SweepSpace, experiment: str, force: bool) -> None:
+    """A resumed sweep must be the one that was started: its trials keep their cells and
+    searcher, so a changed space would silently mix settings. Refuses with the differences."""
+    stored_file = storage.join(experiment, "space.json")
+    if not storage.exists(stored_file):
+        return
+    stored = json.loads(storage.read_text(stored_file))
+    changes = space_changes(stored, json.loads(json.dumps(dataclasses.asdict(space))))
+    if not changes:
+        return
+    if force:
+        print("[sweep] --force: resuming although the space changed; unfinished trials run "
+              "with the new job settings, the grid and search stay as first stored:\n  "
+              + "\n  ".join(changes), flush=True)
+        return
+    raise ConfigError(["the space differs from the one this experiment was started with:",
+                       *(f"  {c}" for c in changes),
+                       "either give the sweep a new `name` (a fresh experiment), or resume "
+                       "with --resume --force (unfinished trials take the new job settings; "
+                       "the grid, search and trials_per_cell stay as first stored)"],
+                      "--resume")
+
+
+def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None,
+              force: bool = False) -> Path:
     """Runs the whole sweep; returns the local folder with its results (the experiment folder,
     or for a URI its mirror). See the module docstring."""
     from cofi_sweep.teacher import get_teacher, teacher_folder
@@ -144,6 +181,8 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     if taken and not resume:
         raise ConfigError([f"experiment {experiment} exists: pass --resume to continue it, or "
                            "set another name"], "command line")
+    if resume:
+        check_resume(space, experiment, force)
     storage.write_text(storage.join(experiment, "space.json"),
                        json.dumps(dataclasses.asdict(space), indent=1))
     print(describe_plan(space), flush=True)
@@ -234,15 +273,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="continue an interrupted experiment from its storage path")
     parser.add_argument("--address", help="Ray cluster address ('auto', host:port, ray://…)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("--force", action="store_true",
+                        help="with --resume: continue although the space changed (see README)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     try:
         space = load_space(args.space, args.overrides)
         if args.dry_run:
             print(describe_plan(space))
             return 0
-        run_sweep(space, resume=args.resume, address=args.address)
+        run_sweep(space, resume=args.resume, address=args.address, force=args.force)
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

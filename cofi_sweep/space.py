@@ -269,6 +269,9 @@ def _cofi_problems(raw: dict[str, Any], where: str) -> list[str]:
 def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpace:
     """Loads and validates a sweep YAML; raises :class:`ConfigError` listing every problem."""
     raw = load_yaml(path)
+    if raw == {}:
+        raise ConfigError(["the file is empty: a sweep needs at least `grid:` (targets and "
+                           "ablations) and `job:` (model, task); see search_spaces/"], str(path))
     if not isinstance(raw, dict):
         raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
     raw = apply_overrides(raw, list(overrides))

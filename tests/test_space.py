@@ -150,3 +150,43 @@ def test_trial_job_combines_space_cell_and_sampled_values(tmp_path: Path) -> Non
     assert job.cofi.families == ["head"] and job.cofi.learning_rate == 3e-4
     assert (job.cofi.seed, job.cofi.alpha_layer, job.cofi.alpha_pred) == (7, 0.7, 0.3)
     assert job.model == "tiny-bert" and job.output_dir == str(tmp_path / "out")
+
+
+def test_an_empty_space_file_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "empty.yaml"
+    path.write_text("\n# nothing here\n")
+    with pytest.raises(ConfigError, match="the file is empty"):
+        load_space(path)
+
+
+def test_overrides_may_stand_anywhere_on_the_command_line(capsys: pytest.CaptureFixture
+                                                          ) -> None:
+    from cofi_sweep.run import main
+
+    space = str(ROOT / "search_spaces" / "quickstart.yaml")
+    assert main(["trials_per_cell=3", "--space", space, "--dry-run", "name=elsewhere"]) == 0
+    out = capsys.readouterr().out
+    assert "3 cells x 3 trial(s) = 9 trials" in out and "elsewhere" in out
+
+
+def test_resume_refuses_a_changed_space_and_names_what_changed(tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture
+                                                               ) -> None:
+    import dataclasses
+    import json
+
+    from cofi_sweep.run import check_resume
+
+    space = load_space(write(tmp_path, VALID))
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    (experiment / "space.json").write_text(json.dumps(dataclasses.asdict(space)))
+    check_resume(space, str(experiment), force=False)  # the same space: resumes
+    changed = load_space(write(tmp_path, merged(job__cofi={"prune_epochs": 9})))
+    with pytest.raises(ConfigError) as refused:
+        check_resume(changed, str(experiment), force=False)
+    message = str(refused.value)
+    assert "job.cofi.prune_epochs:" in message and "-> 9" in message
+    assert "new `name`" in message and "--resume --force" in message
+    check_resume(changed, str(experiment), force=True)  # forced: goes on, and says what changed
+    assert "job.cofi.prune_epochs" in capsys.readouterr().out
