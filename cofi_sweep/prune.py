@@ -476,10 +476,13 @@ class CofiPruner:
         self.gates.load_state_dict(state["gates"])
         self.lagrangian.load_state_dict(state["lagrangian"])
         self._make_optimizers()
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "optimizer" in state:  # left out with checkpoint.keep_optimizer: false
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.gate_optimizer.load_state_dict(state["gate_optimizer"])
+            self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
         self.schedule.load_state_dict(state["schedule"])
-        self.gate_optimizer.load_state_dict(state["gate_optimizer"])
-        self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
+        for group, lr in zip(self.optimizer.param_groups, self.schedule.get_last_lr()):
+            group["lr"] = lr  # where the schedule was, with or without the optimizer's state
         self.best, self.reached_target = state["best"], state["reached_target"]
         self.pruned_metrics, self.history = state["pruned_metrics"], state["history"]
         self.pruned_checkpoint = state.get("pruned_checkpoint", {})
@@ -488,9 +491,15 @@ class CofiPruner:
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
 
-    def save_checkpoint(self, directory: str | Path) -> None:
+    def save_checkpoint(self, directory: str | Path, optimizer: bool = True) -> None:
+        """Writes the job's state; ``optimizer=False`` leaves out AdamW's moments (a resume
+        then restarts them: see ``checkpoint.keep_optimizer``)."""
         Path(directory).mkdir(parents=True, exist_ok=True)
-        torch.save(self.state_dict(), Path(directory) / CHECKPOINT_FILE)
+        state = self.state_dict()
+        if not optimizer:
+            for key in ("optimizer", "gate_optimizer", "lambda_optimizer"):
+                state.pop(key)
+        torch.save(state, Path(directory) / CHECKPOINT_FILE)
 
     def load_checkpoint(self, directory: str | Path) -> None:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location=self.device,

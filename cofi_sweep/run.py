@@ -115,6 +115,24 @@ def _has_cuda() -> bool:
     return torch.cuda.is_available()
 
 
+def remove_spent_checkpoints(experiment: Path) -> int:
+    """Deletes Tune's checkpoints of finished and early-stopped trials (their results and
+    compact models are stored; a resume never restarts them); returns the bytes freed."""
+    import shutil
+
+    from analysis.results import collect
+
+    table = collect(experiment)
+    freed = 0
+    for _, row in table.iterrows():
+        if row["status"] not in ("finished", "stopped early"):
+            continue
+        for checkpoint in Path(row["trial_dir"]).glob("checkpoint_*"):
+            freed += sum(f.stat().st_size for f in checkpoint.rglob("*") if f.is_file())
+            shutil.rmtree(checkpoint)
+    return freed
+
+
 def _init_ray(address: str | None) -> bool:
     """Attaches to a cluster (``--address`` / RAY_ADDRESS; RAY_AUTH_MODE=token, set above, lets
     an explicit address authenticate) or starts a quiet local one; True for a cluster."""
@@ -206,8 +224,13 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
             return experiment
     finally:
         ray.shutdown()
+    if not storage.is_uri(experiment):
+        freed = remove_spent_checkpoints(Path(experiment))
+        if freed:
+            print(f"[sweep] removed the resumable checkpoints of ended trials: "
+                  f"{freed / 1024 ** 3:.2f} GiB freed (errored trials keep theirs)", flush=True)
     local = storage.local_copy(experiment)
-    print("[sweep] timing compact models and the teacher, one at a time", flush=True)
+    print("[sweep] timing each compact model interleaved with the teacher", flush=True)
     measure_latencies(space, local, str(teacher.path))
     from analysis.report import OUTPUTS, write_report
 

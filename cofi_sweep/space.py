@@ -137,6 +137,10 @@ class CheckpointPolicy:
     # >= 2: a driver killed right after a new checkpoint replaced the previous one must still
     # find the checkpoint its last saved state names
     num_to_keep: int = 2
+    # False: checkpoints leave out AdamW's moments (2/3 of a checkpoint's weights); a resumed
+    # trial then restarts its optimizers' statistics (the weights, gates, lambdas, schedule and
+    # data order are still restored exactly)
+    keep_optimizer: bool = True
 
     def check(self) -> list[str]:
         return below(self, {"every_n_evals": 0, "num_to_keep": 2})
@@ -354,5 +358,41 @@ def describe_plan(space: SweepSpace) -> str:
             lines.append(f"  cell {cell['id']}: target {cell['target_sparsity']}, "
                          f"ablation {cell['ablation']} {cell['overrides'] or ''}".rstrip())
     lines.append(f"latency: batch {space.latency.batch_size} x seq {space.latency.seq_len}, "
-                 f"{space.latency.repeats} repeats, measured after training, one model at a time")
+                 f"{space.latency.repeats} repeats, measured after training, each model "
+                 f"interleaved with the teacher")
+    lines.append(disk_estimate(space))
     return "\n".join(lines)
+
+
+def disk_estimate(space: SweepSpace) -> str:
+    """Peak and final disk of the sweep's checkpoints and models, from the model's size."""
+    params = _parameter_count(space.job.model)
+    if params is None:
+        return "disk: unknown (the model's config is not available offline)"
+    c = space.checkpoint
+    # a checkpoint: the weights, the best snapshot, and (unless left out) AdamW's two moments
+    checkpoint = 4 * params * (2 + (2 if c.keep_optimizer else 0))
+    running = space.resources.max_concurrent_trials * (c.num_to_keep + 1) * checkpoint
+    models = len(space.cells()) * space.trials_per_cell * 4 * params  # compact: at most dense
+    gib = 1024 ** 3
+    return (f"disk: checkpoints of {checkpoint / gib:.2f} GiB each; peak about "
+            f"{(running + models) / gib:.1f} GiB ({space.resources.max_concurrent_trials} "
+            f"running trial(s) x {c.num_to_keep}+1 checkpoints, plus compact models); a "
+            f"finished trial's checkpoints are removed, leaving at most {models / gib:.1f} GiB of "
+            f"compact models" + ("" if c.keep_optimizer else
+                                 " (checkpoint.keep_optimizer: false)"))
+
+
+def _parameter_count(model: str) -> int | None:
+    """The dense model's parameters, from its config when it can be read offline."""
+    try:
+        from transformers import AutoConfig
+
+        from cofi_sweep.pretrained import resolve
+
+        hf = AutoConfig.from_pretrained(resolve(model))
+    except Exception:  # an offline hub name, a missing package: the estimate is optional
+        return None
+    d, f, layers = hf.hidden_size, hf.intermediate_size, hf.num_hidden_layers
+    embeddings = (hf.vocab_size + hf.max_position_embeddings + hf.type_vocab_size) * d
+    return embeddings + layers * (4 * d * d + 2 * d * f + 9 * d + f) + d * d + d

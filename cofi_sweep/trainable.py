@@ -81,7 +81,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
             metrics[ASHA_CLOCK] = _evals_at_target(pruner)
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
-                pruner.save_checkpoint(tmp)
+                pruner.save_checkpoint(tmp, optimizer=sweep.checkpoint.keep_optimizer)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(metrics)

@@ -8,7 +8,7 @@ import torch
 from cofi_sweep.config import JobConfig, from_dict
 from cofi_sweep.gates import Gates
 from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import CofiPruner, format_report, run_cofi
+from cofi_sweep.prune import CHECKPOINT_FILE, CofiPruner, format_report, run_cofi
 from cofi_sweep.sparsity import dense_size
 
 
@@ -181,3 +181,27 @@ def test_selection_split_chooses_and_dev_only_reports(tmp_path: Path, teacher_ca
     assert result.selection_metrics["accuracy"] == max(
         e["metric"] for e in result.history if e["stage"] == "finetune")
     assert "checkpoints chosen on: selection split" in format_report(result)
+
+
+def test_a_checkpoint_without_optimizer_state_resumes_at_the_same_lr(
+        tmp_path: Path, teacher_cache: Path) -> None:
+    saved = {}
+
+    def stop(pruner: CofiPruner, event: dict) -> None:
+        if event["stage"] == "prune":
+            pruner.save_checkpoint(tmp_path / "lean", optimizer=False)
+            pruner.save_checkpoint(tmp_path / "full")
+            saved["lr"] = [g["lr"] for g in pruner.optimizer.param_groups]
+            saved["step"] = pruner.global_step
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_cofi(job(tmp_path, teacher_cache), callback=stop)
+    full = torch.load(tmp_path / "full" / CHECKPOINT_FILE, weights_only=False)
+    lean = torch.load(tmp_path / "lean" / CHECKPOINT_FILE, weights_only=False)
+    assert "optimizer" in full and "optimizer" not in lean and "gate_optimizer" not in lean
+    resumed = CofiPruner(job(tmp_path, teacher_cache), callback=quiet)
+    resumed.load_checkpoint(tmp_path / "lean")
+    assert resumed.global_step == saved["step"] and saved["lr"][0] > 0
+    assert [g["lr"] for g in resumed.optimizer.param_groups] == saved["lr"]
+    assert resumed.run().compact_dir  # and it runs to the end

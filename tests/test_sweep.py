@@ -116,6 +116,10 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert all((e / "config.json").is_file() and (e / "model.safetensors").is_file()
                for e in exported)
     assert "frontier models, exported" in out
+    # ended trials' checkpoints are gone (errored ones keep theirs, for a retry)
+    assert not [c for d in table[table["status"] != "errored"]["trial_dir"]
+                for c in Path(d).glob("checkpoint_*")]
+    assert "removed the resumable checkpoints of ended trials" in out
     # one Optuna study per cell, learning only final scores: stopped trials are PRUNED
     import optuna
 
@@ -245,6 +249,14 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path, teacher_c
     if storage == "folder":  # the Optuna study lives beside the results, in SQLite
         assert (experiment / "optuna.db").is_file() and "compact_uri" not in table
         assert not (experiment / "teacher").exists()  # one machine: trials read the cache
+        # the ended trials' checkpoints were removed, and a later --resume still works
+        assert not list(experiment.glob("*/checkpoint_*"))
+        again = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True,
+                               timeout=600)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        assert pd.read_parquet(experiment / "results.parquet")["status"].eq("finished").all()
+        for job_dir in table["job_dir"]:  # nothing re-ran
+            assert len((Path(job_dir) / "starts.log").read_text().splitlines()) <= 2
         return
     # the teacher is stored with the experiment, for nodes that cannot see the driver's cache
     [stored] = (experiment / "teacher").iterdir()  # named by its settings' digest
