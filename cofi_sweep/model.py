@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
+from cofi_sweep.modeling_cofi_bert import FusedQKV
+
 CONFIG_FILE = "cofi_config.json"
 WEIGHTS_FILE = "model.safetensors"
 
@@ -148,36 +150,17 @@ class SubLayerOutput(nn.Module):
         return out if hidden_z is None else out * hidden_z
 
 
-class Attention(nn.Module):
+class Attention(FusedQKV, nn.Module):
     def __init__(self, s: EncoderShape, n_heads: int) -> None:
         super().__init__()
         self.self = SelfAttention(s, n_heads)  # HF's name, so weights map 1:1
         self.output = SubLayerOutput(s, n_heads * s.head_dim)
-        self._fused: tuple[tuple, torch.Tensor, torch.Tensor] | None = None
-
-    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q, K and V weights stacked into one matrix, rebuilt only when a weight changed.
-
-        Separate projections read the hidden states three times; at high sparsity, with few
-        heads left, that memory traffic -- not the multiply-adds -- is the attention's cost, so
-        inference uses one fused GEMM. Training keeps the separate (HF-named) weights."""
-        sa = self.self
-        params = [p for lin in (sa.query, sa.key, sa.value) for p in (lin.weight, lin.bias)]
-        key = tuple((p.data_ptr(), p._version, p.device) for p in params)
-        if self._fused is None or self._fused[0] != key:
-            self._fused = (key, torch.cat(params[0::2]), torch.cat(params[1::2]))
-        return self._fused[1], self._fused[2]
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor, head_z: torch.Tensor | None,
                 layer_z: torch.Tensor | None, hidden_z: torch.Tensor | None) -> torch.Tensor:
         sa = self.self
         B, T, _ = x.shape
-        if torch.is_grad_enabled():
-            q, k, v = (lin(x).view(B, T, sa.n_heads, sa.head_dim).transpose(1, 2)
-                       for lin in (sa.query, sa.key, sa.value))  # (B, H, T, d_h)
-        else:  # inference: one GEMM reads x once (see _fused_qkv)
-            q, k, v = F.linear(x, *self._fused_qkv()).view(
-                B, T, 3, sa.n_heads, sa.head_dim).permute(2, 0, 3, 1, 4)
+        q, k, v = self.qkv(x)  # (B, H, T, d_h); one fused GEMM at inference
         ctx = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=sa.dropout_p if self.training else 0.0)
         if head_z is not None:

@@ -89,31 +89,39 @@ class SubLayerOutput(nn.Module):
         return self.LayerNorm(residual + self.dropout(self.dense(h)))
 
 
-class Attention(nn.Module):
+class FusedQKV:
+    """Q, K and V of ``self.self`` (query/key/value Linears): separate projections while
+    training, and one fused GEMM for inference, whose stacked weights are rebuilt only when a
+    weight changed. At high sparsity, with few heads left, reading the hidden states three
+    times -- not the multiply-adds -- is the attention's cost. (Also used by
+    ``cofi_sweep.model``: this file must stay importable on its own.)"""
+
+    _fused: tuple | None = None
+
+    def qkv(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each (B, heads, T, head_dim)."""
+        sa, (B, T, _) = self.self, x.shape
+        if torch.is_grad_enabled():
+            return tuple(lin(x).view(B, T, sa.n_heads, sa.head_dim).transpose(1, 2)
+                         for lin in (sa.query, sa.key, sa.value))
+        params = [p for lin in (sa.query, sa.key, sa.value) for p in (lin.weight, lin.bias)]
+        key = tuple((p.data_ptr(), p._version, p.device) for p in params)
+        if self._fused is None or self._fused[0] != key:
+            self._fused = (key, torch.cat(params[0::2]), torch.cat(params[1::2]))
+        return F.linear(x, self._fused[1], self._fused[2]).view(
+            B, T, 3, sa.n_heads, sa.head_dim).permute(2, 0, 3, 1, 4)
+
+
+class Attention(FusedQKV, nn.Module):
     def __init__(self, c: CofiBertConfig, n_heads: int) -> None:
         super().__init__()
         self.self = SelfAttention(c, n_heads)
         self.output = SubLayerOutput(c, n_heads * c.head_dim)
         self.dropout_p = c.attention_probs_dropout_prob
-        self._fused = None
-
-    def _fused_qkv(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Q, K, V stacked (rebuilt when a weight changes): inference reads x once."""
-        sa = self.self
-        params = [p for lin in (sa.query, sa.key, sa.value) for p in (lin.weight, lin.bias)]
-        key = tuple((p.data_ptr(), p._version, p.device) for p in params)
-        if self._fused is None or self._fused[0] != key:
-            self._fused = (key, torch.cat(params[0::2]), torch.cat(params[1::2]))
-        return self._fused[1], self._fused[2]
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        sa, (B, T, _) = self.self, x.shape
-        if torch.is_grad_enabled():
-            q, k, v = (lin(x).view(B, T, sa.n_heads, sa.head_dim).transpose(1, 2)
-                       for lin in (sa.query, sa.key, sa.value))
-        else:
-            q, k, v = F.linear(x, *self._fused_qkv()).view(
-                B, T, 3, sa.n_heads, sa.head_dim).permute(2, 0, 3, 1, 4)
+        B, T, _ = x.shape
+        q, k, v = self.qkv(x)
         ctx = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=self.dropout_p if self.training else 0.0)
         return self.output(ctx.transpose(1, 2).reshape(B, T, -1), x)

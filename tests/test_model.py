@@ -59,7 +59,8 @@ def test_inference_fuses_qkv_and_follows_weight_updates() -> None:
         assert torch.allclose(fused, separate, atol=1e-5)
         attention = model.encoder.layer[0].attention
         attention.self.key.weight.mul_(3.0)  # an in-place update, as an optimizer makes
-        weight, _ = attention._fused_qkv()
+        attention.qkv(torch.zeros(1, 1, 64))  # rebuilds the fused weights
+        weight = attention._fused[1]
         assert torch.equal(weight[64:128], attention.self.key.weight)  # rebuilt
         changed = model(ids, mask).logits
     assert torch.allclose(changed, model(ids, mask).logits.detach(), atol=1e-5)
