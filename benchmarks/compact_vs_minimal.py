@@ -2,7 +2,7 @@
 
 The minimal stack (below, ~40 lines) is what an engineer would write for inference only: one
 fused QKV Linear, scaled-dot-product attention, LayerNorm, GELU FFN, no masks, no hooks. For
-real CoFi structures (the SST-2 frontier rows, by target sparsity) and the dense model, times
+real CoFi structures (from pruning runs, nearest 50, 70, 90 and 95 %) and the dense model, times
 interleaved: our compact model (``CofiBert``), the ``hf`` export's model
 (``modeling_cofi_bert``) and the minimal stack, all with the same random weights' shapes, at
 batch 32 x 128 on every available core. Goal: compact ÷ minimal ≤ 1.10 at every sparsity up to
@@ -30,6 +30,7 @@ from cofi_sweep.model import CofiBert, EncoderShape
 from cofi_sweep.modeling_cofi_bert import CofiBertForSequenceClassification
 from cofi_sweep.export import remote_code_config
 from sparsity_control import commit
+from speedup_fidelity import pruned_models
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "compact_vs_minimal.json"
@@ -89,15 +90,16 @@ def rounded(s: EncoderShape, n: int) -> EncoderShape:
 
 
 def structures(dense: EncoderShape) -> list[tuple[str, EncoderShape]]:
-    """The dense shape and the CoFi structures of the SST-2 frontier rows."""
+    """The dense shape and, for 50, 70, 90 and 95 %, the real pruned structure nearest to it
+    (:func:`speedup_fidelity.pruned_models`)."""
     out = [("dense (0 %)", dense)]
-    rows_file = HERE / "results" / "frontier_sst2_minilm_cpu.json"
-    rows = json.loads(rows_file.read_text()) if rows_file.is_file() else []
-    for row in sorted((r for r in rows if r["method"] == "cofi" and r["trial_id"].endswith("@0")),
-                      key=lambda r: r["target_sparsity"]):
-        s = json.loads(row["structure"])
-        out.append((f"cofi {row['realized_sparsity']:.0%}", dataclasses.replace(
-            dense, hidden_size=s["hidden"], heads=s["heads"], ffn=s["ffn"])))
+    models = pruned_models()
+    for target in (0.5, 0.7, 0.9, 0.95):
+        if not models:
+            break
+        m = min(models, key=lambda m: abs(m["realized_sparsity"] - target))
+        s = CofiBert.from_pretrained(m["compact_dir"]).shape
+        out.append((f"{m['trial_id']} ({m['realized_sparsity']:.1%})", s))
     return out
 
 

@@ -1,7 +1,7 @@
 """Benchmark: how well do FLOPs and the calibrated latency model predict measured speedups?
 
-For the compact models of the real SST-2 pruning runs (benchmarks/frontier.py, CoFi at 50-95 %
-sparsity), under four deployment settings -- PyTorch and onnxruntime, batch 32 x 128 and
+For compact MiniLM models of real pruning runs at 50-95 % sparsity (benchmarks/frontier.py's
+CoFi jobs, and benchmarks/sparsity_control.py's at the SST-2 and quickstart budgets), under four deployment settings -- PyTorch and onnxruntime, batch 32 x 128 and
 batch 1 x 128, every available core -- each model is timed interleaved with the teacher
 (:class:`cofi_sweep.retime.Timer`), beside the speedup that matmul FLOPs predict and the one the
 latency model predicts (calibrated on this machine for that setting; cached). Goal:
@@ -31,21 +31,38 @@ SETTINGS = [(32, 128, "pytorch"), (1, 128, "pytorch"), (32, 128, "onnxruntime"),
             (1, 128, "onnxruntime")]
 
 
+def pruned_models() -> list[dict]:
+    """Compact MiniLM models from real pruning runs at 50-95 % sparsity, on disk: the SST-2
+    frontier's CoFi jobs, and the sparsity-control jobs (SST-2 and quickstart budgets)."""
+    rows = json.loads((HERE / "results" / "frontier_sst2_minilm_cpu.json").read_text())
+    models = [{"trial_id": f"frontier {r['trial_id']}",
+               "compact_dir": str(HERE.parent / r["compact_dir"]),  # relative to the repo
+               "realized_sparsity": r["realized_sparsity"]} for r in rows
+              if r["method"] == "cofi" and r["trial_id"].endswith("@0")]
+    for folder in sorted((HERE.parent / "runs" / "bench").glob("sparsity_*")):
+        result = folder / "result.json"
+        if result.is_file():
+            models.append({"trial_id": folder.name, "compact_dir": str(folder / "compact"),
+                           "realized_sparsity": json.loads(result.read_text())[
+                               "realized_sparsity"]})
+    return sorted((m for m in models if Path(m["compact_dir"]).is_dir()
+                   and 0.45 <= m["realized_sparsity"] <= 0.96),
+                  key=lambda m: m["realized_sparsity"])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
     space = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml")
-    rows = json.loads((HERE / "results" / "frontier_sst2_minilm_cpu.json").read_text())
-    models = [r for r in rows if r["method"] == "cofi" and r["trial_id"].endswith("@0")
-              and Path(r["compact_dir"]).is_dir()]
+    models = pruned_models()
     teacher = get_teacher(space.job).load()
     results = []
     for batch, seq, runtime in SETTINGS:
         protocol = Protocol(batch, seq, available_cpus(), runtime=runtime, repeats=args.repeats)
         with Timer(teacher, protocol) as timer:
-            for r in sorted(models, key=lambda r: r["realized_sparsity"]):
+            for r in models:
                 t = timer.time(CofiBert.from_pretrained(r["compact_dir"]), r["trial_id"])
                 row = {"setting": f"{runtime} b{batch}x{seq}", "model": r["trial_id"],
                        "realized_sparsity": round(r["realized_sparsity"], 4),
