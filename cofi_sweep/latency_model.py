@@ -9,11 +9,14 @@ per device and protocol (batch, sequence length, threads, runtime: PyTorch or on
   * an FFN block over widths,
   * the fixed part (embeddings, pooler, classifier: a model whose layers are all removed),
 
-each at a few hidden widths, and predict
+each at a few hidden widths, then a handful of whole models of CoFi-like shapes, and predict
 
-    latency(shape) = fixed(d) + sum over layers [ mha(d, heads_l) + ffn(d, ffn_l) ]
+    latency(shape) = fixed(d) + scale * sum over layers [ mha(d, heads_l) + ffn(d, ffn_l) ]
+                     + per_sublayer * (live sub-layers)
 
-by piecewise-linear interpolation (linear extrapolation past the last measured point; a removed
+where ``scale`` and ``per_sublayer`` are fitted to the whole models (blocks timed alone run
+with warm caches and without the residual stream's traffic between them). Each term is
+interpolated piecewise-linearly (linear extrapolation past the last measured point; a removed
 sub-layer costs nothing). Interpolation is written in torch, so the same prediction is
 differentiable in expected head counts, widths and hidden size: the basis of speedup targets.
 Tables are cached as JSON under ``<cache>/latency/`` by device and protocol (delete them to
@@ -36,7 +39,7 @@ from cofi_sweep.latency import describe_device, time_models
 from cofi_sweep.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.pretrained import cache_root
 
-FORMAT = 1  # bump when what is measured changes
+FORMAT = 2  # bump when what is measured changes
 
 
 @dataclass
@@ -51,6 +54,11 @@ class LatencyTable:
     ffn: list[list[float]]
     fixed: list[float]
     protocol: dict
+    # a whole model is not the sum of its blocks timed alone (caches stay warm there; the
+    # residual stream's traffic between blocks is missing): fitted on whole models measured at
+    # calibration, latency = fixed + scale * sum(blocks) + per_sublayer * live sub-layers
+    scale: float = 1.0
+    per_sublayer: float = 0.0
 
     def predict(self, shape: EncoderShape) -> float:
         """Predicted seconds per forward pass of a (dense or compact) model."""
@@ -72,8 +80,9 @@ class LatencyTable:
         ffn_alive = (ffn > 0).float() if ffn_alive is None else ffn_alive
         mha = _grid(hidden, heads, t["hidden"], t["heads"], t["mha"])
         ffn_cost = _grid(hidden, ffn, t["hidden"], t["widths"], t["ffn"])
-        return (interp(hidden, t["hidden"], t["fixed"]) + (mha_alive * mha).sum()
-                + (ffn_alive * ffn_cost).sum())
+        blocks = (mha_alive * mha).sum() + (ffn_alive * ffn_cost).sum()
+        return (interp(hidden, t["hidden"], t["fixed"]) + self.scale * blocks
+                + self.per_sublayer * (mha_alive.sum() + ffn_alive.sum()))
 
 
 def interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -170,8 +179,54 @@ def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: st
             fixed.append(timing["fixed"].median)
     protocol = {"batch_size": batch_size, "seq_len": seq_len, "runtime": runtime,
                 "warmup": warmup, "repeats": repeats, **describe_device(torch.device("cpu"))}
-    return LatencyTable([float(d) for d in hidden], [float(h) for h in heads],
-                        [float(f) for f in widths], mha, ffn, fixed, protocol)
+    table = LatencyTable([float(d) for d in hidden], [float(h) for h in heads],
+                         [float(f) for f in widths], mha, ffn, fixed, protocol)
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {f"m{i}": CofiBert(s).eval() for i, s in enumerate(_fitting_shapes(shape))}
+        runners = {k: _model_runner(m, runtime, Path(tmp)) for k, m in models.items()}
+        timing = time_models(runners, batch_size=batch_size, seq_len=seq_len,
+                             vocab_size=shape.vocab_size, warmup=warmup, repeats=repeats)
+    fit_whole_models(table, [(m.shape, timing[k].median) for k, m in models.items()])
+    return table
+
+
+def _fitting_shapes(dense: EncoderShape, count: int = 8) -> list[EncoderShape]:
+    """Whole-model shapes spanning 0-97 % sparsity, like CoFi leaves them: per-layer head counts
+    and widths that vary, some sub-layers removed, the hidden size kept or narrowed."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = [dense]
+    for i in range(1, count):
+        keep = 1 - 0.97 * i / (count - 1)  # the fraction of units kept, on average
+
+        def draw(full: int) -> int:
+            fraction = keep * float(torch.empty(1).uniform_(0.3, 1.7, generator=generator))
+            return 0 if fraction < 0.15 else max(1, min(full, round(full * fraction)))
+
+        hidden = dense.hidden_size if i % 2 else max(8, round(dense.hidden_size * (0.6 + 0.4
+                                                                                    * keep)))
+        shapes.append(dataclasses.replace(
+            dense, hidden_size=hidden, kept_hidden_dims=None,
+            heads=[draw(h) for h in dense.heads], ffn=[draw(f) for f in dense.ffn]))
+    return shapes
+
+
+def fit_whole_models(table: LatencyTable, measured: list[tuple[EncoderShape, float]]) -> None:
+    """Least-squares ``scale`` and ``per_sublayer`` (both kept ≥ 0) from whole models' measured
+    latencies, on relative errors (a 95 %-sparse model counts as much as the dense one)."""
+    table.scale, table.per_sublayer = 1.0, 0.0
+    rows, targets = [], []
+    for shape, seconds in measured:
+        fixed = float(interp(torch.tensor(float(shape.hidden_size)),
+                             torch.tensor(table.hidden), torch.tensor(table.fixed)))
+        table.scale, blocks_only = 1.0, table.predict(shape) - fixed  # scale 1, no per-layer
+        live = sum(h > 0 for h in shape.heads) + sum(f > 0 for f in shape.ffn)
+        rows.append([blocks_only / seconds, live / seconds])
+        targets.append((seconds - fixed) / seconds)
+    a, t = torch.tensor(rows, dtype=torch.float64), torch.tensor(targets, dtype=torch.float64)
+    scale, per = torch.linalg.lstsq(a, t[:, None]).solution.flatten().tolist()
+    if per < 0:  # refit with the scale alone
+        per, scale = 0.0, float((a[:, 0] @ t) / (a[:, 0] @ a[:, 0]))
+    table.scale, table.per_sublayer = max(scale, 0.0), per
 
 
 def table_key(shape: EncoderShape, batch_size: int, seq_len: int, runtime: str) -> dict:

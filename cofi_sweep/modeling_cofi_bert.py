@@ -109,7 +109,7 @@ class FusedQKV:
         if self._fused is None or self._fused[0] != key:
             self._fused = (key, torch.cat(params[0::2]), torch.cat(params[1::2]))
         return F.linear(x, self._fused[1], self._fused[2]).view(
-            B, T, 3, sa.n_heads, sa.head_dim).permute(2, 0, 3, 1, 4)
+            B, T, 3, sa.n_heads, sa.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
 
 
 class Attention(FusedQKV, nn.Module):

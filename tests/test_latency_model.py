@@ -108,3 +108,20 @@ def test_calibration_in_onnxruntime(tmp_path: Path) -> None:
                           unit_points=2)
     assert table.protocol["runtime"] == "onnxruntime"
     assert all(v > 0 for row in table.mha + table.ffn for v in row) and min(table.fixed) > 0
+
+
+def test_whole_model_fit_recovers_scale_and_per_sublayer_cost() -> None:
+    from cofi_sweep.latency_model import fit_whole_models
+
+    table = synthetic_table()
+    shapes = [shape(200, [4, 2], [400, 100]), shape(150, [1, 0], [300, 0]),
+              shape(100, [2, 2], [0, 200]), shape(200, [0, 1], [100, 400])]
+    truth = []
+    for s in shapes:  # latency = fixed + 2 x blocks + 0.5 per live sub-layer
+        fixed = s.hidden_size / 1000
+        live = sum(h > 0 for h in s.heads) + sum(f > 0 for f in s.ffn)
+        truth.append((s, fixed + 2 * (table.predict(s) - fixed) + 0.5 * live))
+    fit_whole_models(table, truth)
+    assert table.scale == pytest.approx(2.0) and table.per_sublayer == pytest.approx(0.5)
+    for s, seconds in truth:
+        assert table.predict(s) == pytest.approx(seconds)
