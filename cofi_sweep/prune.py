@@ -350,6 +350,7 @@ class CofiPruner:
         cfg, task = self.cfg, self.task
         event: dict[str, Any] = {
             "stage": self.stage, "step": self.global_step, "stage_step": self.stage_step,
+            "total_steps": sum(self.steps.values()),
             "epoch": epoch, "loss": loss, "lr": self.schedule.get_last_lr()[0], **parts}
         eligible, masks = True, None
         if self.stage == "prune" and self.pruning:

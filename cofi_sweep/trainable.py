@@ -193,20 +193,22 @@ def _flat(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class SweepProgress(tune.Callback):
-    """Prints trials running / done / stopped / errored and the best selection score per
-    target (at most every 15 s, and whenever a trial ends)."""
+    """Progress a person can follow: every 30 s (and whenever a trial ends) the counts, then
+    one line per running trial -- cell, stage, step of total, expected / realized sparsity vs
+    target, latest selection score, elapsed and estimated time left."""
+
+    EVERY = 30.0
 
     def __init__(self, total: int) -> None:
         self.total, self.last_print = total, 0.0
         self.state: dict[str, str] = {}
-        self.best: dict[str, float] = {}
+        self.latest: dict[str, dict[str, Any]] = {}  # trial id -> cell, last result, start
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
         self.state[trial.trial_id] = "running"
-        if result.get("at_target") or result.get("done_job"):
-            target = trial.config.get("target_sparsity")
-            key = f"{target:g}" if target is not None else trial.config.get("cell_id", "?")
-            self.best[key] = max(self.best.get(key, float("-inf")), result["selection_score"])
+        seen = self.latest.setdefault(trial.trial_id, {"cell": trial.config.get("cell_id", "?"),
+                                                      "start": time.time()})
+        seen["result"] = result
         self._print()
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
@@ -218,12 +220,39 @@ class SweepProgress(tune.Callback):
         self.state[trial.trial_id] = "errored"
         self._print(force=True)
 
+    def lines(self, now: float | None = None) -> list[str]:
+        """The progress table (see the class docstring)."""
+        now = now or time.time()
+        states = list(self.state.values())
+        out = [f"[sweep] {states.count('running')} running, {states.count('done')} done, "
+               f"{states.count('stopped')} stopped, {states.count('errored')} errored "
+               f"(of {self.total})"]
+        running = [t for t, s in self.state.items() if s == "running" and t in self.latest]
+        if running:
+            out.append(f"  {'trial':<12} {'cell':<22} {'stage':<9} {'step':>11}  "
+                       f"{'sparsity exp/real/target':<25} {'score':>7} {'elapsed':>8} "
+                       f"{'left':>8}")
+        for trial_id in running:
+            seen, r = self.latest[trial_id], self.latest[trial_id]["result"]
+            step, total = r.get("step", 0), r.get("total_steps") or 0
+            elapsed = now - seen["start"]
+            left = elapsed / step * (total - step) if step and total else None
+            sparsity = "/".join("–" if r.get(k) is None else f"{r[k]:.2f}" for k in (
+                "expected_sparsity", "realized_sparsity", "target"))
+            score = r.get("selection_score")
+            out.append(f"  {trial_id:<12} {seen['cell']:<22} {r.get('stage', '?'):<9} "
+                       f"{f'{step}/{total}':>11}  {sparsity:<25} "
+                       f"{'–' if score is None else f'{score:.4f}':>7} {_clock(elapsed):>8} "
+                       f"{'?' if left is None else _clock(left):>8}")
+        return out
+
     def _print(self, force: bool = False) -> None:
-        if not force and time.time() - self.last_print < 15:
+        if not force and time.time() - self.last_print < self.EVERY:
             return
         self.last_print = time.time()
-        states = list(self.state.values())
-        best = ", ".join(f"{t}: {v:.4f}" for t, v in sorted(self.best.items()))
-        print(f"[sweep] {states.count('running')} running, {states.count('done')} done, "
-              f"{states.count('stopped')} stopped, {states.count('errored')} errored "
-              f"(of {self.total}) | best selection score per target {{{best}}}", flush=True)
+        print("\n".join(self.lines()), flush=True)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"
