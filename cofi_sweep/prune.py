@@ -39,7 +39,7 @@ import torch
 from torch import nn
 
 from cofi_sweep.compact import compact, compact_projection, kept_indices
-from cofi_sweep.config import CofiSweepError, JobConfig, load_job_config
+from cofi_sweep.config import CofiSweepError, ConfigError, JobConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
                                 layer_loss, layer_loss_matrix, prediction_loss)
@@ -597,8 +597,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
     args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    job = load_job_config(args.config, args.overrides)
-    result = run_cofi(job)
+    from cofi_sweep.preflight import check_job
+
+    try:
+        job = load_job_config(args.config, args.overrides)
+        problems = check_job(job)  # before a teacher trains
+        if problems:
+            raise ConfigError(problems, args.config or "command line")
+        result = run_cofi(job)
+    except CofiSweepError as e:  # the user's to fix: the message says how, no traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     print(format_report(result))
     return 0
 

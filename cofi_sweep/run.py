@@ -301,13 +301,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
     args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from cofi_sweep.config import CofiSweepError
+    from cofi_sweep.preflight import check_space
+
     try:
         space = load_space(args.space, args.overrides)
+        problems = check_space(space)  # before Ray starts or a teacher trains
+        if problems:
+            raise ConfigError(problems, args.space)
         if args.dry_run:
             print(describe_plan(space))
             return 0
         run_sweep(space, resume=args.resume, address=args.address, force=args.force)
-    except ConfigError as e:
+    except CofiSweepError as e:  # the user's to fix: the message says how, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
     return 0

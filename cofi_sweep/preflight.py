@@ -1,0 +1,89 @@
+"""Preflight: every user mistake that can be found offline, found before anything starts.
+
+After the config is validated and before Ray starts or a teacher trains, checks that the model
+(and every pretrained student) resolves -- an alias whose package is installed, a local folder
+holding a model, or a hub name available here -- that the task's data loads and parses, and
+that a local storage location is writable. Each problem names the setting and the fix; the
+CLIs print them and exit 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+from typing import Any
+
+from cofi_sweep.config import CofiSweepError, JobConfig
+
+
+def model_problem(key: str, name: str) -> str | None:
+    """Why ``name`` cannot be loaded here, or None."""
+    from cofi_sweep import pretrained
+
+    try:
+        resolved = pretrained.resolve(name)
+    except CofiSweepError as e:
+        return f"{key}: {e}"
+    if Path(resolved).is_dir():
+        return None
+    try:  # a hub name: its config is a small file, cached after the first download
+        from transformers import AutoConfig
+
+        AutoConfig.from_pretrained(resolved)
+    except Exception as e:  # offline, unknown name, no access: all end the same way
+        return (f"{key}: {name!r} is neither an alias ({', '.join(pretrained.ALIASES)}), a local "
+                f"model folder, nor a hub model available here ({type(e).__name__}). Download "
+                "it once where there is internet (`hf download <name>` fills the cache), or "
+                "point the setting at a local folder")
+    return None
+
+
+def data_problem(job: JobConfig, key: str = "data") -> str | None:
+    """Why the task's data does not load, or None (loads and parses it: seconds for GLUE)."""
+    from cofi_sweep.data import load_task
+
+    try:
+        load_task(job.task, job.data)
+    except CofiSweepError as e:
+        return f"{key}: {e}"
+    except Exception as e:  # the datasets hub offline, a malformed file
+        return (f"{key}: task {job.task!r} from source {job.data.source!r} does not load "
+                f"({type(e).__name__}: {e}); with no internet use data.source: local and "
+                "data.dir: <a GLUE folder>")
+    return None
+
+
+def storage_problem(path: str, key: str = "storage_path") -> str | None:
+    """Whether a local storage folder can be created and written (URIs are checked by Ray)."""
+    if "://" in path:
+        return None
+    folder = Path(path).expanduser()
+    probe = folder / f".cofi_sweep_probe_{uuid.uuid4().hex[:8]}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_text("")
+        probe.unlink()
+    except OSError as e:
+        return f"{key}: cannot write to {folder} ({e.strerror or e}); choose a writable folder"
+    return None
+
+
+def check_job(job: JobConfig, where: str = "") -> list[str]:
+    """The problems of one job: its model, its student checkpoint, its data."""
+    problems = [model_problem(f"{where}model", job.model)]
+    if job.method == "distill" and job.baseline.pretrained:
+        problems.append(model_problem(f"{where}baseline.pretrained", job.baseline.pretrained))
+    problems.append(data_problem(job, f"{where}data"))
+    return [p for p in problems if p]
+
+
+def check_space(space: Any) -> list[str]:
+    """The problems of a sweep: its job, every pretrained baseline student, its storage."""
+    problems = check_job(space.job, "job.")
+    for name, baseline in space.baselines.items():
+        if baseline.pretrained:
+            problem = model_problem(f"baselines.{name}.pretrained", baseline.pretrained)
+            if problem:
+                problems.append(problem)
+    storage = storage_problem(space.storage_path)
+    return problems + ([storage] if storage else [])
