@@ -90,6 +90,10 @@ class TeacherConfig:
     seed: int = 0
     max_train_samples: int | None = None  # teacher's own subset size; None = data's subset
     cache_dir: str | None = None  # None: <COFI_SWEEP_CACHE or ~/.cache/cofi_sweep>/teachers
+    # an already fine-tuned teacher for this task (hub name or folder of a BERT/RoBERTa
+    # *ForSequenceClassification checkpoint): its dev score is measured, nothing is trained,
+    # and the settings above are ignored
+    path: str | None = None
 
     def check(self) -> list[str]:
         problems = below(self, {"epochs": 0}, strict=True)

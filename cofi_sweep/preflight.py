@@ -71,6 +71,8 @@ def storage_problem(path: str, key: str = "storage_path") -> str | None:
 def check_job(job: JobConfig, where: str = "") -> list[str]:
     """The problems of one job: its model, its student checkpoint, its data."""
     problems = [model_problem(f"{where}model", job.model)]
+    if job.teacher.path:
+        problems.append(model_problem(f"{where}teacher.path", job.teacher.path))
     if job.method == "distill" and job.baseline.pretrained:
         problems.append(model_problem(f"{where}baseline.pretrained", job.baseline.pretrained))
     problems.append(data_problem(job, f"{where}data"))

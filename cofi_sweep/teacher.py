@@ -29,7 +29,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from cofi_sweep import pretrained
-from cofi_sweep.config import DataConfig, JobConfig, TeacherConfig, load_job_config
+from cofi_sweep.config import ConfigError, DataConfig, JobConfig, TeacherConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.evaluation import describe, evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.model import CofiBert, resolve_device
@@ -67,6 +67,10 @@ def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig)
     """Everything that determines the teacher's weights (the cache key's contents)."""
     settings = dataclasses.asdict(teacher)
     settings.pop("cache_dir")
+    if teacher.path:  # a given teacher: only what it is and how it is evaluated matter
+        settings = {"path": pretrained.resolve(teacher.path)}
+    else:
+        settings.pop("path")  # keys of trained teachers stay what they were
     data_settings = dataclasses.asdict(data)
     if data.source != "synthetic":  # generation sizes do not affect GLUE data
         data_settings.pop("synthetic_train_size")
@@ -97,8 +101,11 @@ def get_teacher(job: JobConfig, *, device: str | None = None,
             log.info("teacher cache hit: %s", folder)
             return Teacher.from_dir(folder)
         start = time.time()
-        model, tokenizer, metrics = train_teacher(job, device=device or job.device,
-                                                  progress=progress)
+        if job.teacher.path:
+            model, tokenizer, metrics = given_teacher(job, device=device or job.device)
+        else:
+            model, tokenizer, metrics = train_teacher(job, device=device or job.device,
+                                                      progress=progress)
         tmp = folder.with_name(folder.name + ".tmp")
         shutil.rmtree(tmp, ignore_errors=True)
         model.cpu().save_pretrained(tmp)
@@ -108,6 +115,27 @@ def get_teacher(job: JobConfig, *, device: str | None = None,
             {"key": key, "metrics": metrics, "train_seconds": seconds}, indent=1))
         tmp.rename(folder)  # atomic: a folder with teacher.json is always complete
         return Teacher(folder, metrics, False, seconds)
+
+
+def given_teacher(job: JobConfig, *, device: str) -> tuple[CofiBert, Any, dict[str, float]]:
+    """Loads the already fine-tuned ``teacher.path`` and measures it on the dev set."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    task = get_task(job.task)
+    source = pretrained.resolve(job.teacher.path)
+    labels = AutoConfig.from_pretrained(source).num_labels
+    if labels != task.num_labels:
+        raise ConfigError([f"teacher.path: {job.teacher.path!r} has {labels} output label(s), "
+                           f"but task {job.task!r} needs {task.num_labels}: give a teacher "
+                           "fine-tuned for this task, or leave teacher.path unset to train one"],
+                          "teacher")
+    tokenizer = AutoTokenizer.from_pretrained(source)
+    data = tokenize(load_task(job.task, job.data), tokenizer, job.data.max_seq_length)
+    dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
+    model = CofiBert.from_hf(source, num_labels=task.num_labels).to(resolve_device(device))
+    metrics = evaluate(model, dev_loader, task)
+    log.info("given teacher %s on %s: %s", job.teacher.path, job.task, describe(metrics))
+    return model.eval(), tokenizer, metrics
 
 
 def train_teacher(job: JobConfig, *, device: str, progress: bool = True

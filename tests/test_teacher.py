@@ -53,3 +53,28 @@ def test_default_cache_follows_cofi_sweep_cache(tmp_path: Path, monkeypatch) -> 
     job.teacher.cache_dir = None  # the default: one setting moves every cache
     teacher = get_teacher(job, progress=False)
     assert Path(teacher.path).is_relative_to(tmp_path / "cache" / "teachers")
+
+
+def test_a_given_fine_tuned_teacher_is_measured_not_trained(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    import pytest
+
+    from cofi_sweep.config import ConfigError
+    from cofi_sweep.export import export_hf
+
+    trained = get_teacher(tiny_job(tmp_path / "a"), progress=False)
+    export_hf(trained.path, tmp_path / "hf")  # a stock BertForSequenceClassification folder
+    given = get_teacher(tiny_job(tmp_path / "b", path=str(tmp_path / "hf")), progress=False)
+    assert not given.cached and given.train_seconds < 30
+    assert given.metrics == pytest.approx(trained.metrics)  # the same weights, measured on dev
+    assert get_teacher(tiny_job(tmp_path / "b", path=str(tmp_path / "hf"))).cached
+    # a checkpoint fine-tuned for another label set is refused, naming the setting
+    shutil.copytree(tmp_path / "hf", tmp_path / "three")
+    config = json.loads((tmp_path / "three" / "config.json").read_text())
+    config["id2label"] = {str(i): f"L{i}" for i in range(3)}
+    config["label2id"] = {f"L{i}": i for i in range(3)}
+    (tmp_path / "three" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ConfigError, match="teacher.path: .* has 3 output label"):
+        get_teacher(tiny_job(tmp_path / "c", path=str(tmp_path / "three")), progress=False)
