@@ -80,11 +80,13 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
             "trial_id": result.get("trial_id") or _tune_trial_id(trial_dir),
             "trial_dir": str(trial_dir),
             "cell_id": params.get("cell_id"), "method": params.get("method", "cofi"),
-            "target_sparsity": params.get("target_sparsity"), "ablation": params.get("ablation"),
+            "target_sparsity": params.get("target_sparsity"),
+            "target_speedup": params.get("target_speedup"), "ablation": params.get("ablation"),
             "status": status, "iterations": result.get("training_iteration", 0),
         }
         row.update({f"config/{k}": v for k, v in params.items()
-                    if k not in ("cell_id", "target_sparsity", "ablation", "method")})
+                    if k not in ("cell_id", "target_sparsity", "target_speedup", "ablation",
+                                 "method")})
         for key, value in result.items():
             if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
                 continue

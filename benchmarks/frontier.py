@@ -5,6 +5,8 @@ exactly as a sweep trial of that cell would run it, but with the job's fixed dis
 weights instead of a search (CoFi and baselines alike: the same care for both):
 
     cofi:<target>[@k]      a CoFi job at that target sparsity ("full" ablation), seed + k
+    speedup:<target>[@k]   a CoFi job aiming at that speedup (the latency model's, in the
+                           space's latency setting), seed + k
     distill:<name>[@k]     the space's baseline <name>, seed + k
 
 After each job, its compact model and the teacher are timed interleaved (the space's batch and
@@ -19,6 +21,8 @@ benchmarks/results/frontier_<label>/.
     python benchmarks/frontier.py --space sst2_minilm_cpu --runs distill:layers3 cofi:0.5@1
     python benchmarks/frontier.py --space sst2_minilm_cpu --set task=stsb --label stsb \
         --runs cofi:0.5 distill:layers3
+    python benchmarks/frontier.py --space speedup_minilm_cpu --label sst2_minilm_cpu \
+        --runs speedup:2 speedup:4 speedup:8
     python benchmarks/frontier.py --space sst2_minilm_cpu --report
 """
 
@@ -51,16 +55,19 @@ def parse_run(run: str, space: SweepSpace) -> tuple[dict, int]:
     """``cofi:0.5@1`` -> (the grid cell it names, seed offset 1)."""
     name, _, k = run.partition("@")
     method, _, value = name.partition(":")
-    if method == "cofi":
-        cell = {"id": f"t{float(value):g}-full", "method": "cofi",
-                "target_sparsity": float(value), "ablation": "full", "overrides": {}}
+    if method in ("cofi", "speedup"):
+        kind = "target_sparsity" if method == "cofi" else "target_speedup"
+        cell = {"id": f"t{float(value):g}-full" if method == "cofi" else f"s{float(value):g}x-full",
+                "method": "cofi", "target_sparsity": None, "target_speedup": None,
+                "ablation": "full", "overrides": {}, kind: float(value)}
     elif method == "distill":
         cell = next((c for c in space.cells() if c["id"] == f"distill-{value}"), None)
         if cell is None:
             raise SystemExit(f"error: {run}: the space has no baseline {value!r} "
                              f"(it has {', '.join(space.baselines) or 'none'})")
     else:
-        raise SystemExit(f"error: {run}: runs are cofi:<target>[@k] or distill:<name>[@k]")
+        raise SystemExit(f"error: {run}: runs are cofi:<target>[@k], speedup:<target>[@k] "
+                         "or distill:<name>[@k]")
     return cell, int(k or 0)
 
 
@@ -79,6 +86,8 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
     row = {
         "trial_id": f"{cell['id']}@{offset}", "cell_id": cell["id"], "method": cell["method"],
         "ablation": cell["ablation"], "target_sparsity": cell["target_sparsity"],
+        "target_speedup": cell.get("target_speedup"),
+        "latency_model_speedup": result.latency_model_speedup,
         "config/cofi.seed": job.cofi.seed, "status": "finished", "on_target": result.on_target,
         "score": result.compact_metrics[result.main_metric], "main_metric": result.main_metric,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
@@ -149,7 +158,8 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="job settings changed from the space's, e.g. task=stsb")
     parser.add_argument("--label", help="names the results file (default: the space)")
-    parser.add_argument("--runs", nargs="*", default=[], help="cofi:<target>[@k] or "
+    parser.add_argument("--runs", nargs="*", default=[], help="cofi:<target>[@k], "
+                        "speedup:<target>[@k] or "
                         "distill:<name>[@k], run in this order")
     parser.add_argument("--retime", action="store_true", help="re-time every row's model "
                         "and add the latency model's prediction (on a quiet machine)")
@@ -171,7 +181,7 @@ def main() -> None:
         merge(path, row)
         print(json.dumps({k: row[k] for k in ("trial_id", "score", "realized_sparsity",
                                               "speedup", "job_wall_seconds")}), flush=True)
-        if cell["method"] == "cofi" and not args.set and offset == 0:
+        if cell.get("target_sparsity") is not None and not args.set and offset == 0:
             merge_rows(control_row(args.space, cell["target_sparsity"], "", result,
                                    row["job_wall_seconds"], row["command"]))
     if args.retime:

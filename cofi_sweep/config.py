@@ -109,7 +109,12 @@ class TeacherConfig:
 class CofiConfig:
     """The CoFi method: masks, sparsity control, distillation and the three training stages."""
 
-    target_sparsity: float = 0.5  # realized sparsity of the prunable encoder weights
+    # what pruning aims at -- one of: the realized sparsity of the prunable encoder weights
+    # (0.5 when neither is set), or the speedup over the dense model that the calibrated
+    # latency model predicts in job.deploy's setting on this machine (cofi_sweep/targets.py)
+    target_sparsity: float | None = None
+    target_speedup: float | None = None
+    speedup_tolerance: float = 0.03  # a speedup target's band: within +- this fraction
     families: list[str] = field(default_factory=lambda: list(MASK_FAMILIES))  # mask families on
     distill: DistillMode = "dynamic"  # layer mapping; prediction = KL only; none = hard labels
     init_from: Literal["teacher", "pretrained"] = "teacher"  # student's starting weights
@@ -139,10 +144,23 @@ class CofiConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        if self.target_sparsity is None and self.target_speedup is None:
+            self.target_sparsity = 0.5
+
     def check(self) -> list[str]:
         problems = []
-        if not 0 <= self.target_sparsity < 1:
+        if self.target_sparsity is not None and self.target_speedup is not None:
+            problems.append(f"target_speedup: set target_sparsity or target_speedup, not both "
+                            f"(got {self.target_sparsity} and {self.target_speedup})")
+        if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
             problems.append(f"target_sparsity: must be in [0, 1), but got {self.target_sparsity}")
+        if self.target_speedup is not None and self.target_speedup <= 1:
+            problems.append(f"target_speedup: must be > 1 (times faster than the dense model), "
+                            f"but got {self.target_speedup}")
+        if not 0 < self.speedup_tolerance < 0.5:
+            problems.append(f"speedup_tolerance: must be in (0, 0.5), but got "
+                            f"{self.speedup_tolerance}")
         unknown = [f for f in self.families if f not in MASK_FAMILIES]
         if unknown:
             hint = _did_you_mean(unknown[0], MASK_FAMILIES)
@@ -216,6 +234,20 @@ class BaselineConfig:
 
 
 @dataclass
+class DeployConfig:
+    """The setting a speedup target is for (and the latency model is calibrated in): this
+    machine's CPU, full batches of ``batch_size`` x ``seq_len``. A sweep takes it from its
+    ``latency:`` section, so trials aim at the speedup the sweep then measures."""
+
+    batch_size: int = 32
+    seq_len: int = 128
+    num_threads: int | None = None  # None: every core this process may use
+
+    def check(self) -> list[str]:
+        return below(self, {"batch_size": 1, "seq_len": 1, "num_threads": 1})
+
+
+@dataclass
 class JobConfig:
     """One CoFi job: teacher, pruning to one target, compaction, fine-tuning."""
 
@@ -229,6 +261,7 @@ class JobConfig:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     cofi: CofiConfig = field(default_factory=CofiConfig)
     baseline: BaselineConfig = field(default_factory=BaselineConfig)
+    deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def check(self) -> list[str]:
         from cofi_sweep.data import SYNTHETIC_TASKS, TASKS  # late: data imports torch/datasets

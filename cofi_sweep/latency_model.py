@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,12 @@ class LatencyTable:
         per layer, ``*_alive`` (default: count > 0) the probability each sub-layer exists."""
         t = {k: torch.tensor(getattr(self, k), dtype=torch.float)
              for k in ("hidden", "heads", "widths", "mha", "ffn", "fixed")}
+        # a wider block never costs less: timing noise that says otherwise is flattened (the
+        # running maximum), so the prediction is monotone in every count -- and so is a
+        # speedup target's expected latency in every gate
+        for k in ("mha", "ffn"):
+            t[k] = t[k].cummax(dim=1).values.cummax(dim=0).values
+        t["fixed"] = t["fixed"].cummax(dim=0).values
         mha_alive = (heads > 0).float() if mha_alive is None else mha_alive
         ffn_alive = (ffn > 0).float() if ffn_alive is None else ffn_alive
         mha = _grid(hidden, heads, t["hidden"], t["heads"], t["mha"])
@@ -249,7 +256,7 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
         return LatencyTable(**json.loads(path.read_text())["table"])
     table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime, **kwargs)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")  # trials may calibrate side by side
     tmp.write_text(json.dumps({"key": key, "table": dataclasses.asdict(table)}, indent=1))
     tmp.replace(path)
     return table

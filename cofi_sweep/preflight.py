@@ -3,8 +3,9 @@
 After the config is validated and before Ray starts or a teacher trains, checks that the model
 (and every pretrained student) resolves -- an alias whose package is installed, a local folder
 holding a model, or a hub name available here -- that the task's data loads and parses, and
-that a local storage location is writable. Each problem names the setting and the fix; the
-CLIs print them and exit 2, without a traceback.
+that a local storage location is writable, and that every speedup target is reachable (which
+calibrates the latency model here, once, before any trial trains). Each problem names the
+setting and the fix; the CLIs print them and exit 2, without a traceback.
 """
 
 from __future__ import annotations
@@ -68,20 +69,51 @@ def storage_problem(path: str, key: str = "storage_path") -> str | None:
     return None
 
 
+def speedup_problem(job: JobConfig, where: str = "", say: bool = True) -> str | None:
+    """Whether the job's speedup target (if any) is reachable in its deployment setting; the
+    latency model is calibrated here on a first use (seconds; cached)."""
+    if job.cofi.target_speedup is None or job.method != "cofi":
+        return None
+    from transformers import AutoConfig
+
+    from cofi_sweep import pretrained
+    from cofi_sweep.data import get_task
+    from cofi_sweep.model import EncoderShape
+    from cofi_sweep.targets import deployment_table, reach_problem
+
+    hf = AutoConfig.from_pretrained(pretrained.resolve(job.teacher.path or job.model))
+    dense = EncoderShape.from_hf_config(hf, get_task(job.task).num_labels)
+    if say:
+        print(f"[preflight] latency model for batch {job.deploy.batch_size} x seq "
+              f"{job.deploy.seq_len} on this CPU (calibrated once, then cached)", flush=True)
+    problem = reach_problem(job, dense, deployment_table(job.deploy, dense))
+    return f"{where}{problem}" if problem else None
+
+
 def check_job(job: JobConfig, where: str = "") -> list[str]:
-    """The problems of one job: its model, its student checkpoint, its data."""
+    """The problems of one job: its model, its student checkpoint, its data, its target."""
     problems = [model_problem(f"{where}model", job.model)]
     if job.teacher.path:
         problems.append(model_problem(f"{where}teacher.path", job.teacher.path))
     if job.method == "distill" and job.baseline.pretrained:
         problems.append(model_problem(f"{where}baseline.pretrained", job.baseline.pretrained))
     problems.append(data_problem(job, f"{where}data"))
+    if not any(problems):  # the model loads: a speedup target can be checked against it
+        problems.append(speedup_problem(job, where))
     return [p for p in problems if p]
 
 
 def check_space(space: Any) -> list[str]:
     """The problems of a sweep: its job, every pretrained baseline student, its storage."""
+    from cofi_sweep.space import job_for_trial
+
     problems = check_job(space.job, "job.")
+    speedup_cells = [c for c in space.cells() if c.get("target_speedup")]
+    for i, cell in enumerate(speedup_cells if not problems else []):
+        job = job_for_trial(space, cell, {}, output_dir="unused")
+        problem = speedup_problem(job, f"grid cell {cell['id']}: ", say=i == 0)
+        if problem:
+            problems.append(problem)
     for name, baseline in space.baselines.items():
         if baseline.pretrained:
             problem = model_problem(f"baselines.{name}.pretrained", baseline.pretrained)

@@ -18,11 +18,13 @@ back) the same share of its units. Raw log_alphas are not comparable across fami
 reference starts FFN units at 0 and heads at ln 100, and a global order would remove every
 FFN unit before the first head.
 
-Each unit's exact parameter cost is counted (a head costs ~64 FFN units at MiniLM's width), and
-the result is checked with the exact size formula, so it lands within one unit of the target --
-well inside [target - eps, target + max_overshoot]. Hidden dims are left as the gates chose
-them (so a target below what the kept hidden width allows ends at the closest reachable). The reference has no such step (``cofi.project_to_band: false``
-switches it off, for ablations); the fine-tune after compaction repairs what it removes.
+The target is in any quantity that grows as units go -- parameter sparsity, or the latency
+model's reduction for a speedup target (:mod:`cofi_sweep.targets`) -- counted exactly for each
+candidate: the fewest moves that reach it are found by bisection on their number, so it lands
+within one unit of the target, well inside the band. Hidden dims are left as the gates chose
+them (so a target below what the kept hidden width allows ends at the closest reachable). The
+reference has no such step (``cofi.project_to_band: false`` switches it off, for ablations);
+the fine-tune after compaction repairs what it removes.
 """
 
 from __future__ import annotations
@@ -35,33 +37,31 @@ import torch
 UNITS = {"head": ("head_z", "head_layer_z"), "int": ("intermediate_z", "mlp_z")}
 
 
+Move = tuple[str, str, int, int]  # (unit mask name, its layer gate's mask name, layer, unit)
+
+
 def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.Tensor], *,
-                    size: Callable[[dict[str, torch.Tensor]], float], dense: int,
-                    target: float, low: float, high: float, head_cost: float,
-                    unit_cost: float, _turns: int = 1) -> dict[str, torch.Tensor]:
-    """Binary ``masks`` (by mask name) moved to sparsity ``target`` if outside [low, high].
+                    reduction: Callable[[dict[str, torch.Tensor]], float], target: float,
+                    low: float, high: float, _turns: int = 1) -> dict[str, torch.Tensor]:
+    """Binary ``masks`` (by mask name) moved to ``target`` if outside [low, high].
 
     Args:
         masks: binary masks by mask name; not modified.
         log_alpha: the gates' scores by family (``head``, ``int`` are used when present).
-        size: the exact prunable-parameter count of a set of binary masks.
-        dense: the dense model's prunable-parameter count.
-        target, low, high: the aim and the band.
-        head_cost, unit_cost: approximate parameters per head and per FFN unit, for the first
-            guess; the exact ``size`` decides.
+        reduction: what the target is in, for a set of binary masks -- sparsity, or the
+            latency model's 1 - 1/speedup (:mod:`cofi_sweep.targets`); it must not decrease
+            when a unit is switched off.
+        target, low, high: the aim and the band, in ``reduction``'s units.
 
     Returns the masks unchanged when already in the band, or when no head/FFN-unit family is
     enabled (nothing fine-grained to move).
     """
-    def sparsity_of(m: dict[str, torch.Tensor]) -> float:
-        return 1 - size(m) / dense
-
-    sparsity = sparsity_of(masks)
+    r = reduction(masks)
     families = [f for f in UNITS if f in log_alpha and UNITS[f][0] in masks]
-    if low <= sparsity <= high or not families:
+    if low <= r <= high or not families:
         return masks
-    prune = sparsity < low  # under-pruned: switch units off; over-pruned: back on
-    scores, costs, where = [], [], []
+    prune = r < low  # under-pruned: switch units off; over-pruned: back on
+    keys, moves = [], []
     for family in families:
         unit_key, layer_key = UNITS[family]
         unit = masks[unit_key]
@@ -77,46 +77,59 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
         rank = torch.empty(len(score))
         rank[torch.argsort(score, descending=not prune, stable=True)] = torch.arange(
             len(score), dtype=torch.float)
-        order_key = rank / max(1, len(score))
+        key = rank / max(1, len(score))
         if not prune:  # reviving: units of live sub-layers before those of removed ones
-            order_key += 2.0 * (~layer_on[:, None].expand_as(unit)[movable]).float().cpu()
-        scores.append(order_key)
-        costs.append(torch.full((len(index),), head_cost if family == "head" else unit_cost))
-        where += [(unit_key, layer_key, int(i), int(j)) for i, j in index.tolist()]
-    key, cost = torch.cat(scores), torch.cat(costs)
-    order = torch.argsort(key, stable=True).tolist()
-    new = {name: m.clone() for name, m in masks.items()}
+            key += 2.0 * (~layer_on[:, None].expand_as(unit)[movable]).float().cpu()
+        keys.append(key)
+        moves += [(unit_key, layer_key, int(i), int(j)) for i, j in index.tolist()]
+    order = torch.argsort(torch.cat(keys), stable=True).tolist()
+    moves = [moves[i] for i in order]
 
-    def apply(idx: int) -> None:
-        name, layer_key, i, j = where[idx]
-        if not prune and layer_key in new and new[layer_key][i] == 0:
-            new[name][i] = 0.0  # a revived sub-layer holds only revived units
-            new[layer_key][i] = 1.0
-        new[name][i, j] = 0.0 if prune else 1.0
+    def reached(m: dict[str, torch.Tensor]) -> bool:
+        return reduction(m) >= target if prune else reduction(m) <= target
 
-    # bulk: the units that the cost estimate says stay short of the target; then one at a
-    # time by the exact count, skipping a unit (a head, say) that would jump past the band
-    needed = abs(target - sparsity) * dense
-    bulk = int(torch.searchsorted(torch.cumsum(cost[order], 0), torch.tensor(0.9 * needed)))
-    for idx in order[:bulk]:
-        apply(idx)
-    s = sparsity_of(new)
-    skipped = []
-    for idx in order[bulk:]:
-        if (s >= target) if prune else (s <= target):
+    # the fewest moves that reach the target (reduction is monotone in their number)
+    lo, hi = 0, len(moves)
+    if not reached(_apply(masks, moves, prune)):
+        return _apply(masks, moves, prune)  # out of reach: as close as the units allow
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if reached(_apply(masks, moves[:mid], prune)) else (mid, hi)
+    new = _apply(masks, moves[:hi], prune)
+    if low <= reduction(new) <= high:
+        return new
+    # the last move jumped past the band (a head coarser than the band): without it, go on
+    # with the next-ranked units, skipping any that would jump past it too
+    new, skipped = _apply(masks, moves[:hi - 1], prune), [moves[hi - 1]]
+    for move in moves[hi:]:
+        if reached(new):
             break
-        before = {name: m.clone() for name, m in new.items()}
-        apply(idx)
-        after = sparsity_of(new)
-        if (after > high) if prune else (after < low):
-            new = before  # too coarse for what is left: try the next one
-            skipped.append(idx)
+        after = _apply(new, [move], prune)
+        if (reduction(after) > high) if prune else (reduction(after) < low):
+            skipped.append(move)
         else:
-            s = after
-    if not low <= s <= high and skipped and _turns > 0:
-        # only coarse units were left (heads wider than the band): take the best-ranked one
-        # past the band, then come back with fine units the other way
-        apply(skipped[0])
-        return project_to_band(new, log_alpha, size=size, dense=dense, target=target, low=low,
-                               high=high, head_cost=head_cost, unit_cost=unit_cost, _turns=0)
+            new = after
+    if not low <= reduction(new) <= high and _turns > 0:
+        # only coarse units were left: take the best-ranked one past the band, then come back
+        # with fine units the other way
+        return project_to_band(_apply(new, skipped[:1], prune), log_alpha, reduction=reduction,
+                               target=target, low=low, high=high, _turns=0)
+    return new
+
+
+def _apply(masks: dict[str, torch.Tensor], moves: list[Move], prune: bool
+           ) -> dict[str, torch.Tensor]:
+    """A copy of ``masks`` with ``moves`` switched off (``prune``) or back on; a revived
+    sub-layer holds only revived units."""
+    new = {name: m.clone() for name, m in masks.items()}
+    for unit_key, layer_key in UNITS.values():
+        picked = [(i, j) for u, _, i, j in moves if u == unit_key]
+        if not picked:
+            continue
+        i, j = torch.tensor(picked).T.to(new[unit_key].device)
+        if not prune and layer_key in new:
+            dead = i[new[layer_key][i] == 0].unique()
+            new[unit_key][dead] = 0.0
+            new[layer_key][dead] = 1.0
+        new[unit_key][i, j] = 0.0 if prune else 1.0
     return new

@@ -26,7 +26,6 @@ import copy
 import itertools
 import json
 import logging
-import math
 import random
 import sys
 import time
@@ -49,6 +48,7 @@ from cofi_sweep.model import CofiBert, EncoderShape, group_alive, resolve_device
 from cofi_sweep.projection import project_to_band
 from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.students import needs_importance, student_masks, unit_importance
+from cofi_sweep.targets import make_target
 from cofi_sweep.teacher import Teacher, get_teacher, linear_schedule, param_groups
 
 log = logging.getLogger(__name__)
@@ -63,10 +63,12 @@ class CofiResult:
     """What a finished job returns (and writes as ``result.json`` next to the compact model)."""
 
     compact_dir: str
-    target_sparsity: float
+    target_sparsity: float | None  # None: a speedup target
     realized_sparsity: float
-    reached_target: bool  # expected sparsity reached target - eps during pruning
-    on_target: bool | None  # realized in [target - eps, target + max_overshoot]; None: baseline
+    reached_target: bool  # the expected sparsity (speedup) reached its band during pruning
+    # realized sparsity in [target - eps, target + max_overshoot], or the predicted speedup
+    # within its tolerance of a speedup target; None: a baseline
+    on_target: bool | None
     prunable_params: int
     dense_prunable_params: int
     total_params: int
@@ -84,6 +86,9 @@ class CofiResult:
     teacher_layers: list[int]
     wall_seconds: float
     history: list[dict[str, Any]] = field(default_factory=list)
+    target_speedup: float | None = None
+    latency_model_speedup: float | None = None  # predicted, for a speedup target
+    target_miss: float = 0.0  # how far off its band a CoFi job ended (what the search avoids)
 
 
 def _cycle(loader: Any, seed: int, start_epoch: int, skip: int):
@@ -172,6 +177,8 @@ class CofiPruner:
                            droprate_init=cfg.droprate_init).to(self.device)
         self.lagrangian = Lagrangian().to(self.device)
         self.pruning = job.method == "cofi"  # a baseline runs the same stages without masks
+        # what the Lagrangian, the band and the projection aim at: a sparsity or a speedup
+        self.target = make_target(job, s) if self.pruning else None
         if not self.pruning:
             self._make_student()
         self._make_optimizers()
@@ -247,8 +254,8 @@ class CofiPruner:
             masks = self.gates.sample() if pruning else None  # one sample per step
             loss, parts = self._loss(batch, masks)
             if pruning:
-                expected = self.expected_sparsity()
-                target = target_at(self.stage_step, target=cfg.target_sparsity,
+                expected = self.target.reduction(self.gates.probs())
+                target = target_at(self.stage_step, target=self.target.goal,
                                    warmup_steps=self.warmup_steps)
                 lagrangian = self.lagrangian(expected, target)
                 loss = loss + lagrangian
@@ -319,22 +326,18 @@ class CofiPruner:
         size = expected_size(masks_as_probs(masks, self.gates), self.dense_shape.head_dim)
         return 1 - float(size) / self.dense_params
 
+    def reduction(self, masks: dict[str, torch.Tensor]) -> float:
+        """What the target is in (sparsity, or 1 - 1/predicted speedup) at binary masks."""
+        return float(self.target.reduction(masks_as_probs(masks, self.gates)))
+
     def masks_at_target(self, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``masks`` projected onto [target - eps, target + max_overshoot] (when
-        ``cofi.project_to_band``; see :mod:`cofi_sweep.projection`)."""
-        cfg = self.cfg
-        if not cfg.project_to_band:
+        """``masks`` projected onto the target's band (when ``cofi.project_to_band``; see
+        :mod:`cofi_sweep.projection`)."""
+        if not self.cfg.project_to_band:
             return masks
-        d_h = self.dense_shape.head_dim
-        hidden = float(masks["hidden_z"].sum()) if "hidden_z" in masks else \
-            self.dense_shape.hidden_size
-        high = 1.0 if cfg.max_overshoot is None else cfg.target_sparsity + cfg.max_overshoot
-        return project_to_band(
-            masks, dict(self.gates.log_alpha.items()),
-            size=lambda m: float(expected_size(masks_as_probs(m, self.gates), d_h)),
-            dense=self.dense_params, target=cfg.target_sparsity,
-            low=cfg.target_sparsity - cfg.sparsity_epsilon, high=high,
-            head_cost=4 * d_h * hidden + 3 * d_h, unit_cost=2 * hidden + 1)
+        t = self.target
+        return project_to_band(masks, dict(self.gates.log_alpha.items()),
+                               reduction=self.reduction, target=t.goal, low=t.low, high=t.high)
 
     def structure(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Kept heads and FFN units per layer and kept hidden dims (under ``masks``)."""
@@ -352,26 +355,32 @@ class CofiPruner:
             "stage": self.stage, "step": self.global_step, "stage_step": self.stage_step,
             "total_steps": sum(self.steps.values()),
             "epoch": epoch, "loss": loss, "lr": self.schedule.get_last_lr()[0], **parts}
-        eligible, masks = True, None
+        eligible, masks, distance = True, None, 0.0
         if self.stage == "prune" and self.pruning:
             expected = self.expected_sparsity().item()
+            expected_reduction = float(self.target.reduction(self.gates.probs()).detach())
             raw = self.gates.deterministic()
-            self.reached_target |= expected >= cfg.target_sparsity - cfg.sparsity_epsilon
+            self.reached_target |= expected_reduction >= self.target.low
             # with projection every evaluation after the target's warm-up is of an on-target
             # model, so the target counts as reached then, however far the Lagrangian lags
             self.reached_target |= cfg.project_to_band and self.stage_step >= self.warmup_steps
             masks = self.masks_at_target(raw) if self.reached_target else raw
+            t, now = self.target, target_at(self.stage_step, target=self.target.goal,
+                                            warmup_steps=self.warmup_steps)
             event.update(
-                target=target_at(self.stage_step, target=cfg.target_sparsity,
-                                 warmup_steps=self.warmup_steps),
+                target=now if t.kind == "sparsity" else None,
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
                     raw), realized_sparsity=self.deterministic_sparsity(masks),
                 lambda_1=self.lagrangian.lambda_1.item(),
                 lambda_2=self.lagrangian.lambda_2.item())
-            # the Lagrangian oscillates around the target: a checkpoint whose realized sparsity
-            # is far from it would be a mislabelled frontier point, so the best is kept only
-            # within [target - eps, target + max_overshoot]
-            eligible = self.reached_target and self._in_band(event["realized_sparsity"])
+            realized = self.reduction(masks)
+            if t.kind == "speedup":  # the latency model's speedups (measured ones come later)
+                event.update(target_speedup=t.value(now), expected_speedup=t.value(
+                    expected_reduction), latency_model_speedup=t.value(realized))
+            # the Lagrangian oscillates around the target: a checkpoint far from it would be a
+            # mislabelled frontier point, so the best is kept only within the target's band
+            eligible = self.reached_target and t.in_band(realized)
+            distance = abs(realized - t.goal)
         else:  # a compact model, or a baseline's dense student: at its final size
             event["realized_sparsity"] = 1 - self.model.prunable_parameters() / self.dense_params
         # at_target: the score is of a model at its final sparsity (what early stopping ranks)
@@ -391,7 +400,6 @@ class CofiPruner:
                         or event["metric"] > self.best["event"]["metric"]):
                     self.best = {"event": event, "eligible": True, "state": self._snapshot()}
             elif self.best is None or not self.best["eligible"]:
-                distance = abs(event["realized_sparsity"] - cfg.target_sparsity)
                 if self.best is None or distance < self.best["distance"]:
                     self.best = {"event": event, "eligible": False, "distance": distance,
                                  "state": self._snapshot()}
@@ -422,10 +430,9 @@ class CofiPruner:
                 self.pruned_checkpoint = {k: self.best["event"][k] for k in (
                     "step", "expected_sparsity", "deterministic_sparsity")}
             if self.best is not None and not self.best["eligible"]:
-                log.warning("no evaluation had realized sparsity within [target - eps, target "
-                            "+ max_overshoot] of %.3f once expected sparsity had reached target "
-                            "- eps; compacting the one closest to the target (%.4f)%s",
-                            self.cfg.target_sparsity, self.best["event"]["realized_sparsity"],
+                log.warning("no evaluation was within the band of the %s target %g once the "
+                            "expected %s had reached it; compacting the one closest to the "
+                            "target%s", self.target.kind, self.target.nominal, self.target.kind,
                             ", projected onto the band" if self.cfg.project_to_band else
                             " (raise prune_epochs or reg_learning_rate, or eval more often, "
                             "or set cofi.project_to_band: true)")
@@ -509,12 +516,6 @@ class CofiPruner:
 
     # ---- the result -----------------------------------------------------------------------
 
-    def _in_band(self, realized: float) -> bool:
-        """Whether ``realized`` sparsity is in [target - eps, target + max_overshoot]."""
-        cfg = self.cfg
-        high = math.inf if cfg.max_overshoot is None else cfg.target_sparsity + cfg.max_overshoot
-        return cfg.target_sparsity - cfg.sparsity_epsilon <= realized <= high
-
     def _result(self) -> CofiResult:
         out = Path(self.job.output_dir).expanduser()
         compact_dir = out / "compact"
@@ -524,14 +525,18 @@ class CofiPruner:
         best = max(final, key=lambda e: e["metric"]) if final else self.history[-1]
         dev = evaluate(self.model, self.dev_loader, self.task, device=self.device)  # once
         prunable = self.model.prunable_parameters()
+        t = self.target  # None for a baseline: it has no target
+        speedup = t is not None and t.kind == "speedup"
         result = CofiResult(
             compact_dir=str(compact_dir),
-            target_sparsity=self.cfg.target_sparsity if self.job.method == "cofi" else
+            target_sparsity=None if speedup else self.cfg.target_sparsity if t else
             1 - prunable / self.dense_params,
             realized_sparsity=1 - prunable / self.dense_params,
             reached_target=self.reached_target,
-            on_target=self._in_band(1 - prunable / self.dense_params)
-            if self.job.method == "cofi" else None,  # a baseline has no target
+            on_target=t.in_band(t.of_model(self.model)) if t else None,
+            target_speedup=t.nominal if speedup else None,
+            latency_model_speedup=t.value(t.of_model(self.model)) if speedup else None,
+            target_miss=t.miss(t.of_model(self.model)) if t else 0.0,
             prunable_params=prunable,
             dense_prunable_params=self.dense_params,
             total_params=sum(p.numel() for p in self.model.parameters()),
@@ -557,7 +562,13 @@ def print_progress(pruner: CofiPruner, event: dict[str, Any]) -> None:
     """The default callback: one line per evaluation."""
     parts = [f"[{event['stage']:>8}] step {event['step']:>5}",
              f"dev {pruner.task.main_metric}={event['metric']:.4f}"]
-    if "expected_sparsity" in event:
+    if "target_speedup" in event:
+        parts.append(f"speedup exp={event['expected_speedup']:.2f}x "
+                     f"predicted={event['latency_model_speedup']:.2f}x "
+                     f"tgt={event['target_speedup']:.2f}x | sparsity "
+                     f"realized={event['realized_sparsity']:.3f} "
+                     f"lambda=({event['lambda_1']:+.3f},{event['lambda_2']:+.3f})")
+    elif "expected_sparsity" in event:
         parts.append(f"sparsity exp={event['expected_sparsity']:.3f} "
                      f"det={event['deterministic_sparsity']:.3f} "
                      f"realized={event['realized_sparsity']:.3f} tgt={event['target']:.3f} "
@@ -570,9 +581,13 @@ def print_progress(pruner: CofiPruner, event: dict[str, Any]) -> None:
 def format_report(result: CofiResult) -> str:
     """A short human-readable report of a finished job."""
     m = result.main_metric
+    aim = (f"target speedup {result.target_speedup:g}x -> "
+           f"{result.latency_model_speedup:.2f}x predicted by the latency model, sparsity "
+           f"{result.realized_sparsity:.4f}"
+           if result.target_speedup else f"target sparsity {result.target_sparsity:.3f} -> "
+           f"realized {result.realized_sparsity:.4f}")
     lines = [
-        f"target sparsity {result.target_sparsity:.3f} -> realized {result.realized_sparsity:.4f}"
-        f" ({result.prunable_params:,} of {result.dense_prunable_params:,} prunable params)"
+        f"{aim} ({result.prunable_params:,} of {result.dense_prunable_params:,} prunable params)"
         + (" OFF TARGET: more pruning steps or a larger reg_learning_rate close the gap"
            if result.on_target is False else ""),
         f"dev {m}: teacher {result.teacher_metrics.get(m, float('nan')):.4f} | pruned "

@@ -92,6 +92,7 @@ class PerCellOptunaSearch(Searcher):
         cell = self.cells[cell_id]
         trial = self.study(cell_id).ask()
         config: dict[str, Any] = {"cell_id": cell_id, "target_sparsity": cell["target_sparsity"],
+                                  "target_speedup": cell.get("target_speedup"),
                                   "ablation": cell["ablation"], "method": cell["method"],
                                   "cofi.seed": seed}
         for key, d in self.search.items():
@@ -114,15 +115,12 @@ class PerCellOptunaSearch(Searcher):
             study.tell(number, state=state.PRUNED)
         else:
             trial = optuna.trial.Trial(study, study.trials[number]._trial_id)
-            on_target = result.get("on_target")
-            miss = 0.0
-            if on_target is False:
-                miss = abs(result["realized_sparsity"] - result["target_sparsity"])
-            for key in ("realized_sparsity", "on_target", "provisional_speedup"):
+            for key in ("realized_sparsity", "on_target", "provisional_speedup",
+                        "target_speedup", "latency_model_speedup"):
                 if result.get(key) is not None:
                     trial.set_user_attr(key, result[key])
             # <= 0 is feasible: on target; off target, as infeasible as it is far
-            trial.set_constraint("band_miss", miss)
+            trial.set_constraint("band_miss", float(result.get("target_miss") or 0.0))
             study.tell(number, result[FINAL_METRIC])
 
     def save(self, checkpoint_path: str) -> None:

@@ -1,14 +1,15 @@
 """Sweep search spaces: a YAML file, validated completely before anything (Ray included) starts.
 
 A space fixes one CoFi job (``job``: model, task, data, teacher and fixed CoFi settings), a
-**grid** of target sparsities x named ablations, and the **searched** CoFi hyperparameters with
-their distributions. Every grid cell gets ``trials_per_cell`` trials; inside a cell Optuna
-samples the searched values and ASHA may stop trials early (see ``cofi_sweep/run.py``).
+**grid** of targets (parameter sparsities and/or speedups) x named ablations, and the
+**searched** CoFi hyperparameters with their distributions. Every grid cell gets
+``trials_per_cell`` trials; inside a cell Optuna samples the searched values and ASHA may stop
+trials early (see ``cofi_sweep/run.py``).
 
     name: quickstart
     job: {model: minilm, task: synthetic, data: {source: synthetic}, cofi: {prune_epochs: 2}}
     grid:
-      target_sparsity: [0.5, 0.8]
+      target_sparsity: [0.5, 0.8]     # and/or target_speedup: [2, 4] (cells s2x-full, ...)
       ablations: {full: {}, no_hidden: {families: [head, mha, int, ffn]}}
     search:
       cofi.learning_rate: {type: loguniform, low: 2.0e-5, high: 2.0e-4}
@@ -72,19 +73,32 @@ class Distribution:
 
 @dataclass
 class GridConfig:
-    target_sparsity: list[float] = field(default_factory=lambda: [0.5])
+    # the targets: parameter sparsities, and/or speedups over the dense model in the sweep's
+    # latency setting (predicted by the calibrated latency model: cofi_sweep/targets.py)
+    target_sparsity: list[float] | None = None  # [0.5] when neither is given
+    target_speedup: list[float] = field(default_factory=list)
     # name -> overrides of the job's cofi section (e.g. families, distill)
     ablations: dict[str, dict[str, Any]] = field(default_factory=lambda: {"full": {}})
 
+    def __post_init__(self) -> None:
+        if self.target_sparsity is None:
+            self.target_sparsity = [] if self.target_speedup else [0.5]
+
     def check(self) -> list[str]:
         problems = []
-        if not self.target_sparsity:
-            problems.append("target_sparsity: needs at least one target")
+        if not self.target_sparsity and not self.target_speedup:
+            problems.append("target_sparsity: needs at least one target (or target_speedup)")
         for t in self.target_sparsity:
             if not 0 <= t < 1:
                 problems.append(f"target_sparsity: each target must be in [0, 1), but got {t}")
-        if len(set(self.target_sparsity)) != len(self.target_sparsity):
-            problems.append(f"target_sparsity: duplicates in {self.target_sparsity}")
+        for t in self.target_speedup:
+            if t <= 1:
+                problems.append(f"target_speedup: each target must be > 1 (times faster than "
+                                f"the dense model), but got {t}")
+        for name in ("target_sparsity", "target_speedup"):
+            values = getattr(self, name)
+            if len(set(values)) != len(values):
+                problems.append(f"{name}: duplicates in {values}")
         if not self.ablations:
             problems.append("ablations: needs at least one (use {full: {}} for plain CoFi)")
         return problems
@@ -197,8 +211,9 @@ class SweepSpace:
             if not isinstance(overrides, dict):
                 problems.append(f"{where}: must be a mapping of cofi settings")
                 continue
-            if "target_sparsity" in overrides:
-                problems.append(f"{where}.target_sparsity: set targets in grid.target_sparsity")
+            for key in ("target_sparsity", "target_speedup"):
+                if key in overrides:
+                    problems.append(f"{where}.{key}: set targets in grid.{key}")
             problems += _cofi_problems({**base, **overrides}, where)
         for key, dist in self.search.items():
             problems += _search_problems(key, dist, base, cofi_fields)
@@ -215,14 +230,17 @@ class SweepSpace:
     def cells(self) -> list[dict[str, Any]]:
         """The grid: one dict per (target, ablation) cell, with a folder-safe ``id``."""
         out = []
-        for target, (ablation, overrides) in itertools.product(self.grid.target_sparsity,
-                                                               self.grid.ablations.items()):
-            out.append({"id": f"t{target:g}-{ablation}", "method": "cofi",
-                        "target_sparsity": target, "ablation": ablation,
-                        "overrides": dict(overrides)})
+        targets = ([("target_sparsity", t, f"t{t:g}") for t in self.grid.target_sparsity]
+                   + [("target_speedup", t, f"s{t:g}x") for t in self.grid.target_speedup])
+        for (kind, target, name), (ablation, overrides) in itertools.product(
+                targets, self.grid.ablations.items()):
+            out.append({"id": f"{name}-{ablation}", "method": "cofi",
+                        "target_sparsity": target if kind == "target_sparsity" else None,
+                        "target_speedup": target if kind == "target_speedup" else None,
+                        "ablation": ablation, "overrides": dict(overrides)})
         for name, baseline in self.baselines.items():
             out.append({"id": f"distill-{name}", "method": "distill", "target_sparsity": None,
-                        "ablation": name, "overrides": {},
+                        "target_speedup": None, "ablation": name, "overrides": {},
                         "baseline": dataclasses.asdict(baseline)})
         return out
 
@@ -247,7 +265,8 @@ def _search_problems(key: str, dist: Distribution, base: dict[str, Any],
         return [f"{where}: only cofi.<setting> (or cofi.<a>,<b> for a pair) can be searched "
                 f"(model, data and teacher are fixed per sweep)"
                 f"{_did_you_mean(unknown[0] if unknown else key, cofi_fields)}"]
-    grid_axes = [n for n in names if n in ("target_sparsity", "families", "distill", "seed")]
+    grid_axes = [n for n in names if n in ("target_sparsity", "target_speedup", "families",
+                                          "distill", "seed")]
     if grid_axes:
         return [f"{where}: {grid_axes[0]} is set per cell (grid.target_sparsity, "
                 "grid.ablations; seeds by trials_per_cell), not a searched value"]
@@ -295,6 +314,11 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
         raw["method"], raw["baseline"] = "distill", cell["baseline"]
     else:
         raw["cofi"]["target_sparsity"] = cell["target_sparsity"]
+        raw["cofi"]["target_speedup"] = cell.get("target_speedup")
+    # a speedup target aims at the speedup the sweep measures: its latency setting
+    lat = space.latency
+    raw["deploy"] = {"batch_size": lat.batch_size, "seq_len": lat.seq_len,
+                     "num_threads": lat.num_threads}
     for key, value in params.items():
         names = _names(key)
         raw["cofi"].update(zip(names, value) if len(names) > 1 else {names[0]: value})
@@ -355,7 +379,9 @@ def describe_plan(space: SweepSpace) -> str:
         if cell["method"] == "distill":
             lines.append(f"  cell {cell['id']}: distillation baseline {cell['baseline']}")
         else:
-            lines.append(f"  cell {cell['id']}: target {cell['target_sparsity']}, "
+            target = (f"speedup {cell['target_speedup']:g}x" if cell.get("target_speedup")
+                      else f"sparsity {cell['target_sparsity']}")
+            lines.append(f"  cell {cell['id']}: target {target}, "
                          f"ablation {cell['ablation']} {cell['overrides'] or ''}".rstrip())
     lines.append(f"latency: batch {space.latency.batch_size} x seq {space.latency.seq_len}, "
                  f"{space.latency.repeats} repeats, measured after training, each model "

@@ -113,7 +113,9 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "selection_score": result.selection_metrics[result.main_metric],
         "selection": result.selection, "seed": job.cofi.seed, "step": pruner.global_step,
         "realized_sparsity": result.realized_sparsity, "reached_target": result.reached_target,
-        "on_target": result.on_target,
+        "on_target": result.on_target, "target_miss": result.target_miss,
+        "target_speedup": result.target_speedup,
+        "latency_model_speedup": result.latency_model_speedup,
         "prunable_params": result.prunable_params,
         "dense_prunable_params": result.dense_prunable_params,
         "total_params": result.total_params,
@@ -230,7 +232,7 @@ class SweepProgress(tune.Callback):
         running = [t for t, s in self.state.items() if s == "running" and t in self.latest]
         if running:
             out.append(f"  {'trial':<12} {'cell':<22} {'stage':<9} {'step':>11}  "
-                       f"{'sparsity exp/real/target':<25} {'score':>7} {'elapsed':>8} "
+                       f"{'sparsity (speedup) exp/real/target':<25} {'score':>7} {'elapsed':>8} "
                        f"{'left':>8}")
         for trial_id in running:
             seen, r = self.latest[trial_id], self.latest[trial_id]["result"]
@@ -239,6 +241,9 @@ class SweepProgress(tune.Callback):
             left = elapsed / step * (total - step) if step and total else None
             sparsity = "/".join("–" if r.get(k) is None else f"{r[k]:.2f}" for k in (
                 "expected_sparsity", "realized_sparsity", "target"))
+            if r.get("target_speedup") is not None:  # a speedup target: predicted speedups
+                sparsity = "/".join("–" if r.get(k) is None else f"{r[k]:.2f}x" for k in (
+                    "expected_speedup", "latency_model_speedup", "target_speedup"))
             score = r.get("selection_score")
             out.append(f"  {trial_id:<12} {seen['cell']:<22} {r.get('stage', '?'):<9} "
                        f"{f'{step}/{total}':>11}  {sparsity:<25} "

@@ -7,7 +7,7 @@ import sys
 
 CORE = ["config", "data", "model", "gates", "sparsity", "distill", "compact", "evaluation",
         "pretrained", "teacher", "projection", "students", "prune", "space", "latency",
-        "latency_model", "export", "modeling_cofi_bert", "preflight"]
+        "latency_model", "export", "modeling_cofi_bert", "preflight", "targets"]
 
 
 def test_core_imports_without_ray() -> None:

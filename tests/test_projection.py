@@ -36,13 +36,9 @@ def sparsity(masks: dict, gates: Gates, **shape: int) -> float:
 
 
 def project(masks: dict, gates: Gates, target: float, eps: float = 0.01, **shape: int) -> dict:
-    d_h = shape.get("D_H", D_H)
-    hidden = float(masks["hidden_z"].sum()) if "hidden_z" in masks else D
     return project_to_band(masks, dict(gates.log_alpha.items()),
-                           size=lambda m: float(expected_size(masks_as_probs(m, gates), d_h)),
-                           dense=dense(**shape), target=target, low=target - eps,
-                           high=target + eps, head_cost=4 * d_h * hidden + 3 * d_h,
-                           unit_cost=2 * hidden + 1)
+                           reduction=lambda m: sparsity(m, gates, **shape), target=target,
+                           low=target - eps, high=target + eps)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -33,9 +33,10 @@ def finish(searcher: PerCellOptunaSearch, trial_id: str, score: float, on_target
            realized: float | None = None) -> None:
     config = searcher_configs[trial_id]
     target = config["target_sparsity"]
-    searcher.on_trial_complete(trial_id, {
+    realized = realized if realized is not None else target
+    searcher.on_trial_complete(trial_id, {  # as the trainable reports it (CofiResult)
         "final_score": score, "on_target": on_target, "target_sparsity": target,
-        "realized_sparsity": realized if realized is not None else target,
+        "realized_sparsity": realized, "target_miss": 0.0 if on_target else abs(realized - target),
         "provisional_speedup": 2.0})
 
 

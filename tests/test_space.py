@@ -41,6 +41,12 @@ def merged(**changes: object) -> dict:
     (merged(grid__target_sparsity=[]), "grid.target_sparsity", "at least one target"),
     (merged(grid__target_sparsity=[0.5, 1.5]), "grid.target_sparsity", "[0, 1)"),
     (merged(grid__target_sparsity="0.5"), "grid.target_sparsity", "must be a list"),
+    (merged(grid__target_speedup=[4, 0.5]), "grid.target_speedup", "must be > 1"),
+    (merged(grid__target_speedup=[4, 4]), "grid.target_speedup", "duplicates"),
+    (merged(grid__ablations={"x": {"target_speedup": 2}}), "grid.ablations.x.target_speedup",
+     "grid.target_speedup"),
+    (merged(search={"cofi.target_speedup": {"type": "uniform", "low": 2, "high": 4}}),
+     "search.cofi.target_speedup", "set per cell"),
     (merged(grid__ablations={"x": {"familes": ["head"]}}), "grid.ablations.x",
      "did you mean 'families'"),
     (merged(grid__ablations={"x": {"families": ["heads"]}}), "grid.ablations.x",
@@ -150,6 +156,21 @@ def test_trial_job_combines_space_cell_and_sampled_values(tmp_path: Path) -> Non
     assert job.cofi.families == ["head"] and job.cofi.learning_rate == 3e-4
     assert (job.cofi.seed, job.cofi.alpha_layer, job.cofi.alpha_pred) == (7, 0.7, 0.3)
     assert job.model == "tiny-bert" and job.output_dir == str(tmp_path / "out")
+
+
+def test_speedup_targets_are_cells_aiming_at_the_sweeps_latency_setting(tmp_path: Path
+                                                                        ) -> None:
+    space = load_space(write(tmp_path, merged(
+        grid__target_sparsity=[0.5], grid__target_speedup=[2, 4.5],
+        latency={"batch_size": 8, "seq_len": 48, "num_threads": 1})))
+    assert [c["id"] for c in space.cells()] == ["t0.5-full", "s2x-full", "s4.5x-full"]
+    job = job_for_trial(space, space.cells()[2], {}, str(tmp_path / "out"))
+    assert job.cofi.target_speedup == 4.5 and job.cofi.target_sparsity is None
+    assert (job.deploy.batch_size, job.deploy.seq_len, job.deploy.num_threads) == (8, 48, 1)
+    sparsity = job_for_trial(space, space.cells()[0], {}, str(tmp_path / "out"))
+    assert sparsity.cofi.target_sparsity == 0.5 and sparsity.cofi.target_speedup is None
+    only = load_space(write(tmp_path, merged(grid={"target_speedup": [3]})))
+    assert [c["id"] for c in only.cells()] == ["s3x-full"]  # no sparsity cell by default
 
 
 def test_an_empty_space_file_is_an_error(tmp_path: Path) -> None:

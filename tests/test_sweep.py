@@ -59,6 +59,7 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
 
     raw = tiny_space(tmp_path, teacher_cache)
     raw["grid"]["ablations"]["broken"] = {"teacher_layers": [99]}  # valid YAML, fails at run
+    raw["grid"]["target_sparsity"], raw["grid"]["target_speedup"] = [0.3], [1.5]
     raw["baselines"] = {"half_depth": {"layers": "every_other"}}
     space = load_space(write(tmp_path, raw))
     experiment = run_sweep(space)
@@ -99,13 +100,18 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
         assert row["speedup"] > 0 and row["latency_s"] > 0
         assert 0 <= row["realized_sparsity"] < 1 and row["predicted_speedup"] >= 1
         assert row["on_target"]  # projected onto the band, whatever the short budget left
-        assert abs(row["target_sparsity"] - row["realized_sparsity"]) <= 0.01
+        if pd.notna(row["target_speedup"]):  # the latency model's speedup within 3 %
+            assert abs(row["latency_model_speedup"] / row["target_speedup"] - 1) <= 0.03
+        else:
+            assert abs(row["target_sparsity"] - row["realized_sparsity"]) <= 0.01
         assert "held out of the training data" in row["selection"]
     assert (finished[finished["ablation"] == "no_hidden"]["structure"]
             .map(lambda s: json.loads(s)["hidden"]) == 64).all()
     # CoFi and the baseline each get a frontier in the report and the plot
     frontiers = set(pd.read_csv(experiment / "pareto.csv")["frontier"])
     assert {"cofi:full", "cofi:no_hidden", "distill:half_depth"} <= frontiers
+    assert {"cofi:full@speedup", "cofi:no_hidden@speedup"} & frontiers  # cells named by speedup
+    assert "| s1.5x-" in (experiment / "report.md").read_text().split("## Speedup targets")[1]
     for name in ("metric_vs_speedup", "metric_vs_params", "predicted_vs_measured",
                  "frontier_structure"):
         assert (experiment / "plots" / f"{name}.png").stat().st_size > 10_000
