@@ -17,6 +17,7 @@ import pandas as pd
 clone, seconds, commit = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 table = pd.read_parquet(f"{clone}/runs/sweeps/quickstart/results.parquet")
 cols = ["cell_id", "status", "score", "selection_score", "realized_sparsity", "on_target",
+        "target_speedup", "latency_model_speedup",
         "speedup", "teacher_score", "step"]
 rows = table[[c for c in cols if c in table]].sort_values(["cell_id", "status"])
 rows = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
