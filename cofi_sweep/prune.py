@@ -247,37 +247,41 @@ class CofiPruner:
         self.model.train()
         while self.stage_step < total:
             epoch, batch = next(batches)
-            batch = to_device(batch, self.device)
-
-            # forward backward update
-            pruning = stage == "prune" and self.pruning
-            masks = self.gates.sample() if pruning else None  # one sample per step
-            loss, parts = self._loss(batch, masks)
-            if pruning:
-                expected = self.target.reduction(self.gates.probs())
-                target = target_at(self.stage_step, target=self.target.goal,
-                                   warmup_steps=self.warmup_steps)
-                lagrangian = self.lagrangian(expected, target)
-                loss = loss + lagrangian
-                parts.update(lagrangian=lagrangian.item())
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(
-                list(self.model.parameters()) + list(self.projection.parameters()),
-                cfg.max_grad_norm)
-            self.optimizer.step()
-            self.schedule.step()
-            if pruning:
-                self.gate_optimizer.step()
-                self.lambda_optimizer.step()
-                self.gates.clamp_()  # log_alpha stays in [ln 0.01, ln 100]
-            for opt in (self.optimizer, self.gate_optimizer, self.lambda_optimizer):
-                opt.zero_grad(set_to_none=True)
-            self.stage_step += 1
-            self.global_step += 1
-
+            loss, parts = self.train_step(to_device(batch, self.device))
             # eval + best checkpoint
             if self.stage_step % cfg.eval_every == 0 or self.stage_step == total:
-                self._evaluate(epoch, loss.item(), parts)
+                self._evaluate(epoch, loss, parts)
+
+    def train_step(self, batch: dict[str, torch.Tensor]) -> tuple[float, dict[str, float]]:
+        """One optimizer step of the current stage (forward, backward, update); returns the
+        loss and its parts. While pruning: one mask sample for the batch, the Lagrangian at the
+        warmed-up target, and the gates' and multipliers' steps too."""
+        cfg = self.cfg
+        pruning = self.stage == "prune" and self.pruning
+        masks = self.gates.sample() if pruning else None  # one sample per step
+        loss, parts = self._loss(batch, masks)
+        if pruning:
+            expected = self.target.reduction(self.gates.probs())
+            target = target_at(self.stage_step, target=self.target.goal,
+                               warmup_steps=self.warmup_steps)
+            lagrangian = self.lagrangian(expected, target)
+            loss = loss + lagrangian
+            parts.update(lagrangian=lagrangian.item())
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(
+            list(self.model.parameters()) + list(self.projection.parameters()),
+            cfg.max_grad_norm)
+        self.optimizer.step()
+        self.schedule.step()
+        if pruning:
+            self.gate_optimizer.step()
+            self.lambda_optimizer.step()
+            self.gates.clamp_()  # log_alpha stays in [ln 0.01, ln 100]
+        for opt in (self.optimizer, self.gate_optimizer, self.lambda_optimizer):
+            opt.zero_grad(set_to_none=True)
+        self.stage_step += 1
+        self.global_step += 1
+        return loss.item(), parts
 
     def _loss(self, batch: dict[str, torch.Tensor], masks: dict[str, torch.Tensor] | None
               ) -> tuple[torch.Tensor, dict[str, float]]:
