@@ -26,6 +26,7 @@ recalibrate). For onnxruntime, each block is exported and timed there.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -70,19 +71,25 @@ class LatencyTable:
     def speedup(self, teacher: EncoderShape, compact: EncoderShape) -> float:
         return self.predict(teacher) / self.predict(compact)
 
+    @functools.cached_property
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        """The measured tables as tensors, built once (a speedup target reads them every
+        step). A wider block never costs less: timing noise that says otherwise is flattened
+        (the running maximum), so the prediction is monotone in every count -- and so is a
+        speedup target's expected latency in every gate."""
+        t = {k: torch.tensor(getattr(self, k), dtype=torch.float)
+             for k in ("hidden", "heads", "widths", "mha", "ffn", "fixed")}
+        for k in ("mha", "ffn"):
+            t[k] = t[k].cummax(dim=1).values.cummax(dim=0).values
+        t["fixed"] = t["fixed"].cummax(dim=0).values
+        return t
+
     def expected(self, hidden: torch.Tensor, heads: torch.Tensor, ffn: torch.Tensor,
                  mha_alive: torch.Tensor | None = None, ffn_alive: torch.Tensor | None = None
                  ) -> torch.Tensor:
         """The prediction as a differentiable function: ``heads``/``ffn`` are (expected) counts
         per layer, ``*_alive`` (default: count > 0) the probability each sub-layer exists."""
-        t = {k: torch.tensor(getattr(self, k), dtype=torch.float)
-             for k in ("hidden", "heads", "widths", "mha", "ffn", "fixed")}
-        # a wider block never costs less: timing noise that says otherwise is flattened (the
-        # running maximum), so the prediction is monotone in every count -- and so is a
-        # speedup target's expected latency in every gate
-        for k in ("mha", "ffn"):
-            t[k] = t[k].cummax(dim=1).values.cummax(dim=0).values
-        t["fixed"] = t["fixed"].cummax(dim=0).values
+        t = self._tensors
         mha_alive = (heads > 0).float() if mha_alive is None else mha_alive
         ffn_alive = (ffn > 0).float() if ffn_alive is None else ffn_alive
         mha = _grid(hidden, heads, t["hidden"], t["heads"], t["mha"])

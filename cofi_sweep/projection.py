@@ -90,8 +90,9 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
 
     # the fewest moves that reach the target (reduction is monotone in their number)
     lo, hi = 0, len(moves)
-    if not reached(_apply(masks, moves, prune)):
-        return _apply(masks, moves, prune)  # out of reach: as close as the units allow
+    every = _apply(masks, moves, prune)
+    if not reached(every):
+        return every  # out of reach: as close as the units allow
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if reached(_apply(masks, moves[:mid], prune)) else (mid, hi)
@@ -101,15 +102,17 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
     # the last move jumped past the band (a head coarser than the band): without it, go on
     # with the next-ranked units, skipping any that would jump past it too
     new, skipped = _apply(masks, moves[:hi - 1], prune), [moves[hi - 1]]
+    r = reduction(new)
     for move in moves[hi:]:
-        if reached(new):
+        if (r >= target) if prune else (r <= target):
             break
         after = _apply(new, [move], prune)
-        if (reduction(after) > high) if prune else (reduction(after) < low):
+        r_after = reduction(after)
+        if (r_after > high) if prune else (r_after < low):
             skipped.append(move)
         else:
-            new = after
-    if not low <= reduction(new) <= high and _turns > 0:
+            new, r = after, r_after
+    if not low <= r <= high and _turns > 0:
         # only coarse units were left: take the best-ranked one past the band, then come back
         # with fine units the other way
         return project_to_band(_apply(new, skipped[:1], prune), log_alpha, reduction=reduction,
