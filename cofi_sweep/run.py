@@ -54,8 +54,10 @@ def _searcher(space: SweepSpace, experiment: str) -> Any:
     return PerCellOptunaSearch(space, storage=db)
 
 
-def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: bool) -> bool:
-    """Runs (or resumes) every trial of the sweep in one Tune experiment; True when all ended."""
+def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: bool,
+               retry_errored: bool = False) -> bool:
+    """Runs (or resumes) every trial of the sweep in one Tune experiment; True when all ended.
+    ``retry_errored``: a resume also re-runs errored trials, from their last checkpoint."""
     from ray import tune
 
     from cofi_sweep.scheduler import PerCellASHA
@@ -69,7 +71,7 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
     total = len(space.cells()) * space.trials_per_cell
     if resume and tune.Tuner.can_restore(experiment):
         tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
-                                   resume_errored=False)
+                                   resume_errored=retry_errored)
     else:
         scheduler = None
         if space.scheduler.type == "asha":
@@ -84,7 +86,7 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
                 reuse_actors=True),
             run_config=tune.RunConfig(
                 name=space.name, storage_path=space.storage_uri(), verbose=0,
-                callbacks=[SweepProgress(total)],
+                callbacks=[SweepProgress(total), *tracker_callbacks(space, experiment)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.checkpoint.num_to_keep),
                 failure_config=tune.FailureConfig(max_failures=space.max_failures)))
     grid = tuner.fit()
@@ -93,6 +95,28 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
     storage.write_text(storage.join(experiment, SWEEP_DONE),
                        json.dumps({"trials": len(grid), "errors": grid.num_errors}))
     return True
+
+
+def tracker_callbacks(space: SweepSpace, experiment: str) -> list[Any]:
+    """Ray Tune's own MLflow / W&B logger callbacks for ``space.callbacks`` (validated: each
+    package is installed). One MLflow experiment / W&B project per sweep, one run per trial."""
+    out: list[Any] = []
+    if "mlflow" in space.callbacks:
+        from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+        # MLflow's own default (SQLite; its file store is retired); a bucket cannot hold
+        # SQLite, so a URI experiment logs to ./mlflow.db here
+        db = Path("mlflow.db").resolve() if storage.is_uri(experiment) else \
+            Path(experiment, "mlflow.db")
+        uri = os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{db}"
+        out.append(MLflowLoggerCallback(tracking_uri=uri, experiment_name=space.name,
+                                        tags={"sweep": space.name}))
+    if "wandb" in space.callbacks:
+        from ray.air.integrations.wandb import WandbLoggerCallback
+
+        out.append(WandbLoggerCallback(project=space.name, group=space.name,
+                                       excludes=["structure", "layer_alignment"]))
+    return out
 
 
 def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> None:
@@ -133,12 +157,25 @@ def remove_spent_checkpoints(experiment: Path) -> int:
     return freed
 
 
+def cluster_address(address: str | None) -> str | None:
+    """``--address`` or RAY_ADDRESS; a Ray Client address (ray://) is refused up front."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith("ray://"):
+        raise ConfigError([
+            f"{address}: Ray Client (ray://) addresses are not supported: the driver trains "
+            "or loads the teacher, calibrates, times and reports on its own filesystem, so it "
+            "must run on a node of the cluster. Submit it there instead: ray job submit "
+            "--address http://<head>:8265 --working-dir . -- python -m cofi_sweep.run "
+            "--space <space.yaml> --address auto"], "--address")
+    return address
+
+
 def _init_ray(address: str | None) -> bool:
     """Attaches to a cluster (``--address`` / RAY_ADDRESS; RAY_AUTH_MODE=token, set above, lets
     an explicit address authenticate) or starts a quiet local one; True for a cluster."""
     import ray
 
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = cluster_address(address)
     if address:
         ray.init(address=address, logging_level="warning", log_to_driver=False)
         return True
@@ -186,9 +223,12 @@ def check_resume(space: SweepSpace, experiment: str, force: bool) -> None:
 
 
 def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None,
-              force: bool = False) -> Path:
+              force: bool = False, retry_errored: bool = False) -> Path:
     """Runs the whole sweep; returns the local folder with its results (the experiment folder,
-    or for a URI its mirror). See the module docstring."""
+    or for a URI its mirror). See the module docstring. ``retry_errored`` (implies ``resume``)
+    re-runs the errored trials from their last checkpoint, e.g. after fixing a full disk."""
+    resume = resume or retry_errored
+    address = cluster_address(address)  # before anything starts
     from cofi_sweep.teacher import get_teacher, teacher_folder
 
     experiment = storage.join(space.storage_uri(), space.name)
@@ -229,7 +269,7 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
         store_teacher(experiment, teacher.path)
     try:
-        if not run_trials(space, experiment, str(teacher.path), resume):
+        if not run_trials(space, experiment, str(teacher.path), resume, retry_errored):
             print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")
             return experiment
     finally:
@@ -305,8 +345,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--space", required=True, help="sweep YAML (see search_spaces/)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted experiment from its storage path")
-    parser.add_argument("--address", help="Ray cluster address ('auto', host:port, ray://…)")
+    parser.add_argument("--address", help="Ray cluster address ('auto' or host:port) of a "
+                        "cluster this machine belongs to; see README, Running on a cluster")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    parser.add_argument("--retry-errored", action="store_true",
+                        help="resume, and re-run errored trials from their last checkpoint")
     parser.add_argument("--force", action="store_true",
                         help="with --resume: continue although the space changed (see README)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
@@ -323,7 +366,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             print(describe_plan(space))
             return 0
-        run_sweep(space, resume=args.resume, address=args.address, force=args.force)
+        run_sweep(space, resume=args.resume, address=args.address, force=args.force,
+                  retry_errored=args.retry_errored)
     except CofiSweepError as e:  # the user's to fix: the message says how, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2

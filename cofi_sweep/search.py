@@ -65,6 +65,7 @@ class PerCellOptunaSearch(Searcher):
         self.next = 0
         self.storage = storage
         self.trials: dict[str, tuple[str, int]] = {}  # Tune trial id -> (cell, Optuna number)
+        self.failed: dict[str, tuple[str, int]] = {}  # errored ones, which --retry-errored reruns
         self._studies: dict[str, optuna.Study] = {}
 
     def study(self, cell_id: str) -> optuna.Study:
@@ -104,13 +105,17 @@ class PerCellOptunaSearch(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        if trial_id not in self.trials:
+        retried = trial_id not in self.trials and trial_id in self.failed
+        if trial_id not in self.trials and not retried:
             return
-        cell_id, number = self.trials.pop(trial_id)
+        cell_id, number = (self.failed.pop(trial_id) if retried else self.trials.pop(trial_id))
         study = self.study(cell_id)
         state = optuna.trial.TrialState
+        if retried:  # its Optuna trial was told FAIL; the retry's outcome is a trial of its own
+            number = self._copy_failed(study, number)
         if error or not result:
             study.tell(number, state=state.FAIL)
+            self.failed[trial_id] = (cell_id, number)
         elif FINAL_METRIC not in result:  # stopped by ASHA before it finished
             study.tell(number, state=state.PRUNED)
         else:
@@ -123,6 +128,20 @@ class PerCellOptunaSearch(Searcher):
             trial.set_constraint("band_miss", float(result.get("target_miss") or 0.0))
             study.tell(number, result[FINAL_METRIC])
 
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        # Tune's concurrency limiter forgets errored trials, so it withholds a retried one's
+        # completion (--retry-errored): its final result, reported just before, counts instead
+        if trial_id in self.failed and result.get(FINAL_METRIC) is not None:
+            self.on_trial_complete(trial_id, result)
+
+    @staticmethod
+    def _copy_failed(study: optuna.Study, number: int) -> int:
+        """A running trial with the failed one's values and attributes (a retried Tune trial
+        keeps its config); returns its number."""
+        failed = study.trials[number]
+        study.enqueue_trial(failed.params, user_attrs={**failed.user_attrs, "retry_of": number})
+        return study.ask(fixed_distributions=failed.distributions).number
+
     def save(self, checkpoint_path: str) -> None:
         state = {k: v for k, v in self.__dict__.items() if k != "_studies"}
         if self.storage is None:  # in memory: the studies travel in this state
@@ -134,4 +153,5 @@ class PerCellOptunaSearch(Searcher):
         with open(checkpoint_path, "rb") as f:
             state = pickle.load(f)
         self.__dict__.update(state)
+        self.failed = state.get("failed", {})  # a searcher saved before retries existed
         self._studies = state.get("_studies", {})  # from the database on first use otherwise

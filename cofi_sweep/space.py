@@ -198,9 +198,14 @@ class SweepSpace:
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     max_failures: int = 0  # retries of a failing trial (from its last checkpoint)
+    # experiment trackers fed by Ray Tune's own logger callbacks (opt-in; each needs its
+    # package): mlflow logs to <experiment>/mlflow.db (./mlflow.db for a URI) unless MLFLOW_TRACKING_URI says otherwise;
+    # wandb to the project named like the sweep (WANDB_MODE=offline keeps it local)
+    callbacks: list[Literal["mlflow", "wandb"]] = field(default_factory=list)
 
     def check(self) -> list[str]:
         problems = below(self, {"trials_per_cell": 1, "max_failures": 0})
+        problems += _callback_problems(self.callbacks)
         if not self.name or any(c in self.name for c in "/\\ "):
             problems.append(f"name: a non-empty folder name without spaces, got {self.name!r}")
         problems += _storage_problems(self.storage_path)
@@ -249,6 +254,26 @@ class SweepSpace:
         if "://" in self.storage_path:
             return self.storage_path
         return str(Path(self.storage_path).expanduser().resolve())
+
+
+# the package each tracker needs, and how to get it
+TRACKER_PACKAGES = {"mlflow": ("mlflow", "pip install mlflow-skinny"),
+                    "wandb": ("wandb", "pip install wandb")}
+
+
+def _callback_problems(callbacks: list[str]) -> list[str]:
+    """A tracker whose package is missing is a validation error, not a crash mid-sweep."""
+    import importlib.util
+
+    problems = []
+    for name in dict.fromkeys(callbacks):
+        module, install = TRACKER_PACKAGES[name]
+        if importlib.util.find_spec(module) is None:
+            problems.append(f"callbacks: {name} needs the {module!r} package, which is not "
+                            f"installed: {install}, or remove {name!r} from callbacks")
+    if len(set(callbacks)) != len(callbacks):
+        problems.append(f"callbacks: duplicates in {callbacks}")
+    return problems
 
 
 def _names(key: str) -> list[str]:

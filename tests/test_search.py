@@ -120,6 +120,29 @@ def test_searcher_state_survives_save_and_restore(tmp_path: Path) -> None:
     assert len(first) == 3 and len(restored.study("t0.5-full").trials) == 2
 
 
+def test_a_retried_trial_is_learned_from_after_a_restore(tmp_path: Path) -> None:
+    """--retry-errored: the trial was told FAIL; its retry reaches the searcher only through
+    its final result (Tune's concurrency limiter forgets errored trials) and becomes a
+    completed Optuna trial with the same values, marked as the retry."""
+    searcher = PerCellOptunaSearch(space(trials_per_cell=1))
+    config = searcher.suggest("t0")
+    searcher.on_trial_complete("t0", None, error=True)
+    searcher.save(str(tmp_path / "state.pkl"))
+    restored = PerCellOptunaSearch(space(trials_per_cell=1))
+    restored.restore(str(tmp_path / "state.pkl"))
+    restored.on_trial_result("t0", {"selection_score": 0.7})  # an evaluation: nothing yet
+    final = {"final_score": 0.8, "on_target": True, "target_miss": 0.0,
+             "realized_sparsity": 0.5}
+    restored.on_trial_result("t0", final)
+    restored.on_trial_complete("t0", final)  # if Tune does pass it on: counted once
+    trials = restored.study("t0.5-full").trials
+    assert [t.state.name for t in trials] == ["FAIL", "COMPLETE"]
+    assert trials[1].value == 0.8 and trials[1].user_attrs["retry_of"] == 0
+    assert trials[1].user_attrs["tune_trial_id"] == "t0"
+    assert trials[1].params["cofi.learning_rate"] == config["cofi.learning_rate"]
+    assert not restored.failed
+
+
 def trial(trial_id: str, cell: str) -> SimpleNamespace:
     return SimpleNamespace(trial_id=trial_id, config={"cell_id": cell})
 

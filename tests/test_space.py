@@ -213,3 +213,51 @@ def test_resume_refuses_a_changed_space_and_names_what_changed(tmp_path: Path,
     assert "new `name`" in message and "--resume --force" in message
     check_resume(changed, str(experiment), force=True)  # forced: goes on, and says what changed
     assert "job.cofi.prune_epochs" in capsys.readouterr().out
+
+
+def test_trackers_need_their_package(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch
+                                                                ) -> None:
+    import importlib.util
+
+    real = importlib.util.find_spec
+    installed = {"mlflow"}  # as if mlflow were installed and wandb not, whatever this env has
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
+        (real("json") if name in installed else None) if name in ("mlflow", "wandb")
+        else real(name, *a)))
+    with pytest.raises(ConfigError) as missing:
+        load_space(write(tmp_path, {**VALID, "callbacks": ["mlflow", "wandb"]}))
+    assert "callbacks: wandb needs the 'wandb' package" in str(missing.value)
+    assert "pip install wandb" in str(missing.value) and "mlflow" not in str(missing.value)
+    with pytest.raises(ConfigError, match="must be one of"):
+        load_space(write(tmp_path, {**VALID, "callbacks": ["tensorboardx"]}))
+    space = load_space(write(tmp_path, {**VALID, "callbacks": ["mlflow"]}))
+    assert space.callbacks == ["mlflow"]
+
+
+def test_the_mlflow_tracker_logs_beside_the_results(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow")  # optional (pip install mlflow-skinny); Ray's callback needs it
+    from cofi_sweep.run import tracker_callbacks
+
+    space = load_space(write(tmp_path, {**VALID, "callbacks": ["mlflow"]}))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    [mlflow] = tracker_callbacks(space, str(tmp_path / "exp"))
+    assert type(mlflow).__name__ == "MLflowLoggerCallback"
+    assert mlflow.tracking_uri == f"sqlite:///{tmp_path / 'exp' / 'mlflow.db'}"
+    assert mlflow.experiment_name == "t"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://tracking:5000")  # the user's server
+    assert tracker_callbacks(space, str(tmp_path / "exp"))[0].tracking_uri == \
+        "http://tracking:5000"
+
+
+def test_ray_client_addresses_are_refused_before_anything_starts(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture
+                                                                 ) -> None:
+    from cofi_sweep.run import main
+
+    path = write(tmp_path, {**VALID, "storage_path": str(tmp_path / "sweeps")})
+    assert main(["--space", str(path), "--address", "ray://head:10001"]) == 2
+    err = capsys.readouterr().err
+    assert "Ray Client (ray://) addresses are not supported" in err and "ray job submit" in err
+    assert not (tmp_path / "sweeps" / "t").exists()  # no experiment started

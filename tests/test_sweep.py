@@ -273,3 +273,56 @@ def test_sigkill_then_resume_finishes_every_trial_once(tmp_path: Path, teacher_c
         assert (Path(uri.removeprefix("file://")) / "model.safetensors").is_file()
         assert (Path(local) / "model.safetensors").is_file()
     assert f"results uploaded to file://{experiment}" in resumed.stdout
+
+
+def test_retry_errored_reruns_failed_trials_from_their_checkpoint(tmp_path: Path,
+                                                                   teacher_cache: Path) -> None:
+    """Storage fails at the end of every trial (a file stands where the compact model is
+    stored): both trials error after checkpointing. With the obstacle gone, a plain --resume
+    leaves them errored; --retry-errored continues each from its last checkpoint."""
+    raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"}, search={},
+                     trials_per_cell=2)
+    raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
+    path = write(tmp_path, raw)
+    experiment = tmp_path / "sweeps" / "tiny"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "cofi_sweep.run", "--space", str(path)]
+    log_file = (tmp_path / "first.log").open("w")  # a pipe left unread would block the driver
+    driver = subprocess.Popen(cmd, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    blocked: set[Path] = set()
+    deadline = time.time() + 600  # the teacher trains first
+    while driver.poll() is None and time.time() < deadline:
+        for log in (experiment / "trials").glob("*/starts.log"):  # a trial has started
+            if log.parent not in blocked:
+                (log.parent / "job").write_text("not a folder")  # its upload will fail
+                blocked.add(log.parent)
+        time.sleep(0.1)
+    driver.wait(timeout=60)
+    assert len(blocked) == 2, (tmp_path / "first.log").read_text()[-3000:]
+    table = pd.read_parquet(experiment / "results.parquet")
+    assert (table["status"] == "errored").all(), table["status"]
+    assert all(list(Path(d).glob("checkpoint_*")) for d in table["trial_dir"])  # kept
+    for trial in blocked:
+        (trial / "job").unlink()
+    plain = subprocess.run(cmd + ["--resume"], env=env, capture_output=True, text=True,
+                           timeout=300)
+    assert plain.returncode == 0, plain.stdout[-3000:] + plain.stderr[-3000:]
+    assert (pd.read_parquet(experiment / "results.parquet")["status"] == "errored").all()
+    retried = subprocess.run(cmd + ["--retry-errored"], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert retried.returncode == 0, retried.stdout[-3000:] + retried.stderr[-3000:]
+    table = pd.read_parquet(experiment / "results.parquet")
+    assert (table["status"] == "finished").all(), table["status"]
+    for job_dir in table["job_dir"]:
+        starts = [json.loads(line)["start"] for line in
+                  (Path(job_dir) / "starts.log").read_text().splitlines()]
+        assert starts == ["fresh", "resumed"], starts  # from its checkpoint, not from scratch
+    import optuna  # the study learns from the retries: a completed trial each, beside the FAILs
+
+    study = optuna.load_study(study_name="tiny/t0.3-full",
+                              storage=f"sqlite:///{experiment / 'optuna.db'}")
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "FAIL"], states
+    done = {t.user_attrs["tune_trial_id"]: t for t in study.trials if t.state.name == "COMPLETE"}
+    assert set(done) == set(table["trial_id"])
+    assert all(t.user_attrs["retry_of"] is not None for t in done.values())
