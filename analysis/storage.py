@@ -67,6 +67,23 @@ def upload(local: str | Path, location: str | Path) -> None:
                     destination_filesystem=fs)
 
 
+def remove(location: str | Path) -> None:
+    """Deletes a stored file if it is there."""
+    fs, path = _resolve(location)
+    if fs.get_file_info(path).type == pafs.FileType.File:
+        fs.delete_file(path)
+
+
+def download_file(location: str | Path, local: str | Path) -> Path:
+    """Copies one stored file to the local path ``local``."""
+    fs, path = _resolve(location)
+    local = Path(local)
+    local.parent.mkdir(parents=True, exist_ok=True)
+    with fs.open_input_stream(path) as source, local.open("wb") as target:
+        target.write(source.readall())
+    return local
+
+
 def download(location: str | Path, local: str | Path) -> Path:
     """Copies a stored folder to the local folder ``local`` (written beside it, then renamed,
     so that a reader never sees half a copy); returns ``local``."""

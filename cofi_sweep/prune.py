@@ -118,6 +118,7 @@ class CofiPruner:
         self.stage, self.stage_step, self.global_step = "distill", 0, 0
         self.history: list[dict[str, Any]] = []
         self.best: dict[str, Any] | None = None  # best checkpoint of the current stage
+        self._best_written: int | None = None  # the step of the snapshot in best_file
         self.reached_target = False
         self.pruned_metrics: dict[str, float] = {}
         self.pruned_checkpoint: dict[str, Any] = {}
@@ -503,19 +504,45 @@ class CofiPruner:
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])
 
-    def save_checkpoint(self, directory: str | Path, optimizer: bool = True) -> None:
+    def save_checkpoint(self, directory: str | Path, optimizer: bool = True,
+                        best_file: str | Path | None = None) -> bool:
         """Writes the job's state; ``optimizer=False`` leaves out AdamW's moments (a resume
-        then restarts them: see ``checkpoint.keep_optimizer``)."""
+        then restarts them: see ``checkpoint.keep_optimizer``). With ``best_file``, the best
+        snapshot (a whole model) is written there, only when it changed, and the checkpoint
+        names it by step: one copy per trial instead of one in every checkpoint. Returns
+        whether ``best_file`` was (re)written."""
         Path(directory).mkdir(parents=True, exist_ok=True)
         state = self.state_dict()
         if not optimizer:
             for key in ("optimizer", "gate_optimizer", "lambda_optimizer"):
                 state.pop(key)
+        wrote = False
+        if best_file is not None and self.best is not None:
+            step = self.best["event"]["step"]
+            if self._best_written != step:
+                tmp = Path(f"{best_file}.tmp")
+                torch.save({"step": step, "state": self.best["state"]}, tmp)
+                tmp.replace(best_file)  # a reader never sees half a snapshot
+                self._best_written, wrote = step, True
+            state["best"] = {**self.best, "state": None, "state_step": step}
         torch.save(state, Path(directory) / CHECKPOINT_FILE)
+        return wrote
 
-    def load_checkpoint(self, directory: str | Path) -> None:
+    def load_checkpoint(self, directory: str | Path, best_file: str | Path | None = None
+                        ) -> None:
         state = torch.load(Path(directory) / CHECKPOINT_FILE, map_location=self.device,
                            weights_only=False)
+        best = state.get("best")
+        if best is not None and "state_step" in best:  # the best snapshot lives in best_file
+            saved = (torch.load(best_file, map_location=self.device, weights_only=False)
+                     if best_file is not None and Path(best_file).is_file() else None)
+            if saved is not None and saved["step"] == best["state_step"]:
+                state["best"] = {**best, "state": saved["state"]}
+                self._best_written = saved["step"]
+            else:  # a newer snapshot was written, then the process died before its checkpoint
+                log.warning("best snapshot of step %s not found; the stage's best is chosen "
+                            "again from the evaluations after the resume", best["state_step"])
+                state["best"] = None
         self.load_state_dict(state)
 
     # ---- the result -----------------------------------------------------------------------

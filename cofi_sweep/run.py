@@ -170,14 +170,30 @@ def cluster_address(address: str | None) -> str | None:
     return address
 
 
-def _init_ray(address: str | None) -> bool:
+def _init_ray(address: str | None, space: SweepSpace, experiment: str) -> bool:
     """Attaches to a cluster (``--address`` / RAY_ADDRESS; RAY_AUTH_MODE=token, set above, lets
-    an explicit address authenticate) or starts a quiet local one; True for a cluster."""
+    an explicit address authenticate) with the runtime_env that ships the code and pins the
+    dependencies, and checks that every node sees a folder ``storage_path``
+    (:mod:`cofi_sweep.cluster`); or starts a quiet local one. True for a cluster."""
     import ray
 
     address = cluster_address(address)
     if address:
-        ray.init(address=address, logging_level="warning", log_to_driver=False)
+        from cofi_sweep.cluster import check_storage, runtime_env
+
+        env = runtime_env(space.cluster)
+        print(f"[sweep] attaching to the Ray cluster at {address}; runtime_env: "
+              + (", ".join(f"{k} ({len(v) if k == 'py_modules' else len(v['packages'])})"
+                           for k, v in env.items()) or "none (cluster.* turned it off)"),
+              flush=True)
+        ray.init(address=address, logging_level="warning", log_to_driver=False,
+                 runtime_env=env or None)
+        if space.cluster.check_storage and not storage.is_uri(experiment):
+            try:
+                check_storage(experiment)
+            except Exception:
+                ray.shutdown()
+                raise
         return True
     from cofi_sweep.latency import available_cpus
 
@@ -264,7 +280,7 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
     import ray
 
-    if _init_ray(address) or storage.is_uri(experiment):  # other machines may need it
+    if _init_ray(address, space, experiment) or storage.is_uri(experiment):  # other machines may need it
         from cofi_sweep.trainable import store_teacher
 
         store_teacher(experiment, teacher.path)

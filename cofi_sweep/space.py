@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from cofi_sweep.cluster import ClusterConfig
 from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig, _did_you_mean,
                                apply_overrides, below, from_dict, load_yaml)
 
@@ -202,6 +203,8 @@ class SweepSpace:
     # package): mlflow logs to <experiment>/mlflow.db (./mlflow.db for a URI) unless MLFLOW_TRACKING_URI says otherwise;
     # wandb to the project named like the sweep (WANDB_MODE=offline keeps it local)
     callbacks: list[Literal["mlflow", "wandb"]] = field(default_factory=list)
+    # with --address: how the nodes get the code and dependencies (cofi_sweep/cluster.py)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def check(self) -> list[str]:
         problems = below(self, {"trials_per_cell": 1, "max_failures": 0})
@@ -421,14 +424,18 @@ def disk_estimate(space: SweepSpace) -> str:
     if params is None:
         return "disk: unknown (the model's config is not available offline)"
     c = space.checkpoint
-    # a checkpoint: the weights, the best snapshot, and (unless left out) AdamW's two moments
-    checkpoint = 4 * params * (2 + (2 if c.keep_optimizer else 0))
-    running = space.resources.max_concurrent_trials * (c.num_to_keep + 1) * checkpoint
+    # a checkpoint: the weights and (unless left out) AdamW's two moments; each running trial
+    # also keeps one best snapshot beside its checkpoints, and writes a new checkpoint before
+    # Tune deletes the oldest
+    checkpoint = 4 * params * (1 + (2 if c.keep_optimizer else 0))
+    running = space.resources.max_concurrent_trials * ((c.num_to_keep + 1) * checkpoint
+                                                       + 4 * params)
     models = len(space.cells()) * space.trials_per_cell * 4 * params  # compact: at most dense
     gib = 1024 ** 3
     return (f"disk: checkpoints of {checkpoint / gib:.2f} GiB each; peak about "
             f"{(running + models) / gib:.1f} GiB ({space.resources.max_concurrent_trials} "
-            f"running trial(s) x {c.num_to_keep}+1 checkpoints, plus compact models); a "
+            f"running trial(s) x {c.num_to_keep}+1 checkpoints and a best snapshot, plus "
+            f"compact models); a "
             f"finished trial's checkpoints are removed, leaving at most {models / gib:.1f} GiB of "
             f"compact models" + ("" if c.keep_optimizer else
                                  " (checkpoint.keep_optimizer: false)"))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import cofi_sweep.ray_settings  # noqa: F401  (before ray)
+import ray
 import torch
 from filelock import FileLock
 from ray import tune
@@ -40,6 +41,7 @@ from cofi_sweep.space import SweepSpace, job_for_trial
 from cofi_sweep.teacher import TEACHER_FILE, Teacher
 
 STARTS_LOG = "starts.log"
+BEST_FILE = "best.pt"
 
 
 def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
@@ -71,6 +73,11 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         job.device = "cuda"
     every = sweep.checkpoint.every_n_evals
     evals = {"n": 0}
+    # the best snapshot, once per trial beside its checkpoints (which name it by step): in the
+    # stored trial folder, through a local copy when that is a URI
+    best_stored = storage.join(stored, BEST_FILE)
+    best_local = str(staging / BEST_FILE) if storage.is_uri(stored) else best_stored
+    Path(best_local).parent.mkdir(parents=True, exist_ok=True)
 
     def report(pruner: CofiPruner, event: dict[str, Any]) -> None:
         evals["n"] += 1
@@ -81,7 +88,9 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
             metrics[ASHA_CLOCK] = _evals_at_target(pruner)
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
-                pruner.save_checkpoint(tmp, optimizer=sweep.checkpoint.keep_optimizer)
+                if pruner.save_checkpoint(tmp, optimizer=sweep.checkpoint.keep_optimizer,
+                                          best_file=best_local) and best_local != best_stored:
+                    storage.upload(best_local, best_stored)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(metrics)
@@ -90,13 +99,18 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     pruner = CofiPruner(job, teacher=teacher, callback=report)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
+        if best_local != best_stored and storage.exists(best_stored) and \
+                not Path(best_local).is_file():  # resumed on another node
+            storage.download_file(best_stored, best_local)
         with checkpoint.as_directory() as directory:
-            pruner.load_checkpoint(directory)
+            pruner.load_checkpoint(directory, best_file=best_local)
     # audit: a line per start, appended to the stored log and never rewritten, so a trial that
     # had to start over from scratch shows a second "fresh"
     audit = storage.join(stored, STARTS_LOG)
     line = json.dumps({"start": "resumed" if checkpoint else "fresh", "stage": pruner.stage,
-                       "step": pruner.global_step})
+                       "step": pruner.global_step,  # and where, with which copy of the code
+                       "node": ray.get_runtime_context().get_node_id()[:8],
+                       "code": str(Path(__file__).resolve().parent)})
     storage.write_text(audit, (storage.read_text(audit) if storage.exists(audit) else "")
                        + line + "\n")
     result = pruner.run()
@@ -136,6 +150,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     }
     # stored before the final report, so a trial reported done always has its model in storage
     storage.upload(staging / "job", storage.join(stored, "job"))
+    storage.remove(best_stored)  # the compact model is stored: the snapshot is spent
     shutil.rmtree(staging, ignore_errors=True)
     tune.report(final)
 

@@ -75,20 +75,26 @@ class Interrupt(Exception):
     pass
 
 
-@pytest.mark.parametrize("stop_stage, stop_step", [("prune", 20), ("finetune", 5)])
+@pytest.mark.parametrize("stop_stage, stop_step, best_apart", [
+    ("prune", 20, False), ("prune", 20, True), ("finetune", 5, False)])
 def test_checkpoint_resume_gives_the_same_result(tmp_path: Path, teacher_cache: Path,
-                                                 stop_stage: str, stop_step: int) -> None:
+                                                 stop_stage: str, stop_step: int,
+                                                 best_apart: bool) -> None:
     reference = run_cofi(job(tmp_path / "a", teacher_cache), callback=quiet)
+    best_file = tmp_path / "best.pt" if best_apart else None  # once per trial, as sweeps do
 
     def stop(pruner: CofiPruner, event: dict) -> None:
         if event["stage"] == stop_stage and event["stage_step"] == stop_step:
-            pruner.save_checkpoint(tmp_path / "ckpt")
+            assert pruner.best is not None  # so there is a snapshot to keep apart
+            pruner.save_checkpoint(tmp_path / "ckpt", best_file=best_file)
             raise Interrupt
 
     with pytest.raises(Interrupt):
         run_cofi(job(tmp_path / "b", teacher_cache), callback=stop)
+    saved = torch.load(tmp_path / "ckpt" / CHECKPOINT_FILE, weights_only=False)
+    assert (saved["best"]["state"] is None) == best_apart  # not in the checkpoint itself
     resumed = CofiPruner(job(tmp_path / "b", teacher_cache), callback=quiet)
-    resumed.load_checkpoint(tmp_path / "ckpt")
+    resumed.load_checkpoint(tmp_path / "ckpt", best_file=best_file)
     result = resumed.run()
     assert result.structure == reference.structure
     assert result.compact_metrics == reference.compact_metrics

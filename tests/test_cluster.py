@@ -1,0 +1,114 @@
+"""A real Ray cluster on this machine (`ray start`: a head and a second node), the way a user
+attaches to one: the runtime_env ships the code, and a node that cannot see a folder
+storage_path (started in its own mount namespace, with an empty tmpfs over the folder) stops
+the sweep before any trial starts, with a message that names it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_sweep import tiny_space, write
+
+pytestmark = pytest.mark.sweep
+PORT = 6391
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _env() -> dict[str, str]:
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
+            "PYTHONUNBUFFERED": "1"}
+
+
+def _start(args: list[str], prefix: list[str] = ()) -> subprocess.Popen:
+    """``ray start`` in a session of its own, so its daemons can be stopped by session id."""
+    proc = subprocess.Popen([*prefix, RAY, "start", *args, "--disable-usage-stats"],
+                            env=_env(), start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    out = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 0, out[-2000:]
+    return proc
+
+
+def _stop(sessions: list[int]) -> None:
+    out = subprocess.run(["ps", "-eo", "pid=,sid="], capture_output=True, text=True).stdout
+    for pid, sid in (map(int, line.split()) for line in out.splitlines()):
+        if sid in sessions:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory):
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        pytest.skip("needs root and unshare (a node with its own mount namespace)")
+    head = _start(["--head", f"--port={PORT}", "--num-cpus=1", "--include-dashboard=false"])
+    node = _start([f"--address=127.0.0.1:{PORT}", "--num-cpus=1"])
+    sessions = [head.pid, node.pid]
+    yield {"address": f"127.0.0.1:{PORT}", "sessions": sessions}
+    _stop(sessions)
+    time.sleep(1)
+
+
+def test_a_sweep_on_a_two_node_cluster_runs_the_shipped_code(tmp_path: Path,
+                                                             teacher_cache: Path,
+                                                             cluster: dict) -> None:
+    raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"}, search={},
+                     trials_per_cell=2, cluster={"pin_dependencies": False})
+    raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
+    raw["job"]["cofi"]["prune_epochs"] = 2
+    cmd = [sys.executable, "-m", "cofi_sweep.run", "--space", str(write(tmp_path, raw)),
+           "--address", cluster["address"]]
+    # run from elsewhere, as on a node without this checkout: Ray puts the driver's working
+    # folder on the workers' path, and this one holds the code
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=900,
+                         cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "runtime_env: py_modules (2)" in run.stdout
+    experiment = tmp_path / "sweeps" / "tiny"
+    table = pd.read_parquet(experiment / "results.parquet")
+    assert (table["status"] == "finished").all() and len(table) == 2
+    for job_dir in table["job_dir"]:
+        [start] = [json.loads(line) for line in (Path(job_dir) / "starts.log").read_text()
+                   .splitlines()]
+        # the trial imported the copy Ray shipped, not this checkout
+        assert "runtime_resources" in start["code"], start
+        assert not start["code"].startswith(str(Path(__file__).resolve().parents[1]))
+
+
+def test_a_node_that_cannot_see_the_storage_folder_stops_the_sweep_first(
+        tmp_path: Path, teacher_cache: Path, cluster: dict) -> None:
+    storage = tmp_path / "sweeps"
+    storage.mkdir()
+    # a third node that sees an empty tmpfs where the storage folder is
+    blind = _start([f"--address=127.0.0.1:{PORT}", "--num-cpus=0"],
+                   prefix=["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           f'mount -t tmpfs none "{storage}" && exec "$0" "$@"'])
+    cluster["sessions"].append(blind.pid)
+    try:
+        raw = tiny_space(tmp_path, teacher_cache, search={}, trials_per_cell=1,
+                         cluster={"pin_dependencies": False})
+        raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
+        cmd = [sys.executable, "-m", "cofi_sweep.run", "--space", str(write(tmp_path, raw)),
+               "--address", cluster["address"]]
+        run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+        assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+        assert "is not visible from 1 of 3 node(s)" in run.stderr
+        assert "shared folder" in run.stderr and "s3://" in run.stderr
+        assert "Traceback" not in run.stderr
+        assert not list((storage / "tiny").glob("train_cofi_*"))  # no trial started
+        assert not list((storage / "tiny").glob(".visible-*"))  # the probe cleaned up
+    finally:
+        _stop([blind.pid])
+        cluster["sessions"].remove(blind.pid)
