@@ -12,10 +12,14 @@ per device and protocol (batch, sequence length, threads, runtime: PyTorch or on
 each at a few hidden widths, then a handful of whole models of CoFi-like shapes, and predict
 
     latency(shape) = fixed(d) + scale * sum over layers [ mha(d, heads_l) + ffn(d, ffn_l) ]
-                     + per_sublayer * (live sub-layers)
+                     + per_mha * (live MHA sub-layers) + per_ffn * (live FFN sub-layers)
 
-where ``scale`` and ``per_sublayer`` are fitted to the whole models (blocks timed alone run
-with warm caches and without the residual stream's traffic between them). Each term is
+where ``scale``, ``per_mha`` and ``per_ffn`` are fitted to the whole models (blocks timed alone
+run with warm caches and without the residual stream's traffic between them; a small MHA costs
+more in a model than alone -- its LayerNorm, softmax and residual add do not shrink with its
+heads -- and a speedup target finds exactly such shapes, so each sub-layer kind has its own
+constant). Half of the whole models are at 80-97 % sparsity, where CoFi's interesting shapes
+are and where a blocks-only estimate errs most. Each term is
 interpolated piecewise-linearly (linear extrapolation past the last measured point; a removed
 sub-layer costs nothing). Interpolation is written in torch, so the same prediction is
 differentiable in expected head counts, widths and hidden size: the basis of speedup targets.
@@ -41,7 +45,7 @@ from cofi_sweep.latency import describe_device, time_models
 from cofi_sweep.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.pretrained import cache_root
 
-FORMAT = 2  # bump when what is measured changes
+FORMAT = 3  # bump when what is measured changes
 
 
 @dataclass
@@ -58,9 +62,11 @@ class LatencyTable:
     protocol: dict
     # a whole model is not the sum of its blocks timed alone (caches stay warm there; the
     # residual stream's traffic between blocks is missing): fitted on whole models measured at
-    # calibration, latency = fixed + scale * sum(blocks) + per_sublayer * live sub-layers
+    # calibration, latency = fixed + scale * sum(blocks) + per_mha * live MHA sub-layers
+    # + per_ffn * live FFN sub-layers
     scale: float = 1.0
-    per_sublayer: float = 0.0
+    per_mha: float = 0.0
+    per_ffn: float = 0.0
 
     def predict(self, shape: EncoderShape) -> float:
         """Predicted seconds per forward pass of a (dense or compact) model."""
@@ -96,7 +102,7 @@ class LatencyTable:
         ffn_cost = _grid(hidden, ffn, t["hidden"], t["widths"], t["ffn"])
         blocks = (mha_alive * mha).sum() + (ffn_alive * ffn_cost).sum()
         return (interp(hidden, t["hidden"], t["fixed"]) + self.scale * blocks
-                + self.per_sublayer * (mha_alive.sum() + ffn_alive.sum()))
+                + self.per_mha * mha_alive.sum() + self.per_ffn * ffn_alive.sum())
 
 
 def interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -204,17 +210,21 @@ def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: st
     return table
 
 
-def _fitting_shapes(dense: EncoderShape, count: int = 8) -> list[EncoderShape]:
-    """Whole-model shapes spanning 0-97 % sparsity, like CoFi leaves them: per-layer head counts
-    and widths that vary, some sub-layers removed, the hidden size kept or narrowed."""
+def _fitting_shapes(dense: EncoderShape, count: int = 16) -> list[EncoderShape]:
+    """Whole-model shapes spanning 0-97 % sparsity, half of them past 80 %, like CoFi leaves
+    them: per-layer head counts and widths that vary, some sub-layers removed, the hidden size
+    kept or narrowed."""
     generator = torch.Generator().manual_seed(0)
     shapes = [dense]
-    for i in range(1, count):
-        keep = 1 - 0.97 * i / (count - 1)  # the fraction of units kept, on average
+    low, high = count // 2, count - 1 - count // 2  # below and past 80 % sparsity
+    keeps = ([1 - 0.8 * i / low for i in range(1, low)]
+             + [0.2 - 0.17 * i / high for i in range(high + 1)])
+    for i, keep in enumerate(keeps, 1):  # keep: the fraction of units kept, on average
 
         def draw(full: int) -> int:
             fraction = keep * float(torch.empty(1).uniform_(0.3, 1.7, generator=generator))
-            return 0 if fraction < 0.15 else max(1, min(full, round(full * fraction)))
+            return 0 if fraction < 0.15 * min(1.0, keep * 5) else \
+                max(1, min(full, round(full * fraction)))
 
         hidden = dense.hidden_size if i % 2 else max(8, round(dense.hidden_size * (0.6 + 0.4
                                                                                     * keep)))
@@ -225,22 +235,29 @@ def _fitting_shapes(dense: EncoderShape, count: int = 8) -> list[EncoderShape]:
 
 
 def fit_whole_models(table: LatencyTable, measured: list[tuple[EncoderShape, float]]) -> None:
-    """Least-squares ``scale`` and ``per_sublayer`` (both kept ≥ 0) from whole models' measured
-    latencies, on relative errors (a 95 %-sparse model counts as much as the dense one)."""
-    table.scale, table.per_sublayer = 1.0, 0.0
+    """Least-squares ``scale``, ``per_mha`` and ``per_ffn`` (all kept ≥ 0: a term that would
+    go negative is dropped and the rest refitted) from whole models' measured latencies, on
+    relative errors (a 95 %-sparse model counts as much as the dense one)."""
+    table.scale, table.per_mha, table.per_ffn = 1.0, 0.0, 0.0
     rows, targets = [], []
     for shape, seconds in measured:
         fixed = float(interp(torch.tensor(float(shape.hidden_size)),
                              torch.tensor(table.hidden), torch.tensor(table.fixed)))
-        table.scale, blocks_only = 1.0, table.predict(shape) - fixed  # scale 1, no per-layer
-        live = sum(h > 0 for h in shape.heads) + sum(f > 0 for f in shape.ffn)
-        rows.append([blocks_only / seconds, live / seconds])
+        blocks_only = table.predict(shape) - fixed  # scale 1, no per-sub-layer terms
+        rows.append([blocks_only / seconds, sum(h > 0 for h in shape.heads) / seconds,
+                     sum(f > 0 for f in shape.ffn) / seconds])
         targets.append((seconds - fixed) / seconds)
     a, t = torch.tensor(rows, dtype=torch.float64), torch.tensor(targets, dtype=torch.float64)
-    scale, per = torch.linalg.lstsq(a, t[:, None]).solution.flatten().tolist()
-    if per < 0:  # refit with the scale alone
-        per, scale = 0.0, float((a[:, 0] @ t) / (a[:, 0] @ a[:, 0]))
-    table.scale, table.per_sublayer = max(scale, 0.0), per
+    active = [0, 1, 2]
+    while True:
+        solution = torch.linalg.lstsq(a[:, active], t[:, None]).solution.flatten().tolist()
+        negative = [j for j, v in zip(active, solution) if v < 0 and j != 0]
+        if not negative:
+            break
+        active.remove(negative[0])
+    values = dict(zip(active, solution))
+    table.scale = max(values.get(0, 0.0), 0.0)
+    table.per_mha, table.per_ffn = values.get(1, 0.0), values.get(2, 0.0)
 
 
 def table_key(shape: EncoderShape, batch_size: int, seq_len: int, runtime: str) -> dict:

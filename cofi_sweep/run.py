@@ -3,6 +3,7 @@
     python -m cofi_sweep.run --space search_spaces/quickstart.yaml
     python -m cofi_sweep.run --space search_spaces/pareto.yaml --dry-run
     python -m cofi_sweep.run --space search_spaces/pareto.yaml --resume
+    python -m cofi_sweep.run --space search_spaces/pareto.yaml --retry-errored
     python -m cofi_sweep.run --space search_spaces/pareto.yaml --address auto   # a Ray cluster
 
 Design. The space is validated before anything starts. The driver trains (or loads) the teacher
@@ -11,13 +12,14 @@ once; trials load it by path. The whole grid is one Tune experiment in ``<storag
 out every cell's ``trials_per_cell`` trials round-robin, each with its own seed, and keeps one
 Optuna study per cell that learns from finished, on-target trials' selection-split scores.
 ASHA (:mod:`cofi_sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
-scores at target. When all trials are done, each compact model is timed interleaved with the teacher, in
-this process, with nothing else running (:mod:`cofi_sweep.retime`, which also re-times an
-experiment under another deployment setting). Then the results table and report are written.
+scores at target. When all trials are done, each compact model is timed interleaved with the
+teacher, as one Ray task on a node of the kind ``latency.device`` names, with nothing else
+running (:mod:`cofi_sweep.retime`, which also re-times an experiment under another deployment
+setting). Then the results table and report are written.
 
 Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
-pyarrow.fs either way. For a URI, the driver times and reports from a local mirror of the
-experiment (checkpoints left out) and uploads its outputs back.
+pyarrow.fs either way. For a URI, the timing task and the driver work on local mirrors of the
+experiment (checkpoints left out) and upload their outputs back.
 """
 
 from __future__ import annotations
@@ -119,24 +121,58 @@ def tracker_callbacks(space: SweepSpace, experiment: str) -> list[Any]:
     return out
 
 
-def measure_latencies(space: SweepSpace, experiment: Path, teacher_dir: str) -> None:
-    """Times every finished trial's compact model, interleaved with the teacher, here, with
-    nothing else running (``experiment`` is a local folder: the experiment itself, or its
-    mirror); the protocol is the space's ``latency`` (:mod:`cofi_sweep.retime`)."""
+def timing_device(space: SweepSpace) -> str:
+    """``latency.device``; ``auto`` is the kind of device the trials trained on (a GPU when
+    ``gpus_per_trial`` > 0), never simply whatever the driver's machine happens to have."""
+    lat = space.latency
+    if lat.device != "auto":
+        return lat.device
+    return "cuda" if space.resources.gpus_per_trial > 0 else "cpu"
+
+
+def measure_latencies(space: SweepSpace, experiment: str, teacher_dir: str
+                      ) -> dict[str, Any]:
+    """Times every finished trial's compact model, interleaved with the teacher, with the
+    space's ``latency`` protocol (:mod:`cofi_sweep.retime`), as one Ray task on a node of the
+    kind ``latency.device`` names (a GPU for cuda): on a cluster the driver's own node decides
+    nothing. The trials are over, so the task has its node to itself. Returns where it ran."""
+    import ray
+
+    device = timing_device(space)
+    if device.startswith("cuda") and not ray.cluster_resources().get("GPU"):
+        raise ConfigError([f"latency.device: {space.latency.device} times on a GPU, but no "
+                           "node of this Ray cluster has one; set latency.device: cpu, or add "
+                           "a GPU node"], "space")
+    task = ray.remote(_time_on_node).options(
+        num_cpus=space.latency.num_threads or 1,
+        num_gpus=1 if device.startswith("cuda") else 0)
+    return ray.get(task.remote(space, experiment, teacher_dir, device))
+
+
+def _time_on_node(space: SweepSpace, experiment: str, teacher_dir: str, device: str
+                  ) -> dict[str, Any]:
+    """The timing task: on the experiment where this node sees it (the shared folder, or its
+    own mirror of a URI, whose latency table it then uploads)."""
+    import socket
+
+    import ray
+
+    from cofi_sweep.latency import available_cpus
     from cofi_sweep.retime import Protocol, time_trials
+    from cofi_sweep.trainable import local_teacher
 
     lat = space.latency
-    device = "cuda" if lat.device == "auto" and _has_cuda() else \
-        ("cpu" if lat.device == "auto" else lat.device)
-    time_trials(experiment, teacher_dir, Protocol(lat.batch_size, lat.seq_len, lat.num_threads,
-                                                  device, warmup=lat.warmup,
-                                                  repeats=lat.repeats))
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
+    local = storage.local_copy(experiment)
+    protocol = Protocol(lat.batch_size, lat.seq_len, lat.num_threads or available_cpus(),
+                        device, warmup=lat.warmup, repeats=lat.repeats)
+    path = time_trials(local, local_teacher(teacher_dir, experiment), protocol)
+    node = {"node_id": ray.get_runtime_context().get_node_id()[:8],
+            "host": socket.gethostname(), "device": device}
+    table = json.loads(path.read_text())
+    path.write_text(json.dumps({**table, "node": node}, indent=1))
+    if storage.is_uri(experiment):
+        storage.upload(path, storage.join(experiment, LATENCY_FILE))
+    return node
 
 
 def remove_spent_checkpoints(experiment: Path) -> int:
@@ -197,8 +233,9 @@ def _init_ray(address: str | None, space: SweepSpace, experiment: str) -> bool:
         return True
     from cofi_sweep.latency import available_cpus
 
-    ray.init(num_cpus=available_cpus(), include_dashboard=False, log_to_driver=False,
-             logging_level="warning", configure_logging=True)
+    # "local": a fresh local cluster, even when an earlier `ray start` left its address file
+    ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False,
+             log_to_driver=False, logging_level="warning", configure_logging=True)
     return False
 
 
@@ -288,16 +325,20 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
         if not run_trials(space, experiment, str(teacher.path), resume, retry_errored):
             print(f"[sweep] interrupted; continue with --resume (experiment: {experiment})")
             return experiment
+        if not storage.is_uri(experiment):
+            freed = remove_spent_checkpoints(Path(experiment))
+            if freed:
+                print(f"[sweep] removed the resumable checkpoints of ended trials: "
+                      f"{freed / 1024 ** 3:.2f} GiB freed (errored trials keep theirs)",
+                      flush=True)
+        print(f"[sweep] timing each compact model interleaved with the teacher, on a "
+              f"{timing_device(space)} node", flush=True)
+        node = measure_latencies(space, experiment, str(teacher.path))
+        print(f"[sweep] timed on node {node['node_id']} ({node['host']}, {node['device']})",
+              flush=True)
     finally:
         ray.shutdown()
-    if not storage.is_uri(experiment):
-        freed = remove_spent_checkpoints(Path(experiment))
-        if freed:
-            print(f"[sweep] removed the resumable checkpoints of ended trials: "
-                  f"{freed / 1024 ** 3:.2f} GiB freed (errored trials keep theirs)", flush=True)
     local = storage.local_copy(experiment)
-    print("[sweep] timing each compact model interleaved with the teacher", flush=True)
-    measure_latencies(space, local, str(teacher.path))
     from analysis.report import OUTPUTS, write_report
 
     report = write_report(local)  # also (re)writes results.parquet

@@ -170,11 +170,14 @@ class LatencyConfig:
     warmup: int = 2
     repeats: int = 10
     num_threads: int | None = None  # torch threads for the timing pass; None = all cores
-    device: str = "auto"
+    device: str = "auto"  # cpu, cuda; auto: the trials' kind (cuda when gpus_per_trial > 0)
 
     def check(self) -> list[str]:
-        return below(self, {"batch_size": 1, "seq_len": 1, "repeats": 1, "warmup": 0,
-                            "num_threads": 1})
+        problems = below(self, {"batch_size": 1, "seq_len": 1, "repeats": 1, "warmup": 0,
+                                "num_threads": 1})
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.device):
+            problems.append(f"device: auto, cpu or cuda, but got {self.device!r}")
+        return problems
 
 
 @dataclass

@@ -10,7 +10,7 @@ in ``job.deploy``'s setting (batch, sequence length, threads) on this machine's 
 gates, the expected latency plugs expected counts into the model's interpolated tables:
 
     E[lat] = fixed(h) + scale * sum_l [ P(MHA_l) mha(h, n_l) + P(FFN_l) ffn(h, f_l) ]
-             + per_sublayer * sum_l [ P(MHA_l) + P(FFN_l) ]
+             + per_mha * sum_l P(MHA_l) + per_ffn * sum_l P(FFN_l)
 
 with h = sum P(z_hidn), n_l = sum_j P(z_head_lj) the heads layer l's MHA keeps, f_l likewise
 for its FFN units, and P(MHA_l) = P(z_MHA_l) (1 - prod_j (1 - P(z_head_lj))) the probability

@@ -59,6 +59,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
     yield {"address": f"127.0.0.1:{PORT}", "sessions": sessions}
     _stop(sessions)
     time.sleep(1)
+    # what `ray stop` would remove: a stale address file makes later ray.init() calls look
+    # for this cluster
+    current = Path("/tmp/ray/ray_current_cluster")
+    if current.is_file() and current.read_text().strip().endswith(f":{PORT}"):
+        current.unlink()
 
 
 def test_a_sweep_on_a_two_node_cluster_runs_the_shipped_code(tmp_path: Path,

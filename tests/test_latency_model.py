@@ -110,18 +110,38 @@ def test_calibration_in_onnxruntime(tmp_path: Path) -> None:
     assert all(v > 0 for row in table.mha + table.ffn for v in row) and min(table.fixed) > 0
 
 
-def test_whole_model_fit_recovers_scale_and_per_sublayer_cost() -> None:
+def test_whole_model_fit_recovers_scale_and_per_sublayer_costs() -> None:
     from cofi_sweep.latency_model import fit_whole_models
 
     table = synthetic_table()
     shapes = [shape(200, [4, 2], [400, 100]), shape(150, [1, 0], [300, 0]),
-              shape(100, [2, 2], [0, 200]), shape(200, [0, 1], [100, 400])]
+              shape(100, [2, 2], [0, 200]), shape(200, [0, 1], [100, 400]),
+              shape(120, [1, 1], [0, 0])]
     truth = []
-    for s in shapes:  # latency = fixed + 2 x blocks + 0.5 per live sub-layer
+    for s in shapes:  # latency = fixed + 2 x blocks + 0.5 per live MHA + 0.3 per live FFN
         fixed = s.hidden_size / 1000
-        live = sum(h > 0 for h in s.heads) + sum(f > 0 for f in s.ffn)
-        truth.append((s, fixed + 2 * (table.predict(s) - fixed) + 0.5 * live))
+        mha, ffn = sum(h > 0 for h in s.heads), sum(f > 0 for f in s.ffn)
+        truth.append((s, fixed + 2 * (table.predict(s) - fixed) + 0.5 * mha + 0.3 * ffn))
     fit_whole_models(table, truth)
-    assert table.scale == pytest.approx(2.0) and table.per_sublayer == pytest.approx(0.5)
+    assert table.scale == pytest.approx(2.0)
+    assert table.per_mha == pytest.approx(0.5) and table.per_ffn == pytest.approx(0.3)
     for s, seconds in truth:
         assert table.predict(s) == pytest.approx(seconds)
+    # a constant the data says is negative is dropped, never used as a negative cost
+    cheaper = [(s, seconds - 0.45 * sum(f > 0 for f in s.ffn) - 0.3 * sum(f > 0 for f in s.ffn))
+               for s, seconds in truth]
+    fit_whole_models(table, cheaper)
+    assert table.per_ffn == 0.0 and table.per_mha >= 0 and table.scale > 0
+
+
+def test_fitting_shapes_cover_the_high_sparsity_region_with_live_sublayers() -> None:
+    from cofi_sweep.latency_model import _fitting_shapes
+    from cofi_sweep.model import count_flops
+
+    shapes = _fitting_shapes(bert_shape(384, 6, 12, 1536))  # MiniLM-L6's
+    work = [count_flops(s, 64) for s in shapes]  # matmul work: proportional to the weights
+    sparsity = [1 - w / work[0] for w in work]
+    assert len(shapes) == 16 and sum(s >= 0.8 for s in sparsity) >= 8
+    high = [s for s, x in zip(shapes, sparsity) if x >= 0.9]
+    assert high and all(sum(h > 0 for h in s.heads) + sum(f > 0 for f in s.ffn) >= 2
+                        for s in high)  # small live sub-layers, as CoFi leaves them

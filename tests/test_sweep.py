@@ -157,6 +157,8 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     default = json.loads((experiment / "latency.json").read_text())
     done_ids = set(table[table["status"] == "finished"]["trial_id"])
     assert set(default["trials"]) == done_ids and default["device"]["threads"] >= 1
+    assert default["node"]["device"] == "cpu"  # timed as a Ray task on a CPU node
+    assert "[sweep] timed on node" in out
     for timing in default["trials"].values():
         assert timing["speedup_low"] <= timing["speedup"] <= timing["speedup_high"]
         assert timing["latency_model_speedup"] > 0 and timing["flop_predicted_speedup"] >= 1

@@ -31,7 +31,7 @@ def table() -> LatencyTable:
     ffn = [[d * (2 + f ** 0.9) * 1e-6 for f in widths] for d in hidden]
     return LatencyTable(hidden=hidden, heads=heads, widths=widths, mha=mha, ffn=ffn,
                         fixed=[d * 2e-5 for d in hidden], protocol={}, scale=1.3,
-                        per_sublayer=2e-4)
+                        per_mha=2e-4, per_ffn=1e-4)
 
 
 def gates_with(seed: int) -> Gates:

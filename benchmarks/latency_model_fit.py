@@ -1,0 +1,86 @@
+"""Benchmark: the latency model against the real CoFi structures of the frontier benchmark.
+
+Speedup targets aim at the latency model's prediction, so its error *is* their miss. For every
+row of ``results/frontier_<label>.json`` (real pruned MiniLMs: CoFi at sparsity and speedup
+targets, distillation students), a model of exactly that structure (random weights: latency
+depends on the shape alone) is timed interleaved with the dense MiniLM at the space's latency
+setting (batch 32 x 64, every core, 20 repeats), beside the latency model's prediction as
+calibrated now (cached per device and protocol) and the prediction the row recorded when it
+was made (the model of that commit). Goal: error ≤ 10 % for every model at 50-95 % sparsity.
+Writes benchmarks/results/latency_model_fit.json. Run it on a quiet machine.
+
+    python benchmarks/latency_model_fit.py --label sst2_minilm_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+from pathlib import Path
+
+import torch
+
+from cofi_sweep.latency import available_cpus, describe_device
+from cofi_sweep.latency_model import latency_table
+from cofi_sweep.model import CofiBert, EncoderShape
+from cofi_sweep.pretrained import resolve
+from cofi_sweep.retime import Protocol, Timer
+from cofi_sweep.space import load_space
+from sparsity_control import commit
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "latency_model_fit.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--label", default="sst2_minilm_cpu")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    from transformers import AutoConfig
+
+    space = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml")
+    lat = space.latency
+    dense = EncoderShape.from_hf_config(AutoConfig.from_pretrained(resolve("minilm")), 2)
+    torch.manual_seed(0)
+    teacher = CofiBert(dense).eval()
+    rows = json.loads((HERE / "results" / f"frontier_{args.label}.json").read_text())
+    protocol = Protocol(lat.batch_size, lat.seq_len, available_cpus(), repeats=args.repeats)
+    table = latency_table(dense, batch_size=lat.batch_size, seq_len=lat.seq_len)
+    out = []
+    with Timer(teacher, protocol, latency_model=False) as timer:
+        for r in rows:
+            structure = json.loads(r["structure"])
+            shape = dataclasses.replace(dense, hidden_size=structure["hidden"],
+                                        heads=structure["heads"], ffn=structure["ffn"])
+            t = timer.time(CofiBert(shape).eval(), r["trial_id"])
+            now = table.speedup(dense, shape)
+            row = {"model": r["trial_id"], "realized_sparsity": round(r["realized_sparsity"], 4),
+                   "measured_now": round(t["speedup"], 3),
+                   "measured_when_run": round(r["speedup"], 3),
+                   "latency_model_now": round(now, 3),
+                   "error_now": round(now / t["speedup"] - 1, 4),
+                   "latency_model_then": r.get("latency_model_speedup") and round(
+                       r["latency_model_speedup"], 3),
+                   "error_then": r.get("latency_model_speedup") and round(
+                       r["latency_model_speedup"] / r["speedup"] - 1, 4),
+                   "commit_then": r.get("retimed") or r.get("commit")}
+            print(json.dumps(row), flush=True)
+            out.append(row)
+    fit = {"scale": table.scale, "per_mha": table.per_mha, "per_ffn": table.per_ffn}
+    in_range = [r for r in out if 0.5 <= r["realized_sparsity"] <= 0.95]
+    summary = {k: {"median": sorted(abs(r[k]) for r in in_range)[len(in_range) // 2],
+                   "max": max(abs(r[k]) for r in in_range)}
+               for k in ("error_now", "error_then") if all(r[k] is not None for r in in_range)}
+    OUT.write_text(json.dumps({"device": describe_device(torch.device("cpu")),
+                               "protocol": dataclasses.asdict(protocol), "fit": fit,
+                               "summary_50_95": summary, "commit": commit(),
+                               "command": f"python benchmarks/latency_model_fit.py --label "
+                                          f"{args.label}", "rows": out}, indent=1) + "\n")
+    print(json.dumps({"fit": fit, "summary_50_95": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
