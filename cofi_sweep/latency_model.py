@@ -67,6 +67,9 @@ class LatencyTable:
     scale: float = 1.0
     per_mha: float = 0.0
     per_ffn: float = 0.0
+    # the whole models the three were fitted on: {hidden, heads, ffn, seconds} each (kept, so a
+    # fit can be checked or redone without timing again)
+    fitted_on: list[dict] = dataclasses.field(default_factory=list)
 
     def predict(self, shape: EncoderShape) -> float:
         """Predicted seconds per forward pass of a (dense or compact) model."""
@@ -239,6 +242,8 @@ def fit_whole_models(table: LatencyTable, measured: list[tuple[EncoderShape, flo
     go negative is dropped and the rest refitted) from whole models' measured latencies, on
     relative errors (a 95 %-sparse model counts as much as the dense one)."""
     table.scale, table.per_mha, table.per_ffn = 1.0, 0.0, 0.0
+    table.fitted_on = [{"hidden": s.hidden_size, "heads": list(s.heads), "ffn": list(s.ffn),
+                        "seconds": seconds} for s, seconds in measured]
     rows, targets = [], []
     for shape, seconds in measured:
         fixed = float(interp(torch.tensor(float(shape.hidden_size)),
