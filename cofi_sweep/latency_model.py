@@ -256,12 +256,16 @@ def fit_whole_models(table: LatencyTable, measured: list[tuple[EncoderShape, flo
     active = [0, 1, 2]
     while True:
         solution = torch.linalg.lstsq(a[:, active], t[:, None]).solution.flatten().tolist()
-        negative = [j for j, v in zip(active, solution) if v < 0 and j != 0]
+        values = dict(zip(active, solution))
+        if values[0] <= 0 and len(active) > 1:  # the blocks must cost something: scale alone
+            active = [0]
+            continue
+        negative = [j for j in active if values[j] < 0 and j != 0]
         if not negative:
             break
         active.remove(negative[0])
-    values = dict(zip(active, solution))
-    table.scale = max(values.get(0, 0.0), 0.0)
+    # a scale that still is not positive (timing noise on a tiny model): the blocks as timed
+    table.scale = values[0] if values[0] > 0 else 1.0
     table.per_mha, table.per_ffn = values.get(1, 0.0), values.get(2, 0.0)
 
 
