@@ -11,7 +11,8 @@ git clone -q . "$clone"
 start=$(date +%s)
 staging="${TMPDIR:-/tmp}/cofi_sweep_trials"
 rm -rf "$staging"
-disk() { du -sb "$clone/runs" "$staging" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
+# a folder not there yet counts 0 (du's error must not end the script under pipefail)
+disk() { { du -sb "$clone/runs" "$staging" 2>/dev/null || true; } | awk '{s += $1} END {print s + 0}'; }
 ( peak=0; while [ ! -f "$clone/done" ]; do d=$(disk); [ "$d" -gt "$peak" ] && peak=$d \
     && echo "$peak" > "$clone/peak"; sleep 1; done ) &
 (cd "$clone" && COFI_SWEEP_CACHE="$clone/.cache" make run) | tee "$clone/log.txt"
