@@ -213,8 +213,7 @@ def _init_ray(address: str | None, space: SweepSpace, experiment: str) -> bool:
     (:mod:`cofi_sweep.cluster`); or starts a quiet local one. True for a cluster."""
     import ray
 
-    address = cluster_address(address)
-    if address:
+    if address:  # resolved by cluster_address
         from cofi_sweep.cluster import check_storage, runtime_env
 
         env = runtime_env(space.cluster)
@@ -317,7 +316,8 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
     import ray
 
-    if _init_ray(address, space, experiment) or storage.is_uri(experiment):  # other machines may need it
+    # other machines may need the teacher
+    if _init_ray(address, space, experiment) or storage.is_uri(experiment):
         from cofi_sweep.trainable import store_teacher
 
         store_teacher(experiment, teacher.path)

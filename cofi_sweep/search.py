@@ -105,14 +105,16 @@ class PerCellOptunaSearch(Searcher):
 
     def on_trial_complete(self, trial_id: str, result: dict | None = None,
                           error: bool = False) -> None:
-        retried = trial_id not in self.trials and trial_id in self.failed
-        if trial_id not in self.trials and not retried:
-            return
-        cell_id, number = (self.failed.pop(trial_id) if retried else self.trials.pop(trial_id))
-        study = self.study(cell_id)
-        state = optuna.trial.TrialState
-        if retried:  # its Optuna trial was told FAIL; the retry's outcome is a trial of its own
+        if trial_id in self.trials:
+            cell_id, number = self.trials.pop(trial_id)
+            study = self.study(cell_id)
+        elif trial_id in self.failed:  # told FAIL; the retry's outcome is a trial of its own
+            cell_id, number = self.failed.pop(trial_id)
+            study = self.study(cell_id)
             number = self._copy_failed(study, number)
+        else:
+            return
+        state = optuna.trial.TrialState
         if error or not result:
             study.tell(number, state=state.FAIL)
             self.failed[trial_id] = (cell_id, number)

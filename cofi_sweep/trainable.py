@@ -76,7 +76,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     # the best snapshot, once per trial beside its checkpoints (which name it by step): in the
     # stored trial folder, through a local copy when that is a URI
     best_stored = storage.join(stored, BEST_FILE)
-    best_local = str(staging / BEST_FILE) if storage.is_uri(stored) else best_stored
+    copied = storage.is_uri(stored)
+    best_local = str(staging / BEST_FILE) if copied else best_stored
     Path(best_local).parent.mkdir(parents=True, exist_ok=True)
 
     def report(pruner: CofiPruner, event: dict[str, Any]) -> None:
@@ -89,7 +90,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 if pruner.save_checkpoint(tmp, optimizer=sweep.checkpoint.keep_optimizer,
-                                          best_file=best_local) and best_local != best_stored:
+                                          best_file=best_local) and copied:
                     storage.upload(best_local, best_stored)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
@@ -99,7 +100,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     pruner = CofiPruner(job, teacher=teacher, callback=report)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
-        if best_local != best_stored and storage.exists(best_stored) and \
+        if copied and storage.exists(best_stored) and \
                 not Path(best_local).is_file():  # resumed on another node
             storage.download_file(best_stored, best_local)
         with checkpoint.as_directory() as directory:
