@@ -45,7 +45,11 @@ from cofi_sweep.latency import describe_device, time_models
 from cofi_sweep.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.pretrained import cache_root
 
-FORMAT = 3  # bump when what is measured changes
+FORMAT = 4  # bump when what is measured changes
+# widths are measured (and fitting shapes drawn) at multiples of ALIGN, the compact models'
+# widths under the default cofi.shape_multiple: an odd width runs 10-18 % slower on this CPU
+# (benchmarks/shape_rounding.py), so a table measured at odd widths describes neither
+ALIGN = 8
 
 
 @dataclass
@@ -126,12 +130,20 @@ def _grid(hidden: torch.Tensor, units: torch.Tensor, hs: torch.Tensor, us: torch
     return interp(hidden.reshape(1), hs, per_row.T).reshape(units.shape)
 
 
-def _grid_points(full: int, smallest: int, count: int) -> list[int]:
-    """``count`` points from ``smallest`` to ``full``, spaced geometrically, distinct."""
+def _grid_points(full: int, smallest: int, count: int, multiple: int = 1) -> list[int]:
+    """``count`` points from ``smallest`` to ``full``, spaced geometrically, distinct; all but
+    ``full`` rounded to a multiple of ``multiple`` (when that leaves them in range)."""
     points = {full, smallest}
     for i in range(count):
-        points.add(round(smallest * (full / smallest) ** (i / max(1, count - 1))))
+        points.add(_aligned(round(smallest * (full / smallest) ** (i / max(1, count - 1))),
+                            multiple))
     return sorted(p for p in points if smallest <= p <= full)
+
+
+def _aligned(width: int, multiple: int) -> int:
+    """``width`` rounded to the nearest multiple of ``multiple`` (0 stays 0, never below
+    ``multiple`` otherwise)."""
+    return 0 if width == 0 else max(multiple, multiple * round(width / multiple))
 
 
 class _Block(nn.Module):
@@ -179,9 +191,10 @@ def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: st
     exported to ONNX on its own)."""
     torch.manual_seed(0)
     max_heads, max_ffn = max(shape.heads), max(shape.ffn)
-    hidden = _grid_points(shape.hidden_size, max(8, shape.hidden_size // 4), hidden_points)
+    hidden = _grid_points(shape.hidden_size, max(8, shape.hidden_size // 4), hidden_points,
+                          ALIGN)
     heads = _grid_points(max_heads, 1, min(unit_points, max_heads))
-    widths = _grid_points(max_ffn, max(8, max_ffn // 64), unit_points)
+    widths = _grid_points(max_ffn, max(8, max_ffn // 64), unit_points, ALIGN)
     mha, ffn, fixed = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for d in hidden:
@@ -229,11 +242,11 @@ def _fitting_shapes(dense: EncoderShape, count: int = 16) -> list[EncoderShape]:
             return 0 if fraction < 0.15 * min(1.0, keep * 5) else \
                 max(1, min(full, round(full * fraction)))
 
-        hidden = dense.hidden_size if i % 2 else max(8, round(dense.hidden_size * (0.6 + 0.4
-                                                                                    * keep)))
+        hidden = dense.hidden_size if i % 2 else min(dense.hidden_size, _aligned(
+            round(dense.hidden_size * (0.6 + 0.4 * keep)), ALIGN))
         shapes.append(dataclasses.replace(
-            dense, hidden_size=hidden, kept_hidden_dims=None,
-            heads=[draw(h) for h in dense.heads], ffn=[draw(f) for f in dense.ffn]))
+            dense, hidden_size=hidden, kept_hidden_dims=None, heads=[draw(h) for h in dense.heads],
+            ffn=[min(f, _aligned(draw(f), ALIGN)) for f in dense.ffn]))
     return shapes
 
 

@@ -25,6 +25,14 @@ within one unit of the target, well inside the band. Hidden dims are left as the
 them (so a target below what the kept hidden width allows ends at the closest reachable). The
 reference has no such step (``cofi.project_to_band: false`` switches it off, for ablations);
 the fine-tune after compaction repairs what it removes.
+
+Shape rounding (``cofi.shape_multiple``, default 8): matmuls whose widths are not multiples of 8
+run 10-18 % slower on this 2-core CPU (``benchmarks/shape_rounding.py``), so a 383-wide residual
+stream is slower than a 384-wide one. Before the projection, :func:`round_shapes` rounds the
+kept hidden width and each live FFN's width to the nearest multiple (adding the best-ranked
+removed units or dropping the worst-ranked kept ones), and the projection then moves FFN units
+in groups of that many per layer, so the compact model keeps the aligned widths. Heads are
+``head_dim`` wide (32 or 64) already.
 """
 
 from __future__ import annotations
@@ -40,9 +48,47 @@ UNITS = {"head": ("head_z", "head_layer_z"), "int": ("intermediate_z", "mlp_z")}
 Move = tuple[str, str, int, int]  # (unit mask name, its layer gate's mask name, layer, unit)
 
 
+def round_shapes(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.Tensor],
+                 multiple: int) -> dict[str, torch.Tensor]:
+    """A copy of binary ``masks`` whose kept hidden width and live FFN widths are multiples of
+    ``multiple`` (the nearest; a hidden width never below ``multiple``, an FFN may go to 0 =
+    removed); ``multiple <= 1`` returns ``masks`` unchanged."""
+    if multiple <= 1:
+        return masks
+    new = {name: m.clone() for name, m in masks.items()}
+    if "hidden_z" in new and "hidden" in log_alpha:
+        new["hidden_z"] = _round_row(new["hidden_z"], log_alpha["hidden"].detach(), multiple,
+                                     least=multiple)
+    if "intermediate_z" in new and "int" in log_alpha:
+        units = new["intermediate_z"]
+        for i in range(units.shape[0]):
+            if "mlp_z" not in new or bool(new["mlp_z"][i] != 0):
+                units[i] = _round_row(units[i], log_alpha["int"][i].detach(), multiple)
+    return new
+
+
+def _round_row(mask: torch.Tensor, score: torch.Tensor, multiple: int, least: int = 0
+               ) -> torch.Tensor:
+    """``mask`` (1-D) with the nearest multiple of ``multiple`` units kept (at most all of
+    them, at least ``least``): the best-scored removed ones switched on, or the worst-scored
+    kept ones off."""
+    kept = mask != 0
+    count = int(kept.sum())
+    want = min(len(mask), max(least, multiple * int(count / multiple + 0.5)))
+    mask = mask.clone()
+    if want > count:  # switch on the best-scored removed units
+        off = torch.nonzero(~kept).flatten()
+        mask[off[torch.argsort(score[off], descending=True)[:want - count]]] = 1.0
+    elif want < count:
+        on = torch.nonzero(kept).flatten()
+        mask[on[torch.argsort(score[on])[:count - want]]] = 0.0
+    return mask
+
+
 def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.Tensor], *,
                     reduction: Callable[[dict[str, torch.Tensor]], float], target: float,
-                    low: float, high: float, _turns: int = 1) -> dict[str, torch.Tensor]:
+                    low: float, high: float, multiple: int = 1, _turns: int = 1
+                    ) -> dict[str, torch.Tensor]:
     """Binary ``masks`` (by mask name) moved to ``target`` if outside [low, high].
 
     Args:
@@ -52,6 +98,7 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
             latency model's 1 - 1/speedup (:mod:`cofi_sweep.targets`); it must not decrease
             when a unit is switched off.
         target, low, high: the aim and the band, in ``reduction``'s units.
+        multiple: FFN units move in groups of this many per layer (see :func:`round_shapes`).
 
     Returns the masks unchanged when already in the band, or when no head/FFN-unit family is
     enabled (nothing fine-grained to move).
@@ -80,9 +127,11 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
         key = rank / max(1, len(score))
         if not prune:  # reviving: units of live sub-layers before those of removed ones
             key += 2.0 * (~layer_on[:, None].expand_as(unit)[movable]).float().cpu()
-        keys.append(key)
-        moves += [(unit_key, layer_key, int(i), int(j)) for i, j in index.tolist()]
-    order = torch.argsort(torch.cat(keys), stable=True).tolist()
+        units = [(unit_key, layer_key, int(i), int(j)) for i, j in index.tolist()]
+        for group_key, group in _groups(units, key, multiple if family == "int" else 1):
+            keys.append(group_key)
+            moves.append(group)
+    order = torch.argsort(torch.tensor(keys), stable=True).tolist()
     moves = [moves[i] for i in order]
 
     def reached(m: dict[str, torch.Tensor]) -> bool:
@@ -116,17 +165,31 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
         # only coarse units were left: take the best-ranked one past the band, then come back
         # with fine units the other way
         return project_to_band(_apply(new, skipped[:1], prune), log_alpha, reduction=reduction,
-                               target=target, low=low, high=high, _turns=0)
+                               target=target, low=low, high=high, multiple=multiple,
+                               _turns=0)
     return new
 
 
-def _apply(masks: dict[str, torch.Tensor], moves: list[Move], prune: bool
+def _groups(units: list[Move], key: torch.Tensor, size: int
+            ) -> list[tuple[float, list[Move]]]:
+    """``units`` (ranked by ``key``, lowest first) as moves of ``size`` units of one layer
+    each, a move ranked by its last unit's key."""
+    if size <= 1:
+        return [(float(k), [u]) for u, k in zip(units, key.tolist())]
+    by_layer: dict[int, list[tuple[float, Move]]] = {}
+    for u, k in sorted(zip(units, key.tolist()), key=lambda pair: pair[1]):
+        by_layer.setdefault(u[2], []).append((k, u))
+    return [(chunk[-1][0], [u for _, u in chunk]) for ranked in by_layer.values()
+            for chunk in (ranked[i:i + size] for i in range(0, len(ranked), size))]
+
+
+def _apply(masks: dict[str, torch.Tensor], moves: list[list[Move]], prune: bool
            ) -> dict[str, torch.Tensor]:
-    """A copy of ``masks`` with ``moves`` switched off (``prune``) or back on; a revived
-    sub-layer holds only revived units."""
+    """A copy of ``masks`` with ``moves`` (groups of units) switched off (``prune``) or back
+    on; a revived sub-layer holds only revived units."""
     new = {name: m.clone() for name, m in masks.items()}
     for unit_key, layer_key in UNITS.values():
-        picked = [(i, j) for u, _, i, j in moves if u == unit_key]
+        picked = [(i, j) for group in moves for u, _, i, j in group if u == unit_key]
         if not picked:
             continue
         i, j = torch.tensor(picked).T.to(new[unit_key].device)

@@ -45,7 +45,7 @@ from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_p
 from cofi_sweep.evaluation import evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.gates import Gates, masks_as_probs
 from cofi_sweep.model import CofiBert, EncoderShape, group_alive, resolve_device
-from cofi_sweep.projection import project_to_band
+from cofi_sweep.projection import project_to_band, round_shapes
 from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.students import needs_importance, student_masks, unit_importance
 from cofi_sweep.targets import make_target
@@ -336,13 +336,15 @@ class CofiPruner:
         return float(self.target.reduction(masks_as_probs(masks, self.gates)))
 
     def masks_at_target(self, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """``masks`` projected onto the target's band (when ``cofi.project_to_band``; see
-        :mod:`cofi_sweep.projection`)."""
+        """``masks`` with widths rounded to ``cofi.shape_multiple``, then projected onto the
+        target's band (when ``cofi.project_to_band``; see :mod:`cofi_sweep.projection`)."""
+        log_alpha, multiple = dict(self.gates.log_alpha.items()), self.cfg.shape_multiple
+        masks = round_shapes(masks, log_alpha, multiple)
         if not self.cfg.project_to_band:
             return masks
         t = self.target
-        return project_to_band(masks, dict(self.gates.log_alpha.items()),
-                               reduction=self.reduction, target=t.goal, low=t.low, high=t.high)
+        return project_to_band(masks, log_alpha, reduction=self.reduction, target=t.goal,
+                               low=t.low, high=t.high, multiple=multiple)
 
     def structure(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Kept heads and FFN units per layer and kept hidden dims (under ``masks``)."""

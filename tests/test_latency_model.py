@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cofi_sweep.latency_model import LatencyTable, interp, latency_table
+from cofi_sweep.latency_model import ALIGN, LatencyTable, interp, latency_table
 from cofi_sweep.model import EncoderShape, count_flops
 
 
@@ -145,3 +145,15 @@ def test_fitting_shapes_cover_the_high_sparsity_region_with_live_sublayers() -> 
     high = [s for s, x in zip(shapes, sparsity) if x >= 0.9]
     assert high and all(sum(h > 0 for h in s.heads) + sum(f > 0 for f in s.ffn) >= 2
                         for s in high)  # small live sub-layers, as CoFi leaves them
+    # measured where compact models are (cofi.shape_multiple's default): aligned widths
+    assert all(s.hidden_size % ALIGN == 0 and all(f % ALIGN == 0 for f in s.ffn)
+               for s in shapes)
+
+
+def test_table_widths_are_aligned_like_rounded_compact_models() -> None:
+    from cofi_sweep.latency_model import _grid_points
+
+    widths = _grid_points(1536, 24, 8, ALIGN)
+    assert len(widths) >= 6 and all(w % ALIGN == 0 for w in widths), widths
+    assert _grid_points(12, 1, 8) == sorted(set(_grid_points(12, 1, 8)))  # heads: exact
+    assert 1 in _grid_points(12, 1, 8) and 12 in _grid_points(12, 1, 8)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from cofi_sweep.gates import Gates, masks_as_probs
-from cofi_sweep.projection import project_to_band
+from cofi_sweep.projection import project_to_band, round_shapes
 from cofi_sweep.sparsity import dense_size, expected_size
 
 # a head is 0.6 % of the prunable parameters here, finer than the band (as in MiniLM: 0.5 %)
@@ -128,3 +128,46 @@ def test_reference_init_does_not_empty_one_family_first() -> None:
     heads = out["head_z"].sum() / raw["head_z"].sum()
     units = out["intermediate_z"].sum() / raw["intermediate_z"].sum()
     assert 0.1 < float(heads) < 0.35 and 0.1 < float(units) < 0.35  # each keeps ~a fifth
+
+
+def _widths(masks: dict) -> tuple[int, list[int]]:
+    """Kept hidden width and live FFN widths (0 for a removed FFN sub-layer)."""
+    live = masks["mlp_z"] != 0
+    ffn = [int((masks["intermediate_z"][i] != 0).sum()) if live[i] else 0 for i in range(L)]
+    return int((masks["hidden_z"] != 0).sum()), ffn
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_round_shapes_keeps_the_nearest_multiple_by_rank(seed: int) -> None:
+    gates = gates_at(seed)
+    raw = gates.deterministic()
+    raw["hidden_z"][:] = 1.0
+    raw["hidden_z"][:3] = 0.0  # 61 kept: the nearest multiple of 8 is 64
+    out = round_shapes(raw, dict(gates.log_alpha.items()), 8)
+    hidden, ffn = _widths(out)
+    (hidden_before, ffn_before), scores = _widths(raw), gates.log_alpha["int"].detach()
+    assert hidden == 64 and hidden_before == 61
+    for i, (now, before) in enumerate(zip(ffn, ffn_before)):
+        assert now % 8 == 0 and abs(now - before) <= 4, (now, before)
+        if raw["mlp_z"][i] == 0:
+            continue
+        kept, was = out["intermediate_z"][i] != 0, raw["intermediate_z"][i] != 0
+        if now > before:  # the best-ranked removed units came back
+            assert scores[i][kept & ~was].min() >= scores[i][~kept].max()
+        elif now < before:  # the worst-ranked kept ones went
+            assert scores[i][was & ~kept].max() <= scores[i][kept].min()
+    assert round_shapes(raw, dict(gates.log_alpha.items()), 1) is raw
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("target", [0.2, 0.5, 0.8, 0.95])
+def test_projection_in_groups_keeps_rounded_ffn_widths(seed: int, target: float) -> None:
+    gates = gates_at(seed)
+    log_alpha = dict(gates.log_alpha.items())
+    rounded = round_shapes(gates.deterministic(), log_alpha, 8)
+    out = project_to_band(rounded, log_alpha, reduction=lambda m: sparsity(m, gates),
+                          target=target, low=target - 0.01, high=target + 0.01, multiple=8)
+    assert target - 0.01 <= sparsity(out, gates) <= target + 0.01
+    hidden, ffn = _widths(out)
+    assert hidden % 8 == 0 and all(f % 8 == 0 for f in ffn), ffn
+    assert _widths(out) != _widths(rounded) or out is rounded

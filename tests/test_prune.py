@@ -130,7 +130,7 @@ def test_best_checkpoint_respects_max_overshoot(tmp_path: Path, teacher_cache: P
     events: list[dict] = []
     result = run_cofi(job(tmp_path, teacher_cache, max_overshoot=max_overshoot,
                           finetune_epochs=0, target_sparsity=0.5, project_to_band=False,
-                          eval_every=1, sparsity_epsilon=0.1),
+                          shape_multiple=1, eval_every=1, sparsity_epsilon=0.1),
                       callback=lambda p, e: events.append(e))
     prune = [e for e in events if e["stage"] == "prune"]
     assert all(e["realized_sparsity"] == e["deterministic_sparsity"] for e in prune)
@@ -160,8 +160,11 @@ def test_short_budget_lands_on_target_with_projection(tmp_path: Path, teacher_ca
     assert result.on_target and abs(result.realized_sparsity - target) <= 0.01
     ranked = [e for e in events if e["stage"] == "prune" and e["at_target"]]
     assert ranked and all(abs(e["realized_sparsity"] - target) <= 0.01 for e in ranked)
-    off = run_cofi(job(tmp_path / "off", teacher_cache, project_to_band=False, **settings),
-                   callback=quiet)
+    # widths rounded to cofi.shape_multiple (8) in the compact model
+    widths = [result.structure["hidden"], *result.structure["ffn"]]
+    assert all(w % 8 == 0 for w in widths), result.structure
+    off = run_cofi(job(tmp_path / "off", teacher_cache, project_to_band=False, shape_multiple=1,
+                       **settings), callback=quiet)
     assert not off.on_target and abs(off.realized_sparsity - target) > 0.05
 
 

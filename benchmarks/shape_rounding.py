@@ -1,0 +1,102 @@
+"""Benchmark: does rounding compact widths to multiples of 8 make them faster on this CPU?
+
+Two figures, at the sst2_minilm_cpu latency setting (batch 32 x 64, every core, models of each
+pair timed interleaved, random weights: latency depends on the shape alone):
+
+  * widths: a MiniLM-shaped stack (6 heads, 768 FFN units per layer) at hidden widths around
+    384, and at FFN widths around 768, one or a few units off a multiple of 8;
+  * frontier: every CoFi structure of ``results/frontier_<label>.json`` as the job left it
+    before shape rounding existed, against the same structure with its hidden width and each
+    FFN's width rounded to the nearest multiple of 8 (what ``cofi.shape_multiple: 8`` keeps).
+
+Reported: rounded / unrounded latency per structure (below 1: rounding is faster) and its
+median. It sets the default of ``cofi.shape_multiple`` and is why the latency model is measured
+at aligned widths. Writes benchmarks/results/shape_rounding.json. Run it on a quiet machine.
+
+    python benchmarks/shape_rounding.py --label sst2_minilm_cpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+from pathlib import Path
+
+import torch
+
+from cofi_sweep.latency import available_cpus, describe_device, time_models
+from cofi_sweep.model import CofiBert, EncoderShape
+from cofi_sweep.pretrained import resolve
+from cofi_sweep.space import load_space
+from sparsity_control import commit
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "shape_rounding.json"
+MULTIPLE = 8
+
+
+def rounded(width: int) -> int:
+    return 0 if width == 0 else max(MULTIPLE, MULTIPLE * int(width / MULTIPLE + 0.5))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--label", default="sst2_minilm_cpu")
+    parser.add_argument("--repeats", type=int, default=20)
+    args = parser.parse_args()
+    from transformers import AutoConfig
+
+    lat = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml").latency
+    dense = EncoderShape.from_hf_config(AutoConfig.from_pretrained(resolve("minilm")), 2)
+    torch.set_num_threads(available_cpus())
+    torch.manual_seed(0)
+
+    def ms(shapes: dict[str, EncoderShape]) -> dict[str, float]:
+        models = {k: CofiBert(s).eval() for k, s in shapes.items()}
+        with torch.no_grad():
+            timing = time_models(models, batch_size=lat.batch_size, seq_len=lat.seq_len,
+                                 vocab_size=dense.vocab_size, warmup=3, repeats=args.repeats)
+        return {k: round(t.median * 1000, 2) for k, t in timing.items()}
+
+    def stack(hidden: int, ffn: int) -> EncoderShape:
+        return dataclasses.replace(dense, hidden_size=hidden, heads=[6] * dense.num_layers,
+                                   ffn=[ffn] * dense.num_layers)
+
+    widths = {"hidden_ms": ms({str(h): stack(h, 768) for h in (384, 383, 381, 380, 376, 368)}),
+              "ffn_ms": ms({str(f): stack(384, f) for f in (768, 767, 765, 762, 760, 752)})}
+    print(json.dumps(widths), flush=True)
+    rows = []
+    for r in json.loads((HERE / "results" / f"frontier_{args.label}.json").read_text()):
+        if r["trial_id"].startswith("distill"):
+            continue
+        s = json.loads(r["structure"])
+        shape = dataclasses.replace(dense, hidden_size=s["hidden"], heads=s["heads"],
+                                    ffn=s["ffn"])
+        aligned = dataclasses.replace(shape, hidden_size=rounded(shape.hidden_size),
+                                      ffn=[rounded(f) for f in shape.ffn])
+        if aligned == shape:
+            continue
+        t = ms({"unrounded": shape, "rounded": aligned})
+        row = {"model": r["trial_id"], "realized_sparsity": round(r["realized_sparsity"], 4),
+               "hidden": [shape.hidden_size, aligned.hidden_size],
+               "ffn": [shape.ffn, aligned.ffn], **{f"{k}_ms": v for k, v in t.items()},
+               "rounded_over_unrounded": round(t["rounded"] / t["unrounded"], 3)}
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    ratios = [r["rounded_over_unrounded"] for r in rows]
+    summary = {"median": statistics.median(ratios), "min": min(ratios), "max": max(ratios)}
+    OUT.write_text(json.dumps({
+        "device": describe_device(torch.device("cpu")),
+        "protocol": {"batch_size": lat.batch_size, "seq_len": lat.seq_len,
+                     "threads": torch.get_num_threads(), "repeats": args.repeats},
+        "widths": widths, "frontier_summary": summary, "commit": commit(),
+        "command": f"python benchmarks/shape_rounding.py --label {args.label}",
+        "rows": rows}, indent=1) + "\n")
+    print(json.dumps({"frontier_summary": summary}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
