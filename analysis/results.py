@@ -26,6 +26,9 @@ SWEEP_DONE = "sweep_done.json"  # written by the driver once every trial has end
 LATENCY_FILE = "latency.json"  # written by the exclusive latency pass, keyed by trial id
 TRIALS_DIR = "trials"  # <experiment>/trials/<trial_id>/: compact model, job result, audit
 TABLE_FILE = "results.parquet"
+# trials a resume added run as Tune experiments of their own: <experiment>/additions-<k>/
+ADDITIONS_FILE = "additions.json"  # [{"name": "additions-<k>", "queue": [[cell, seed], ...]}]
+ADDITIONS_PREFIX = "additions-"
 
 
 def _last_result(trial_dir: Path) -> dict[str, Any]:
@@ -64,7 +67,9 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
     latency = read_latency(experiment, latency_table)
     rows = []
     finished_sweep = (experiment / SWEEP_DONE).is_file()
-    for params_file in sorted(experiment.glob("*/params.json")):  # Tune's trial folders
+    trial_params = sorted(experiment.glob("*/params.json"))  # Tune's trial folders
+    trial_params += sorted(experiment.glob(f"{ADDITIONS_PREFIX}*/*/params.json"))
+    for params_file in trial_params:
         trial_dir = params_file.parent
         params = json.loads(params_file.read_text())
         result = _last_result(trial_dir)

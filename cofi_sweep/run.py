@@ -8,7 +8,11 @@
 
 Design. The space is validated before anything starts. The driver trains (or loads) the teacher
 once; trials load it by path. The whole grid is one Tune experiment in ``<storage>/<name>``, so
-``max_concurrent_trials`` holds across cells. The searcher (:mod:`cofi_sweep.search`) hands
+``max_concurrent_trials`` holds across cells. A ``--resume`` with a space that only adds (grid
+targets, ablations, baselines, a larger ``trials_per_cell``) runs the added trials after the
+stored ones as a second Tune experiment inside it (``additions-<k>``: a restored Tune experiment
+keeps its trial count), with the same Optuna studies and ASHA rung records; any other change
+is refused with the changed keys. The searcher (:mod:`cofi_sweep.search`) hands
 out every cell's ``trials_per_cell`` trials round-robin, each with its own seed, and keeps one
 Optuna study per cell that learns from finished, on-target trials' selection-split scores.
 ASHA (:mod:`cofi_sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
@@ -35,14 +39,15 @@ from typing import Any
 
 import cofi_sweep.ray_settings  # noqa: F401  (before anything imports ray)
 from analysis import storage
-from analysis.results import LATENCY_FILE, SWEEP_DONE, TABLE_FILE, TRIALS_DIR
-from cofi_sweep.config import ConfigError
+from analysis.results import (ADDITIONS_FILE, ADDITIONS_PREFIX, LATENCY_FILE, SWEEP_DONE,
+                              TABLE_FILE, TRIALS_DIR)
+from cofi_sweep.config import ConfigError, from_dict
 from cofi_sweep.space import SweepSpace, describe_plan, job_for_trial, load_space
 
 log = logging.getLogger("cofi_sweep.run")
 
 
-def _searcher(space: SweepSpace, experiment: str) -> Any:
+def _searcher(space: SweepSpace, experiment: str, queue: list[tuple[str, int]]) -> Any:
     import optuna
 
     from cofi_sweep.search import PerCellOptunaSearch
@@ -53,13 +58,45 @@ def _searcher(space: SweepSpace, experiment: str) -> Any:
     # which Tune saves with the experiment (so --resume restores them all the same).
     db = None if storage.is_uri(experiment) else \
         f"sqlite:///{storage.join(experiment, 'optuna.db')}"
-    return PerCellOptunaSearch(space, storage=db)
+    return PerCellOptunaSearch(space, storage=db, queue=queue)
+
+
+def read_additions(experiment: str) -> list[dict[str, Any]]:
+    """The trials resumes added to the sweep: ``[{"name": "additions-1", "queue": [[cell,
+    seed], ...]}, ...]``, each run as a Tune experiment of its own inside the experiment."""
+    path = storage.join(experiment, ADDITIONS_FILE)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else []
 
 
 def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: bool,
                retry_errored: bool = False) -> bool:
-    """Runs (or resumes) every trial of the sweep in one Tune experiment; True when all ended.
-    ``retry_errored``: a resume also re-runs errored trials, from their last checkpoint."""
+    """Runs (or resumes) every trial of the sweep; True when all ended. The trials the sweep
+    started with are one Tune experiment (Tune fixes a restored experiment's trial count);
+    each resume that added trials gave them another, ``<experiment>/additions-<k>``, run after
+    it, with the same searcher studies and ASHA rung records. ``retry_errored``: a resume also
+    re-runs errored trials, from their last checkpoint."""
+    additions = read_additions(experiment)
+    added = {tuple(t) for a in additions for t in a["queue"]}
+    phases = [(space.name, space.storage_uri(),
+               [t for t in space.trial_queue() if t not in added])]
+    phases += [(a["name"], experiment, [tuple(t) for t in a["queue"]]) for a in additions]
+    trials = errors = 0
+    for name, storage_path, queue in phases:
+        grid = _run_phase(space, experiment, teacher_dir, name, storage_path, queue,
+                          resume, retry_errored)
+        if grid is None:
+            return False  # interrupted (Ctrl-C returns normally from fit): resume later
+        trials, errors = trials + len(grid), errors + grid.num_errors
+    storage.write_text(storage.join(experiment, SWEEP_DONE),
+                       json.dumps({"trials": trials, "errors": errors}))
+    return True
+
+
+def _run_phase(space: SweepSpace, experiment: str, teacher_dir: str, name: str,
+               storage_path: str, queue: list[tuple[str, int]], resume: bool,
+               retry_errored: bool) -> Any:
+    """One Tune experiment of ``queue``'s trials, started or restored; its ResultGrid, or None
+    when interrupted."""
     from ray import tune
 
     from cofi_sweep.scheduler import PerCellASHA
@@ -70,9 +107,9 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
         tune.with_parameters(train_cofi, space=dataclasses.asdict(space), teacher_dir=teacher_dir,
                              experiment_dir=experiment),
         {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
-    total = len(space.cells()) * space.trials_per_cell
-    if resume and tune.Tuner.can_restore(experiment):
-        tuner = tune.Tuner.restore(experiment, trainable=trainable, resume_unfinished=True,
+    path = storage.join(storage_path, name)
+    if resume and tune.Tuner.can_restore(path):
+        tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=retry_errored)
     else:
         scheduler = None
@@ -83,20 +120,16 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(space, experiment), scheduler=scheduler,
-                num_samples=total, max_concurrent_trials=r.max_concurrent_trials,
+                search_alg=_searcher(space, experiment, queue), scheduler=scheduler,
+                num_samples=len(queue), max_concurrent_trials=r.max_concurrent_trials,
                 reuse_actors=True),
             run_config=tune.RunConfig(
-                name=space.name, storage_path=space.storage_uri(), verbose=0,
-                callbacks=[SweepProgress(total), *tracker_callbacks(space, experiment)],
+                name=name, storage_path=storage_path, verbose=0,
+                callbacks=[SweepProgress(len(queue)), *tracker_callbacks(space, experiment)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.checkpoint.num_to_keep),
                 failure_config=tune.FailureConfig(max_failures=space.max_failures)))
     grid = tuner.fit()
-    if grid.num_terminated + grid.num_errors < total:
-        return False  # interrupted (Ctrl-C returns normally from fit): resume later
-    storage.write_text(storage.join(experiment, SWEEP_DONE),
-                       json.dumps({"trials": len(grid), "errors": grid.num_errors}))
-    return True
+    return grid if grid.num_terminated + grid.num_errors >= len(queue) else None
 
 
 def tracker_callbacks(space: SweepSpace, experiment: str) -> list[Any]:
@@ -251,27 +284,72 @@ def space_changes(stored: dict[str, Any], given: dict[str, Any], prefix: str = "
     return out
 
 
-def check_resume(space: SweepSpace, experiment: str, force: bool) -> None:
-    """A resumed sweep must be the one that was started: its trials keep their cells and
-    searcher, so a changed space would silently mix settings. Refuses with the differences."""
+GROWABLE = ("grid", "baselines", "trials_per_cell")  # what a resume may add to
+
+
+def added_trials(stored: dict[str, Any], space: SweepSpace) -> list[tuple[str, int]]:
+    """The (cell id, seed) trials ``space`` adds to the ``stored`` one when it only adds: new
+    grid targets, ablations or baselines, or more trials per cell (so more seeds); [] when
+    anything else changed (a cell changed or removed, fewer trials, any other setting)."""
+    given = json.loads(json.dumps(dataclasses.asdict(space)))
+    if space_changes({k: v for k, v in stored.items() if k not in GROWABLE},
+                     {k: v for k, v in given.items() if k not in GROWABLE}):
+        return []
+    try:
+        old = from_dict(SweepSpace, stored)
+    except ConfigError:  # stored by another version of this tool
+        return []
+    cells = {c["id"]: c for c in space.cells()}
+    if any(cells.get(c["id"]) != c for c in old.cells()) or (
+            space.trials_per_cell < old.trials_per_cell):
+        return []
+    before = set(old.trial_queue())
+    return [t for t in space.trial_queue() if t not in before]
+
+
+def check_resume(space: SweepSpace, experiment: str, force: bool) -> list[tuple[str, int]]:
+    """A resumed sweep must be the one that was started, or that one with trials added: its
+    trials keep their cells and searcher, so a changed space would silently mix settings.
+    Returns the added (cell id, seed) trials; refuses any other change with the differences."""
     stored_file = storage.join(experiment, "space.json")
     if not storage.exists(stored_file):
-        return
+        return []
     stored = json.loads(storage.read_text(stored_file))
     changes = space_changes(stored, json.loads(json.dumps(dataclasses.asdict(space))))
     if not changes:
-        return
+        return []
+    added = added_trials(stored, space)
+    if added:
+        cells = sorted({cell for cell, _ in added})
+        print(f"[sweep] resuming with {len(added)} added trial(s) (cells {', '.join(cells)}): "
+              f"they run after the sweep's own trials, which keep their settings", flush=True)
+        return added
     if force:
         print("[sweep] --force: resuming although the space changed; unfinished trials run "
               "with the new job settings, the grid and search stay as first stored:\n  "
               + "\n  ".join(changes), flush=True)
-        return
+        return []
     raise ConfigError(["the space differs from the one this experiment was started with:",
                        *(f"  {c}" for c in changes),
-                       "either give the sweep a new `name` (a fresh experiment), or resume "
-                       "with --resume --force (unfinished trials take the new job settings; "
-                       "the grid, search and trials_per_cell stay as first stored)"],
+                       "a resume may only add: grid targets, ablations, baselines, or a larger "
+                       "trials_per_cell (those trials then run after the stored ones). "
+                       "Otherwise either give the sweep a new `name` (a fresh experiment), or "
+                       "resume with --resume --force (unfinished trials take the new job "
+                       "settings; the grid, search and trials_per_cell stay as first stored)"],
                       "--resume")
+
+
+def record_additions(experiment: str, added: list[tuple[str, int]]) -> str:
+    """Stores ``added`` as the experiment's next additions (a Tune experiment of their own,
+    see :func:`run_trials`); the sweep is unfinished again. Returns its name."""
+    additions = read_additions(experiment)
+    name = f"{ADDITIONS_PREFIX}{len(additions) + 1}"
+    additions.append({"name": name, "queue": [list(t) for t in added]})
+    storage.write_text(storage.join(experiment, ADDITIONS_FILE), json.dumps(additions, indent=1))
+    done = storage.join(experiment, SWEEP_DONE)
+    if storage.exists(done):
+        storage.remove(done)
+    return name
 
 
 def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = None,
@@ -292,7 +370,9 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
         raise ConfigError([f"experiment {experiment} exists: pass --resume to continue it, or "
                            "set another name"], "command line")
     if resume:
-        check_resume(space, experiment, force)
+        added = check_resume(space, experiment, force)
+        if added:
+            record_additions(experiment, added)
     storage.write_text(storage.join(experiment, "space.json"),
                        json.dumps(dataclasses.asdict(space), indent=1))
     print(describe_plan(space), flush=True)

@@ -12,7 +12,8 @@
   started, so ASHA's rung records would be empty after a resume and the first trial to reach a
   rung would pass it unopposed. Each cell's records are therefore written to
   ``<experiment>/asha_rungs.json`` whenever they change, and read back when the scheduler is
-  unpickled: a resumed sweep ranks against every score recorded before the interruption.
+  unpickled: a resumed sweep ranks against every score recorded before the interruption. Trials
+  a resume adds (a Tune experiment of their own) start a scheduler that reads them too.
 """
 
 from __future__ import annotations
@@ -47,12 +48,16 @@ class PerCellASHA(FIFOScheduler):
                               reduction_factor=reduction_factor, brackets=1)
         self.experiment = experiment
         self._by_cell: dict[str, ASHAScheduler] = {}
-        self._saved: dict[str, dict[str, dict]] = {}  # cell -> milestone -> {trial: score}
+        # cell -> milestone -> {trial: score}; a resume's added trials rank against them too
+        self._saved: dict[str, dict[str, dict]] = self._read()
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # restored by Tuner.restore
         self.__dict__.update(state)
+        self._saved = self._read()
+
+    def _read(self) -> dict[str, dict[str, dict]]:
         path = storage.join(self.experiment, RUNGS_FILE)
-        self._saved = json.loads(storage.read_text(path)) if storage.exists(path) else {}
+        return json.loads(storage.read_text(path)) if storage.exists(path) else {}
 
     def rungs(self, cell: str) -> list[tuple[int, dict[str, float]]]:
         """The cell's rungs: (milestone, {trial id: score recorded there}); private Ray

@@ -51,17 +51,18 @@ class PerCellOptunaSearch(Searcher):
         space: the validated sweep.
         storage: an Optuna storage URL (``sqlite:///.../optuna.db``), or None to keep the studies
             in memory, inside this searcher's saved state (a bucket cannot hold SQLite).
+        queue: the (cell id, seed) trials to hand out; default every trial of ``space``
+            (a resume that adds trials runs just the added ones, see ``cofi_sweep/run.py``).
     """
 
-    def __init__(self, space: SweepSpace, storage: str | None = None) -> None:
+    def __init__(self, space: SweepSpace, storage: str | None = None,
+                 queue: list[tuple[str, int]] | None = None) -> None:
         super().__init__(metric=FINAL_METRIC, mode="max")
         self.name, self.search = space.name, dict(space.search)
         self.sampler, self.seed = space.searcher.sampler, space.searcher.seed
         self.startup = space.searcher.startup_trials
         self.cells = {c["id"]: c for c in space.cells()}
-        base = space.job.cofi.seed
-        self.queue = [(cell_id, base + i) for i in range(space.trials_per_cell)
-                      for cell_id in self.cells]
+        self.queue = [tuple(t) for t in queue] if queue is not None else space.trial_queue()
         self.next = 0
         self.storage = storage
         self.trials: dict[str, tuple[str, int]] = {}  # Tune trial id -> (cell, Optuna number)

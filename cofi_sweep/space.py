@@ -255,6 +255,13 @@ class SweepSpace:
                         "baseline": dataclasses.asdict(baseline)})
         return out
 
+    def trial_queue(self) -> list[tuple[str, int]]:
+        """Every trial as (cell id, seed), in the order they are handed out: round-robin over
+        the cells, trial i of a cell with seed ``cofi.seed + i``."""
+        base = self.job.cofi.seed
+        return [(cell["id"], base + i) for i in range(self.trials_per_cell)
+                for cell in self.cells()]
+
     def storage_uri(self) -> str:
         """``storage_path`` made absolute (Ray requires it) unless it is a URI."""
         if "://" in self.storage_path:

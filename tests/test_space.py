@@ -215,6 +215,49 @@ def test_resume_refuses_a_changed_space_and_names_what_changed(tmp_path: Path,
     assert "job.cofi.prune_epochs" in capsys.readouterr().out
 
 
+def test_resume_adds_cells_and_seeds_but_refuses_any_other_change(tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture
+                                                                 ) -> None:
+    import dataclasses
+    import json
+
+    from cofi_sweep.run import check_resume, read_additions, record_additions
+
+    space = load_space(write(tmp_path, VALID))  # cells t0.5-full, t0.8-full; 1 trial each
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    (experiment / "space.json").write_text(json.dumps(dataclasses.asdict(space)))
+    bigger = load_space(write(tmp_path, merged(grid__target_sparsity=[0.5, 0.8, 0.9],
+                                               grid__ablations={"full": {}, "no_hidden": {
+                                                   "families": ["head", "mha", "int", "ffn"]}},
+                                               baselines={"half": {"layers": "every_other"}},
+                                               trials_per_cell=2)))
+    added = check_resume(bigger, str(experiment), force=False)
+    # every trial of the 5 new cells (3 targets x 2 ablations + a baseline, less the 2 stored),
+    # and the second seed of the stored cells; none of the stored trials again
+    assert len(added) == len(bigger.trial_queue()) - len(space.trial_queue()) == 7 * 2 - 2
+    assert ("t0.5-full", 0) not in added and ("t0.5-full", 1) in added
+    assert {c for c, _ in added} == {c["id"] for c in bigger.cells()}
+    assert "resuming with 12 added trial(s)" in capsys.readouterr().out
+    assert record_additions(str(experiment), added) == "additions-1"
+    (experiment / "sweep_done.json").write_text("{}")
+    assert record_additions(str(experiment), added[:1]) == "additions-2"
+    assert [a["name"] for a in read_additions(str(experiment))] == ["additions-1", "additions-2"]
+    assert not (experiment / "sweep_done.json").exists()  # unfinished again
+    # additions together with any other change, a removed or changed cell, fewer trials:
+    # refused, naming the keys and what a resume may add
+    for changes in ({"trials_per_cell": 2, "job__cofi": {"prune_epochs": 9}},
+                    {"grid__target_sparsity": [0.5]},
+                    {"grid__ablations": {"full": {"reg_learning_rate": 0.5}}}):
+        with pytest.raises(ConfigError) as refused:
+            check_resume(load_space(write(tmp_path, merged(**changes))), str(experiment),
+                         force=False)
+        assert "a resume may only add" in str(refused.value)
+    (experiment / "space.json").write_text(json.dumps(dataclasses.asdict(bigger)))
+    with pytest.raises(ConfigError, match="trials_per_cell: 2 -> 1"):
+        check_resume(space, str(experiment), force=False)
+
+
 def test_trackers_need_their_package(tmp_path: Path,
                                                                 monkeypatch: pytest.MonkeyPatch
                                                                 ) -> None:

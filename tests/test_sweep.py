@@ -181,6 +181,37 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert json.loads((experiment / "latency.json").read_text()) == default  # untouched
 
 
+def test_resume_with_added_cells_and_seeds_runs_just_the_new_trials(
+        tmp_path: Path, teacher_cache: Path, capsys: pytest.CaptureFixture) -> None:
+    from cofi_sweep.run import run_sweep
+
+    raw = tiny_space(tmp_path, teacher_cache, trials_per_cell=1, scheduler={"type": "none"})
+    raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
+    raw["job"]["cofi"].update(prune_epochs=1, sparsity_warmup_epochs=0.5, finetune_epochs=0.25)
+    experiment = run_sweep(load_space(write(tmp_path, raw)))
+    (first,) = pd.read_parquet(experiment / "results.parquet").itertuples()
+    first_results = (Path(first.trial_dir) / "result.json").read_text()
+    raw["grid"]["target_sparsity"], raw["trials_per_cell"] = [0.3, 0.6], 2
+    bigger = load_space(write(tmp_path, raw))
+    assert run_sweep(bigger, resume=True) == experiment
+    assert "resuming with 3 added trial(s)" in capsys.readouterr().out
+    table = pd.read_parquet(experiment / "results.parquet")
+    assert len(table) == 4 and set(table["status"]) == {"finished"}
+    assert table.groupby("cell_id")["config/cofi.seed"].apply(set).to_dict() == {
+        "t0.3-full": {0, 1}, "t0.6-full": {0, 1}}
+    # the stored trial was not run again; the added ones ran as a Tune experiment of their own
+    assert (Path(first.trial_dir) / "result.json").read_text() == first_results
+    added = table[table["trial_id"] != first.trial_id]
+    assert all(Path(d).parent == experiment / "additions-1" for d in added["trial_dir"])
+    assert json.loads((experiment / "sweep_done.json").read_text())["trials"] == 4
+    assert set(json.loads((experiment / "latency.json").read_text())["trials"]) == set(
+        table["trial_id"])  # every model timed, the added ones too
+    # the same space again: nothing left to run, nothing added
+    run_sweep(bigger, resume=True)
+    assert "added trial" not in capsys.readouterr().out
+    assert len(pd.read_parquet(experiment / "results.parquet")) == 4
+
+
 def _saved_state(experiment: Path) -> dict[str, str]:
     """Each trial's state in Tune's saved experiment state (what a resume starts from):
     "finished", "checkpointed" (unfinished, with a checkpoint) or "started"."""
