@@ -27,6 +27,7 @@ from pathlib import Path
 import torch
 
 from cofi_sweep.latency import available_cpus, describe_device, time_models
+from cofi_sweep.latency_model import aligned
 from cofi_sweep.model import CofiBert, EncoderShape
 from cofi_sweep.pretrained import resolve
 from cofi_sweep.space import load_space
@@ -34,11 +35,6 @@ from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "shape_rounding.json"
-MULTIPLE = 8
-
-
-def rounded(width: int) -> int:
-    return 0 if width == 0 else max(MULTIPLE, MULTIPLE * int(width / MULTIPLE + 0.5))
 
 
 def main() -> None:
@@ -75,14 +71,14 @@ def main() -> None:
         s = json.loads(r["structure"])
         shape = dataclasses.replace(dense, hidden_size=s["hidden"], heads=s["heads"],
                                     ffn=s["ffn"])
-        aligned = dataclasses.replace(shape, hidden_size=rounded(shape.hidden_size),
-                                      ffn=[rounded(f) for f in shape.ffn])
-        if aligned == shape:
+        rounded = dataclasses.replace(shape, hidden_size=aligned(shape.hidden_size),
+                                      ffn=[aligned(f) for f in shape.ffn])
+        if rounded == shape:
             continue
-        t = ms({"unrounded": shape, "rounded": aligned})
+        t = ms({"unrounded": shape, "rounded": rounded})
         row = {"model": r["trial_id"], "realized_sparsity": round(r["realized_sparsity"], 4),
-               "hidden": [shape.hidden_size, aligned.hidden_size],
-               "ffn": [shape.ffn, aligned.ffn], **{f"{k}_ms": v for k, v in t.items()},
+               "hidden": [shape.hidden_size, rounded.hidden_size],
+               "ffn": [shape.ffn, rounded.ffn], **{f"{k}_ms": v for k, v in t.items()},
                "rounded_over_unrounded": round(t["rounded"] / t["unrounded"], 3)}
         print(json.dumps(row), flush=True)
         rows.append(row)

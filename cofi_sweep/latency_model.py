@@ -44,6 +44,7 @@ from torch import nn
 from cofi_sweep.latency import describe_device, time_models
 from cofi_sweep.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.pretrained import cache_root
+from cofi_sweep.projection import nearest_multiple
 
 FORMAT = 4  # bump when what is measured changes
 # widths are measured (and fitting shapes drawn) at multiples of ALIGN, the compact models'
@@ -135,15 +136,15 @@ def _grid_points(full: int, smallest: int, count: int, multiple: int = 1) -> lis
     ``full`` rounded to a multiple of ``multiple`` (when that leaves them in range)."""
     points = {full, smallest}
     for i in range(count):
-        points.add(_aligned(round(smallest * (full / smallest) ** (i / max(1, count - 1))),
+        points.add(aligned(round(smallest * (full / smallest) ** (i / max(1, count - 1))),
                             multiple))
     return sorted(p for p in points if smallest <= p <= full)
 
 
-def _aligned(width: int, multiple: int) -> int:
-    """``width`` rounded to the nearest multiple of ``multiple`` (0 stays 0, never below
-    ``multiple`` otherwise)."""
-    return 0 if width == 0 else max(multiple, multiple * round(width / multiple))
+def aligned(width: int, multiple: int = ALIGN) -> int:
+    """``width`` as a rounded compact model has it: 0 (a removed sub-layer) stays 0, any other
+    width goes to the nearest multiple of ``multiple``, never below it."""
+    return 0 if width == 0 else nearest_multiple(width, multiple, least=multiple)
 
 
 class _Block(nn.Module):
@@ -242,11 +243,11 @@ def _fitting_shapes(dense: EncoderShape, count: int = 16) -> list[EncoderShape]:
             return 0 if fraction < 0.15 * min(1.0, keep * 5) else \
                 max(1, min(full, round(full * fraction)))
 
-        hidden = dense.hidden_size if i % 2 else min(dense.hidden_size, _aligned(
+        hidden = dense.hidden_size if i % 2 else min(dense.hidden_size, aligned(
             round(dense.hidden_size * (0.6 + 0.4 * keep)), ALIGN))
         shapes.append(dataclasses.replace(
             dense, hidden_size=hidden, kept_hidden_dims=None, heads=[draw(h) for h in dense.heads],
-            ffn=[min(f, _aligned(draw(f), ALIGN)) for f in dense.ffn]))
+            ffn=[min(f, aligned(draw(f), ALIGN)) for f in dense.ffn]))
     return shapes
 
 

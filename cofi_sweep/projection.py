@@ -67,6 +67,11 @@ def round_shapes(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.Tens
     return new
 
 
+def nearest_multiple(width: int, multiple: int, least: int = 0) -> int:
+    """``width`` rounded (half up) to the nearest multiple of ``multiple``, at least ``least``."""
+    return max(least, multiple * int(width / multiple + 0.5))
+
+
 def _round_row(mask: torch.Tensor, score: torch.Tensor, multiple: int, least: int = 0
                ) -> torch.Tensor:
     """``mask`` (1-D) with the nearest multiple of ``multiple`` units kept (at most all of
@@ -74,7 +79,7 @@ def _round_row(mask: torch.Tensor, score: torch.Tensor, multiple: int, least: in
     kept ones off."""
     kept = mask != 0
     count = int(kept.sum())
-    want = min(len(mask), max(least, multiple * int(count / multiple + 0.5)))
+    want = min(len(mask), nearest_multiple(count, multiple, least))
     mask = mask.clone()
     if want > count:  # switch on the best-scored removed units
         off = torch.nonzero(~kept).flatten()

@@ -75,11 +75,11 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
     each resume that added trials gave them another, ``<experiment>/additions-<k>``, run after
     it, with the same searcher studies and ASHA rung records. ``retry_errored``: a resume also
     re-runs errored trials, from their last checkpoint."""
-    additions = read_additions(experiment)
-    added = {tuple(t) for a in additions for t in a["queue"]}
+    additions = [(a["name"], [tuple(t) for t in a["queue"]]) for a in read_additions(experiment)]
+    added = {t for _, queue in additions for t in queue}
     phases = [(space.name, space.storage_uri(),
                [t for t in space.trial_queue() if t not in added])]
-    phases += [(a["name"], experiment, [tuple(t) for t in a["queue"]]) for a in additions]
+    phases += [(name, experiment, queue) for name, queue in additions]
     trials = errors = 0
     for name, storage_path, queue in phases:
         grid = _run_phase(space, experiment, teacher_dir, name, storage_path, queue,
