@@ -95,7 +95,7 @@ def job(tmp_path: Path, teacher_cache: Path, **cofi: object) -> JobConfig:
         "data": {"source": "synthetic", "synthetic_train_size": 320, "synthetic_eval_size": 64,
                  "max_seq_length": 32},
         "teacher": {"epochs": 2, "learning_rate": 1e-3, "cache_dir": str(teacher_cache)},
-        "deploy": {"batch_size": 4, "seq_len": 16, "num_threads": 1},
+        "deploy": {"batch_size": 32, "seq_len": 32, "num_threads": 1},
         "cofi": settings})
 
 
@@ -109,7 +109,7 @@ def test_a_speedup_target_job_ends_within_its_band(tmp_path: Path,
     assert result.on_target and abs(result.latency_model_speedup / 1.6 - 1) <= 0.03
     # the prediction is the deployment setting's latency model on the saved compact model
     torch.set_num_threads(1)
-    lat = latency_table(tiny(num_labels=2).shape, batch_size=4, seq_len=16)  # cached
+    lat = latency_table(tiny(num_labels=2).shape, batch_size=32, seq_len=32)  # cached
     from cofi_sweep.model import CofiBert
 
     saved = CofiBert.from_pretrained(result.compact_dir)
