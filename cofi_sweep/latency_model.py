@@ -46,7 +46,7 @@ from cofi_sweep.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.pretrained import cache_root
 from cofi_sweep.projection import nearest_multiple
 
-FORMAT = 4  # bump when what is measured changes
+FORMAT = 5  # bump when what is measured (or how it is fitted) changes
 # widths are measured (and fitting shapes drawn) at multiples of ALIGN, the compact models'
 # widths under the default cofi.shape_multiple: an odd width runs 10-18 % slower on this CPU
 # (benchmarks/shape_rounding.py), so a table measured at odd widths describes neither
@@ -88,14 +88,17 @@ class LatencyTable:
     @functools.cached_property
     def _tensors(self) -> dict[str, torch.Tensor]:
         """The measured tables as tensors, built once (a speedup target reads them every
-        step). A wider block never costs less: timing noise that says otherwise is flattened
-        (the running maximum), so the prediction is monotone in every count -- and so is a
-        speedup target's expected latency in every gate."""
+        step). A wider block never costs less: timing noise that says otherwise is flattened,
+        so the prediction is monotone in every count -- and so is a speedup target's expected
+        latency in every gate. Timing noise is one-sided (a pass gets slowed, never sped up),
+        so each point becomes the minimum of itself and every wider block's time: a slowed
+        measurement cannot inflate the blocks wider than it (a running maximum let one spike
+        of 49 ms, against 17 ms, raise every wider FFN and over-predict speedups by 20 %)."""
         t = {k: torch.tensor(getattr(self, k), dtype=torch.float)
              for k in ("hidden", "heads", "widths", "mha", "ffn", "fixed")}
         for k in ("mha", "ffn"):
-            t[k] = t[k].cummax(dim=1).values.cummax(dim=0).values
-        t["fixed"] = t["fixed"].cummax(dim=0).values
+            t[k] = _floor_from_above(_floor_from_above(t[k], 1), 0)
+        t["fixed"] = _floor_from_above(t["fixed"], 0)
         return t
 
     def expected(self, hidden: torch.Tensor, heads: torch.Tensor, ffn: torch.Tensor,
@@ -111,6 +114,11 @@ class LatencyTable:
         blocks = (mha_alive * mha).sum() + (ffn_alive * ffn_cost).sum()
         return (interp(hidden, t["hidden"], t["fixed"]) + self.scale * blocks
                 + self.per_mha * mha_alive.sum() + self.per_ffn * ffn_alive.sum())
+
+
+def _floor_from_above(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Each entry lowered to the smallest at or after it along ``dim`` (non-decreasing)."""
+    return x.flip(dim).cummin(dim=dim).values.flip(dim)
 
 
 def interp(x: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:

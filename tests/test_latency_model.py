@@ -157,3 +157,18 @@ def test_table_widths_are_aligned_like_rounded_compact_models() -> None:
     assert len(widths) >= 6 and all(w % ALIGN == 0 for w in widths), widths
     assert _grid_points(12, 1, 8) == sorted(set(_grid_points(12, 1, 8)))  # heads: exact
     assert 1 in _grid_points(12, 1, 8) and 12 in _grid_points(12, 1, 8)
+
+
+def test_a_slowed_measurement_does_not_inflate_wider_blocks() -> None:
+    # one FFN timing slowed 10x (hidden 16, width 8); timing noise only ever slows a pass
+    table = LatencyTable(hidden=[8.0, 16.0], heads=[1.0, 2.0], widths=[8.0, 16.0],
+                         mha=[[1.0, 2.0], [2.0, 4.0]], ffn=[[1.0, 2.0], [40.0, 4.0]],
+                         fixed=[1.0, 1.0], protocol={})
+
+    def ffn_cost(hidden: float, width: float) -> float:
+        return float(table.expected(torch.tensor(hidden), torch.zeros(1),
+                                    torch.tensor([width]))) - 1.0  # less the fixed part
+
+    assert ffn_cost(16, 16) == pytest.approx(4.0)  # the wider block keeps its own time
+    assert ffn_cost(16, 8) == pytest.approx(4.0)  # the spike is floored, not spread
+    assert ffn_cost(8, 8) <= ffn_cost(8, 16) <= ffn_cost(16, 16)  # still monotone
