@@ -43,6 +43,14 @@ def exists(location: str | Path) -> bool:
     return info.type == pafs.FileType.File
 
 
+def children(location: str | Path) -> list[str]:
+    """The names of the files and folders directly in a stored folder (none if absent)."""
+    fs, path = _resolve(location)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
+        return []
+    return sorted(info.base_name for info in fs.get_file_info(pafs.FileSelector(path)))
+
+
 def read_text(location: str | Path) -> str:
     fs, path = _resolve(location)
     with fs.open_input_stream(path) as src:
@@ -72,6 +80,21 @@ def remove(location: str | Path) -> None:
     fs, path = _resolve(location)
     if fs.get_file_info(path).type == pafs.FileType.File:
         fs.delete_file(path)
+
+
+def remove_tree(location: str | Path) -> int:
+    """Deletes a stored file or folder if it is there; returns the bytes it held."""
+    fs, path = _resolve(location)
+    info = fs.get_file_info(path)
+    if info.type == pafs.FileType.File:
+        fs.delete_file(path)
+        return info.size or 0
+    if info.type != pafs.FileType.Directory:
+        return 0
+    held = sum(f.size or 0 for f in fs.get_file_info(pafs.FileSelector(path, recursive=True))
+               if f.type == pafs.FileType.File)
+    fs.delete_dir(path)
+    return held
 
 
 def download_file(location: str | Path, local: str | Path) -> Path:

@@ -100,7 +100,7 @@ def _run_phase(space: SweepSpace, experiment: str, teacher_dir: str, name: str,
     from ray import tune
 
     from cofi_sweep.scheduler import PerCellASHA
-    from cofi_sweep.trainable import SweepProgress, train_cofi
+    from cofi_sweep.trainable import SpentCheckpoints, SweepProgress, train_cofi
 
     r = space.resources
     trainable = tune.with_resources(
@@ -125,7 +125,8 @@ def _run_phase(space: SweepSpace, experiment: str, teacher_dir: str, name: str,
                 reuse_actors=True),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage_path, verbose=0,
-                callbacks=[SweepProgress(len(queue)), *tracker_callbacks(space, experiment)],
+                callbacks=[SweepProgress(len(queue)), SpentCheckpoints(path, experiment),
+                           *tracker_callbacks(space, experiment)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=space.checkpoint.num_to_keep),
                 failure_config=tune.FailureConfig(max_failures=space.max_failures)))
     grid = tuner.fit()
@@ -209,21 +210,16 @@ def _time_on_node(space: SweepSpace, experiment: str, teacher_dir: str, device: 
 
 
 def remove_spent_checkpoints(experiment: Path) -> int:
-    """Deletes Tune's checkpoints of finished and early-stopped trials (their results and
-    compact models are stored; a resume never restarts them); returns the bytes freed."""
-    import shutil
-
+    """Deletes what ended trials' resumable checkpoints and best snapshots are left (each is
+    removed as its trial ends, :class:`~cofi_sweep.trainable.SpentCheckpoints`; this catches a
+    trial that ended before a resume, or a removal that failed); returns the bytes freed."""
     from analysis.results import collect
+    from cofi_sweep.trainable import remove_trial_checkpoints
 
     table = collect(experiment)
-    freed = 0
-    for _, row in table.iterrows():
-        if row["status"] not in ("finished", "stopped early"):
-            continue
-        for checkpoint in Path(row["trial_dir"]).glob("checkpoint_*"):
-            freed += sum(f.stat().st_size for f in checkpoint.rglob("*") if f.is_file())
-            shutil.rmtree(checkpoint)
-    return freed
+    ended = table[table["status"].isin(["finished", "stopped early"])]
+    return sum(remove_trial_checkpoints(trial_dir, job_dir)
+               for trial_dir, job_dir in zip(ended["trial_dir"], ended["job_dir"]))
 
 
 def cluster_address(address: str | None) -> str | None:

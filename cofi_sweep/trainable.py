@@ -274,6 +274,40 @@ class SweepProgress(tune.Callback):
         print("\n".join(self.lines()), flush=True)
 
 
+class SpentCheckpoints(tune.Callback):
+    """Bounded disk: as each trial ends (finished, or stopped early by ASHA) its resumable
+    checkpoints and its best snapshot are deleted, not at the sweep's end -- its results and
+    compact model are stored, and a resume never restarts an ended trial (Tune keeps it
+    TERMINATED). Errored trials keep theirs, for ``--retry-errored``. Nothing is written after
+    the deletion: a function trainable blocks in ``tune.report`` until the driver asks for its
+    next result, and a trial that ended is never asked again."""
+
+    def __init__(self, phase_dir: str, experiment_dir: str) -> None:
+        self.phase_dir, self.experiment_dir = phase_dir, experiment_dir
+        self.freed = 0
+
+    def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
+        try:
+            freed = remove_trial_checkpoints(
+                storage.join(self.phase_dir, trial.storage.trial_dir_name),
+                storage.join(self.experiment_dir, TRIALS_DIR, trial.trial_id))
+        except OSError as e:  # disk clean-up must never end a sweep; the sweep's end retries
+            print(f"[sweep] could not remove {trial.trial_id}'s checkpoints: {e}", flush=True)
+            return
+        self.freed += freed
+        if freed:
+            print(f"[sweep] {trial.trial_id} ended: removed its resumable checkpoints "
+                  f"({freed / 1024 ** 3:.2f} GiB)", flush=True)
+
+
+def remove_trial_checkpoints(trial_dir: str, stored_dir: str) -> int:
+    """Deletes an ended trial's Tune checkpoints (in ``trial_dir``) and its best snapshot (in
+    its ``stored_dir``); returns the bytes freed."""
+    freed = sum(storage.remove_tree(storage.join(trial_dir, name))
+                for name in storage.children(trial_dir) if name.startswith("checkpoint_"))
+    return freed + storage.remove_tree(storage.join(stored_dir, BEST_FILE))
+
+
 def _clock(seconds: float) -> str:
     minutes, secs = divmod(int(seconds), 60)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m{secs:02d}s"

@@ -122,10 +122,13 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert all((e / "config.json").is_file() and (e / "model.safetensors").is_file()
                for e in exported)
     assert "frontier models, exported" in out
-    # ended trials' checkpoints are gone (errored ones keep theirs, for a retry)
-    assert not [c for d in table[table["status"] != "errored"]["trial_dir"]
-                for c in Path(d).glob("checkpoint_*")]
-    assert "removed the resumable checkpoints of ended trials" in out
+    # ended trials' checkpoints and best snapshots are gone, each as its trial ended (errored
+    # ones keep theirs, for a retry)
+    ended = table[table["status"] != "errored"]
+    assert not [c for d in ended["trial_dir"] for c in Path(d).glob("checkpoint_*")]
+    assert not [d for d in ended["job_dir"] if (Path(d) / "best.pt").exists()]
+    assert all(f"{t} ended: removed its resumable checkpoints" in out
+               for t in stopped["trial_id"])  # stopped trials had checkpointed (every 3 evals)
     # one Optuna study per cell, learning only final scores: stopped trials are PRUNED
     import optuna
 
