@@ -2,9 +2,16 @@
 ASHA and without it; training steps spent with ASHA / without, and the hypervolume each
 reaches (the report's normalised hypervolume of the CoFi frontier).
 
-Default sweep: the quickstart's CoFi cells (targets 0.5 and 0.8, no baseline) with 4 trials per
-cell, so ASHA has trials to stop. Each sweep takes roughly 8-12 minutes on 2 CPU cores; the
-teacher is trained once and cached. Writes benchmarks/results/asha_savings.json.
+Default sweep: the quickstart's CoFi cells (no baseline) with 4 trials per cell, so ASHA has
+trials to stop, and a 1-epoch sparsity warm-up, so the rungs come early enough to save steps.
+Each sweep takes roughly 10-15 minutes on 2 CPU cores; the teacher is trained once and cached.
+
+Each sweep times its own models at its end, minutes apart, and on this 2-core machine two passes
+differ by several percent -- as much as the hypervolumes being compared. So after both sweeps,
+every finished on-target CoFi model of both is timed again in one pass (interleaved with the
+teacher, the sweeps' models alternating, REPEATS repeats), and the hypervolume ratio the goal is
+judged on comes from that pass; the sweeps' own figures are kept beside it.
+Writes benchmarks/results/asha_savings.json.
 
     python benchmarks/asha_savings.py
 """
@@ -24,6 +31,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_savings.json"
+REPEATS = 20
 
 
 def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
@@ -45,23 +53,66 @@ def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
             .to_dict("records")}
 
 
+def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
+    """Every finished on-target CoFi model of the experiments timed in one pass (the sweeps'
+    models alternating), and each sweep's frontier hypervolume from those speedups."""
+    from analysis.pareto import normalized_hypervolume, pareto_front
+    from cofi_sweep.model import CofiBert
+    from cofi_sweep.retime import Protocol, Timer, experiment_teacher
+
+    first = next(iter(experiments.values()))
+    space = json.loads((first / "space.json").read_text())
+    protocol = Protocol(space["latency"]["batch_size"], space["latency"]["seq_len"],
+                        repeats=REPEATS)
+    rows = {}
+    for name, experiment in experiments.items():
+        table = pd.read_parquet(experiment / "results.parquet")
+        rows[name] = table[(table["status"] == "finished") & (table["method"] == "cofi")
+                           & table["on_target"].astype(bool)].copy()
+    speedups: dict[str, list[float]] = {name: [] for name in rows}
+    with Timer(CofiBert.from_pretrained(experiment_teacher(first)), protocol,
+               latency_model=False) as timer:
+        for i in range(max(len(r) for r in rows.values())):
+            for name, r in rows.items():  # alternating between the sweeps
+                if i < len(r):
+                    model = CofiBert.from_pretrained(r["compact_dir"].iloc[i])
+                    speedups[name].append(timer.time(model)["speedup"])
+    out = {}
+    for name, r in rows.items():
+        r["speedup"] = speedups[name]
+        front = pareto_front(r, objectives={"speedup": "max", "score": "max"})
+        out[name] = {"hypervolume": normalized_hypervolume(
+            front["speedup"], front["score"], float(r["teacher_score"].iloc[0])),
+            "frontier": front[["speedup", "score", "realized_sparsity"]].round(4)
+            .to_dict("records")}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default=str(HERE.parent / "search_spaces" / "quickstart.yaml"))
     parser.add_argument("--storage", default="runs/bench/asha_savings")
     parser.add_argument("overrides", nargs="*",
-                        default=["trials_per_cell=4", "baselines={}"])
+                        default=["trials_per_cell=4", "baselines={}",
+                                 "job.cofi.sparsity_warmup_epochs=1"])
     args = parser.parse_args()
     storage = Path(args.storage).resolve()
     with_asha = run(args.space, storage, "with_asha", args.overrides)
     without = run(args.space, storage, "without_asha", [*args.overrides, "scheduler.type=none"])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
                             text=True, cwd=HERE).stdout.strip() or None
+    together = retime_together({"with_asha": storage / "with_asha",
+                                "without_asha": storage / "without_asha"})
     result = {"with_asha": with_asha, "without_asha": without, "commit": commit,
               "steps_ratio": round(with_asha["training_steps"] / without["training_steps"], 3),
-              "hypervolume_ratio": round(with_asha["hypervolume"] / without["hypervolume"], 3)
-              if without["hypervolume"] else None}
+              "hypervolume_ratio_as_each_sweep_timed": round(
+                  with_asha["hypervolume"] / without["hypervolume"], 3)
+              if without["hypervolume"] else None,
+              "retimed_together": together | {"repeats": REPEATS},
+              "hypervolume_ratio": round(together["with_asha"]["hypervolume"]
+                                         / together["without_asha"]["hypervolume"], 3)
+              if together["without_asha"]["hypervolume"] else None}
     OUT.parent.mkdir(exist_ok=True)
     OUT.write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("with_asha", "without_asha")},

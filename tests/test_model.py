@@ -64,3 +64,30 @@ def test_inference_fuses_qkv_and_follows_weight_updates() -> None:
         assert torch.equal(weight[64:128], attention.self.key.weight)  # rebuilt
         changed = model(ids, mask).logits
     assert torch.allclose(changed, model(ids, mask).logits.detach(), atol=1e-5)
+
+
+@pytest.mark.parametrize("pruned", [0, 1, 17, 60])
+def test_masked_layer_norm_normalizes_over_the_kept_dims_only(pruned: int) -> None:
+    """The fused form (pruned dims filled with the kept mean) equals LayerNorm over the kept
+    dims written out, in value and in gradient, for any values at the pruned dims."""
+    from cofi_sweep.model import layer_norm
+
+    torch.manual_seed(pruned)
+    norm = torch.nn.LayerNorm(64, eps=1e-12)
+    with torch.no_grad():
+        norm.weight.uniform_(0.5, 1.5)
+        norm.bias.normal_()
+    hidden_z = torch.rand(64) * 0.9 + 0.1  # sampled gates: fractional, a few exactly 0
+    hidden_z[torch.randperm(64)[:pruned]] = 0.0
+    kept = hidden_z != 0
+    x = (torch.randn(3, 5, 64) * 2 + 0.5).requires_grad_()
+    out = layer_norm(x, norm, hidden_z)
+    xk = x[..., kept]
+    ref = torch.nn.functional.layer_norm(xk, (int(kept.sum()),), norm.weight[kept],
+                                         norm.bias[kept], norm.eps)
+    assert torch.allclose(out[..., kept], ref, atol=1e-5)
+    grad = torch.randn_like(ref)
+    (got,) = torch.autograd.grad((out[..., kept] * grad).sum(), x)
+    (want,) = torch.autograd.grad((ref * grad).sum(), x)
+    assert torch.allclose(got, want, atol=1e-4)
+    assert not got[..., ~kept].any()  # pruned dims are not read
