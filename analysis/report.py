@@ -49,7 +49,7 @@ def load_results(experiment: Path, latency_table: str = LATENCY_FILE,
     table = pd.read_parquet(write_table(experiment, latency_table, out))
     info = read_latency(experiment, latency_table)
     table.attrs["latency"] = {k: v for k, v in info.items() if k != "trials"}
-    if "speedup" not in table and "provisional_speedup" in table:
+    if "speedup" not in table:
         table["speedup"] = np.nan  # exclusive timing not done yet (running experiment)
     return table
 

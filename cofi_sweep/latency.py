@@ -1,6 +1,6 @@
 """Latency: how models are timed, on what, and with how many threads.
 
-One protocol everywhere (a trial's provisional timing, the sweep's exclusive pass, re-timing,
+One protocol everywhere (the sweep's exclusive pass, re-timing, the latency model,
 benchmarks): full ``batch_size x seq_len`` batches of random token ids (dense matrix work
 depends on shapes, not values), a few warm-up passes, then ``repeats`` timed forward passes.
 Several models are timed *interleaved* -- one pass of each in turn, repeated -- so a slow

@@ -11,7 +11,8 @@ A finished trial whose realized sparsity missed its band is *infeasible* (its ``
 constraint is > 0, which TPE reads), so a searched value that makes trials under-prune is never preferred.
 Trials that ASHA stopped are PRUNED, failed ones FAIL. Every Optuna trial carries user
 attributes that line it up with ``results.parquet``: ``tune_trial_id``, ``seed``,
-``realized_sparsity``, ``on_target`` and the in-trial (provisional) speedup.
+``realized_sparsity``, ``on_target`` and the latency model's speedup (the measured one is
+timed after the sweep, in ``results.parquet``).
 
 Trials are handed out round-robin over the cells (cell 1, cell 2, ..., cell 1, ...), so a cell's
 earlier trials have usually finished, and taught its study, before its later ones are proposed.
@@ -123,8 +124,8 @@ class PerCellOptunaSearch(Searcher):
             study.tell(number, state=state.PRUNED)
         else:
             trial = optuna.trial.Trial(study, study.trials[number]._trial_id)
-            for key in ("realized_sparsity", "on_target", "provisional_speedup",
-                        "target_speedup", "latency_model_speedup"):
+            for key in ("realized_sparsity", "on_target", "target_speedup",
+                        "latency_model_speedup"):
                 if result.get(key) is not None:
                     trial.set_user_attr(key, result[key])
             # <= 0 is feasible: on target; off target, as infeasible as it is far

@@ -10,8 +10,9 @@ runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
     (:mod:`cofi_sweep.scheduler`);
   * at the end (``done_job``): ``score`` (dev, for the report), ``final_score`` (selection
     split: what Optuna learns from), realized sparsity and ``on_target``, parameter counts,
-    per-layer structure, the compact model's path, in-trial (provisional) latencies and
-    speedups, FLOP-predicted speedup, and wall time.
+    per-layer structure, the compact model's path, the FLOP- and latency-model-predicted
+    speedups, and wall time. Nothing is timed in a trial: trials share the cores, so the
+    sweep times every compact model afterwards, alone (:mod:`cofi_sweep.retime`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ from ray import tune
 from analysis import storage
 from analysis.results import TRIALS_DIR
 from cofi_sweep.config import from_dict
-from cofi_sweep.latency import measure_latency
 from cofi_sweep.model import count_flops
 from cofi_sweep.prune import CofiPruner
 from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC
@@ -116,12 +116,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
                        + line + "\n")
     result = pruner.run()
 
-    # provisional latency: other trials may share the cores; the sweep re-measures exclusively
-    lat = sweep.latency
-    compact, teacher = pruner.model, pruner.teacher
-    timing = {name: measure_latency(m, batch_size=lat.batch_size, seq_len=lat.seq_len,
-                                    warmup=lat.warmup, repeats=lat.repeats)
-              for name, m in (("compact", compact), ("teacher", teacher))}
+    compact, teacher, seq_len = pruner.model, pruner.teacher, sweep.latency.seq_len
     final = {
         "done_job": True, "stage": "done", "score": result.compact_metrics[result.main_metric],
         FINAL_METRIC: result.selection_metrics[result.main_metric],
@@ -141,11 +136,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "compact_dir": storage.join(stored, "job", "compact"),
         "structure": json.dumps(result.structure),
         "layer_alignment": json.dumps(result.layer_alignment),
-        "provisional_latency_s": timing["compact"],
-        "provisional_teacher_latency_s": timing["teacher"],
-        "provisional_speedup": timing["teacher"] / timing["compact"],
-        "predicted_speedup": count_flops(teacher.shape, lat.seq_len)
-        / max(1.0, count_flops(compact.shape, lat.seq_len)),
+        "predicted_speedup": count_flops(teacher.shape, seq_len)
+        / max(1.0, count_flops(compact.shape, seq_len)),
         "job_wall_seconds": result.wall_seconds,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }

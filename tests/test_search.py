@@ -37,7 +37,7 @@ def finish(searcher: PerCellOptunaSearch, trial_id: str, score: float, on_target
     searcher.on_trial_complete(trial_id, {  # as the trainable reports it (CofiResult)
         "final_score": score, "on_target": on_target, "target_sparsity": target,
         "realized_sparsity": realized, "target_miss": 0.0 if on_target else abs(realized - target),
-        "provisional_speedup": 2.0})
+        "latency_model_speedup": 2.0})
 
 
 searcher_configs: dict[str, dict] = {}
@@ -55,7 +55,7 @@ def test_round_robin_cells_distinct_seeds_and_one_study_per_cell(tmp_path: Path)
     assert all(c["cofi.alpha_layer,alpha_pred"] in ([0.9, 0.1], [0.5, 0.5]) for c in configs)
     searcher.on_trial_complete("t0", {"final_score": 0.8, "on_target": True,
                                       "target_sparsity": 0.5, "realized_sparsity": 0.503,
-                                      "provisional_speedup": 1.7})
+                                      "latency_model_speedup": 1.7})
     searcher.on_trial_complete("t1", {"realized_sparsity": 0.4})  # stopped early
     searcher.on_trial_complete("t2", error=True)
     names = sorted(s.study_name for s in optuna.get_all_study_summaries(db))
@@ -65,7 +65,7 @@ def test_round_robin_cells_distinct_seeds_and_one_study_per_cell(tmp_path: Path)
     assert done.state.name == "COMPLETE" and done.value == 0.8
     assert done.user_attrs["tune_trial_id"] == "t0" and done.user_attrs["seed"] == 0
     assert done.user_attrs["realized_sparsity"] == 0.503 and done.user_attrs["on_target"]
-    assert done.user_attrs["provisional_speedup"] == 1.7
+    assert done.user_attrs["latency_model_speedup"] == 1.7
     assert low.trials[1].state.name == "FAIL"  # t2 was the cell's second trial
     high = optuna.load_study(study_name="s/t0.9-full", storage=db)
     assert high.trials[0].state.name == "PRUNED"
