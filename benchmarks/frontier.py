@@ -96,7 +96,9 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
         "teacher_score": result.teacher_metrics[result.main_metric],
         "realized_sparsity": result.realized_sparsity,
         "prunable_params": result.prunable_params, "total_params": result.total_params,
-        **timing, "latency_protocol": timer.describe()["protocol"],
+        # the timer's prediction is None here (see above): keep the job's own
+        **{k: v for k, v in timing.items() if v is not None},
+        "latency_protocol": timer.describe()["protocol"],
         "structure": json.dumps(result.structure), "compact_dir": result.compact_dir,
         "job_wall_seconds": round(wall, 1), "commit": commit(),
     }
