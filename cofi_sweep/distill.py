@@ -49,14 +49,18 @@ def layer_loss_matrix(student_states: list[torch.Tensor], teacher_states: list[t
         projection: the shared map W: d_s -> d_t.
         token_mask: (B, T), 1 for real tokens.
     """
-    mask = token_mask[..., None].to(student_states[0].dtype)  # (B, T, 1)
-    denom = mask.sum() * teacher_states[0].shape[-1]
-    projected = torch.stack([projection(h) for h in student_states])  # (S, B, T, d_t)
-    rows = []
-    for target in teacher_states:
-        diff = (projected - target[None]) ** 2 * mask[None]
-        rows.append(diff.sum(dim=(1, 2, 3)) / denom)  # (S,)
-    return torch.stack(rows)  # (T_layers, S)
+    # only the real tokens are projected and compared (padding is often half of a batch)
+    real = token_mask.bool()
+    if bool(real.all()):
+        def tokens(h: torch.Tensor) -> torch.Tensor:
+            return h.reshape(-1, h.shape[-1])
+    else:
+        def tokens(h: torch.Tensor) -> torch.Tensor:
+            return h[real]
+    projected = torch.stack([projection(tokens(h)) for h in student_states])  # (S, n, d_t)
+    denom = projected.shape[1] * projected.shape[2]
+    return torch.stack([(projected - tokens(target)).square().sum(dim=(1, 2)) / denom
+                        for target in teacher_states])  # (T_layers, S)
 
 
 def align_layers(losses: torch.Tensor, existing: list[bool], mode: str,

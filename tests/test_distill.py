@@ -68,3 +68,23 @@ def test_prediction_loss() -> None:
     loss = prediction_loss(student, torch.randn(8, 1), temperature=2.0, regression=True)
     loss.backward()
     assert student.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_layer_loss_matrix_is_the_mse_over_real_tokens(padded: bool) -> None:
+    """Entry (i, j) is MSE(W h_s^j, h_t^i) over the real tokens only: padding changes nothing."""
+    torch.manual_seed(0)
+    student = [torch.randn(3, 7, 8) for _ in range(2)]
+    teacher = [torch.randn(3, 7, 16) for _ in range(3)]
+    projection = torch.nn.Linear(8, 16)
+    mask = torch.ones(3, 7, dtype=torch.long)
+    if padded:
+        mask[0, 4:], mask[2, 1:] = 0, 0
+        for h in student + teacher:  # whatever sits at padding must not count
+            h[mask == 0] = 1e3
+    losses = layer_loss_matrix(student, teacher, projection, mask)
+    real = mask.bool()
+    for i, t in enumerate(teacher):
+        for j, h in enumerate(student):
+            want = torch.nn.functional.mse_loss(projection(h[real]), t[real])
+            assert losses[i, j].item() == pytest.approx(want.item(), rel=1e-5)
