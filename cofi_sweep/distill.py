@@ -51,12 +51,11 @@ def layer_loss_matrix(student_states: list[torch.Tensor], teacher_states: list[t
     """
     # only the real tokens are projected and compared (padding is often half of a batch)
     real = token_mask.bool()
-    if bool(real.all()):
-        def tokens(h: torch.Tensor) -> torch.Tensor:
-            return h.reshape(-1, h.shape[-1])
-    else:
-        def tokens(h: torch.Tensor) -> torch.Tensor:
-            return h[real]
+    every = bool(real.all())  # no padding: a reshape, not a gather
+
+    def tokens(h: torch.Tensor) -> torch.Tensor:
+        return h.reshape(-1, h.shape[-1]) if every else h[real]
+
     projected = torch.stack([projection(tokens(h)) for h in student_states])  # (S, n, d_t)
     denom = projected.shape[1] * projected.shape[2]
     return torch.stack([(projected - tokens(target)).square().sum(dim=(1, 2)) / denom

@@ -143,7 +143,6 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     }
     # stored before the final report, so a trial reported done always has its model in storage
     storage.upload(staging / "job", storage.join(stored, "job"))
-    storage.remove(best_stored)  # the compact model is stored: the snapshot is spent
     shutil.rmtree(staging, ignore_errors=True)
     tune.report(final)
 
@@ -276,7 +275,6 @@ class SpentCheckpoints(tune.Callback):
 
     def __init__(self, phase_dir: str, experiment_dir: str) -> None:
         self.phase_dir, self.experiment_dir = phase_dir, experiment_dir
-        self.freed = 0
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:  # noqa: ANN001
         try:
@@ -286,7 +284,6 @@ class SpentCheckpoints(tune.Callback):
         except OSError as e:  # disk clean-up must never end a sweep; the sweep's end retries
             print(f"[sweep] could not remove {trial.trial_id}'s checkpoints: {e}", flush=True)
             return
-        self.freed += freed
         if freed:
             print(f"[sweep] {trial.trial_id} ended: removed its resumable checkpoints "
                   f"({freed / 1024 ** 3:.2f} GiB)", flush=True)
