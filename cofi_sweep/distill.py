@@ -39,27 +39,42 @@ def prediction_loss(student: torch.Tensor, teacher: torch.Tensor, *, temperature
     return F.kl_div(log_p_student, p_teacher, reduction="batchmean") * temperature**2
 
 
-def layer_loss_matrix(student_states: list[torch.Tensor], teacher_states: list[torch.Tensor],
-                      projection: nn.Module, token_mask: torch.Tensor) -> torch.Tensor:
-    """MSE(W h_s^j, h_t^i) over non-padding tokens, as a (len(teacher), len(student)) matrix.
+def real_tokens(states: list[torch.Tensor], token_mask: torch.Tensor) -> list[torch.Tensor]:
+    """Each (B, T, d) state's non-padding tokens, as (n, d): only these are projected and
+    compared (padding is often half of a batch)."""
+    real = token_mask.bool()
+    if bool(real.all()):  # no padding: a reshape, not a gather
+        return [h.reshape(-1, h.shape[-1]) for h in states]
+    return [h[real] for h in states]
+
+
+def layer_loss_matrix(projected: list[torch.Tensor], targets: list[torch.Tensor]
+                      ) -> torch.Tensor:
+    """MSE(W h_s^j, h_t^i) for every pair, as a (len(targets), len(projected)) matrix, without
+    gradient: it only chooses the mapping (``layer_loss`` differentiates the chosen pairs).
 
     Args:
-        student_states: the student's block outputs, each (B, T, d_s).
-        teacher_states: the chosen teacher block outputs, each (B, T, d_t).
-        projection: the shared map W: d_s -> d_t.
-        token_mask: (B, T), 1 for real tokens.
+        projected: the student's projected block outputs W h_s^j, each (n, d_t) (real tokens).
+        targets: the chosen teacher block outputs h_t^i, each (n, d_t).
+
+    ||p - t||^2 = ||p||^2 + ||t||^2 - 2 p.t, with every cross term in one matrix product:
+    a pruning step computes this for 4 x L pairs, and the squared differences written out
+    cost more than the layer loss's own backward.
     """
-    # only the real tokens are projected and compared (padding is often half of a batch)
-    real = token_mask.bool()
-    every = bool(real.all())  # no padding: a reshape, not a gather
+    with torch.no_grad():
+        p = torch.stack([h.reshape(-1) for h in projected])  # (S, n * d_t)
+        t = torch.stack([h.reshape(-1) for h in targets])  # (T_layers, n * d_t)
+        sq = (t.square().sum(1)[:, None] + p.square().sum(1)[None, :]
+              - 2 * (t @ p.T))
+        return sq.clamp(min=0) / p.shape[1]
 
-    def tokens(h: torch.Tensor) -> torch.Tensor:
-        return h.reshape(-1, h.shape[-1]) if every else h[real]
 
-    projected = torch.stack([projection(tokens(h)) for h in student_states])  # (S, n, d_t)
-    denom = projected.shape[1] * projected.shape[2]
-    return torch.stack([(projected - tokens(target)).square().sum(dim=(1, 2)) / denom
-                        for target in teacher_states])  # (T_layers, S)
+def layer_loss(projected: list[torch.Tensor], targets: list[torch.Tensor],
+               mapping: list[int | None]) -> torch.Tensor:
+    """Sum over teacher layers i of MSE(W h_s^mapping[i], h_t^i); unmatched layers drop out."""
+    terms = [F.mse_loss(projected[j], targets[i]) for i, j in enumerate(mapping)
+             if j is not None]
+    return torch.stack(terms).sum() if terms else projected[0].sum() * 0.0
 
 
 def align_layers(losses: torch.Tensor, existing: list[bool], mode: str,
@@ -103,12 +118,6 @@ def align_layers(losses: torch.Tensor, existing: list[bool], mode: str,
         j = int(torch.where(candidates, values[i], inf).argmin())
         mapping[i], bound = j, j
     return mapping
-
-
-def layer_loss(losses: torch.Tensor, mapping: list[int | None]) -> torch.Tensor:
-    """Sum of the matched entries of the loss matrix."""
-    terms = [losses[i, j] for i, j in enumerate(mapping) if j is not None]
-    return torch.stack(terms).sum() if terms else losses.sum() * 0.0
 
 
 def identity_projection(d_student: int, d_teacher: int) -> nn.Linear:

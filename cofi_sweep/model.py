@@ -7,7 +7,8 @@ BERT/RoBERTa (post-LayerNorm), with HF's submodule names so HF weights map 1:1, 
     before the output projection; ``head_layer_z`` (L,) scales the attention output (bias
     included); ``intermediate_z`` (L, F) scales the FFN activation; ``mlp_z`` (L,) scales the FFN
     output (bias included); ``hidden_z`` (d,) masks the embedding output and every sub-layer
-    output, with LayerNorm statistics taken over the kept hidden dims only;
+    output, with LayerNorm statistics taken over the kept hidden dims only; each mask is
+    folded into the weights next to it (``scaled_linear``, ``layer_norm``);
   * per-layer head counts and FFN widths, sub-layers that are absent, and a reduced hidden size:
     the shapes a compacted model has. A sub-layer whose mask group is empty is *removed* -- the
     block returns its residual input unchanged -- in the masked and the compact model alike.
@@ -78,17 +79,18 @@ class EncoderShape:
 
 
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, hidden_z: torch.Tensor | None) -> torch.Tensor:
-    """LayerNorm whose statistics cover only the hidden dims where ``hidden_z`` is non-zero.
+    """LayerNorm whose statistics cover only the hidden dims where ``hidden_z`` is non-zero,
+    times ``hidden_z`` (so 0 at the pruned dims).
 
     This is what makes the masked model equal the compacted one: there, the pruned dims do not
-    exist, so they must not enter the mean and variance here either. At the pruned dims the
-    output is the bias (every caller multiplies it by ``hidden_z`` next).
+    exist, so they must not enter the mean and variance here either.
 
     Written as one fused ``F.layer_norm`` over all d dims (2.5x faster, forward and backward,
     than spelling out masked statistics; it runs twice per layer in every pruning step): the
     pruned dims are filled with the kept dims' mean m, so the mean over all d is m and the
     variance is n/d of the kept dims' one (n kept); scaling the weight by sqrt(n/d) and eps by
-    n/d gives exactly the kept-dims LayerNorm.
+    n/d gives exactly the kept-dims LayerNorm. ``hidden_z`` is folded into the affine weight
+    and bias: a (d,) multiply instead of one over the whole activation.
     """
     if hidden_z is None:
         return norm(x)
@@ -97,7 +99,29 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, hidden_z: torch.Tensor | Non
     mean = (x @ keep)[..., None] / n
     filled = torch.lerp(mean, x, keep)  # kept dims: x; pruned ones: the kept dims' mean
     share = float(n) / d
-    return F.layer_norm(filled, (d,), norm.weight * share ** 0.5, norm.bias, norm.eps * share)
+    return F.layer_norm(filled, (d,), norm.weight * (share ** 0.5 * hidden_z),
+                        norm.bias * hidden_z, norm.eps * share)
+
+
+def scaled_linear(lin: nn.Linear, x: torch.Tensor, in_scale: torch.Tensor | None = None,
+                  out_scale: torch.Tensor | None = None) -> torch.Tensor:
+    """``lin(x * in_scale) * out_scale`` with the scales folded into the weight and bias.
+
+    Masks multiply activations of (B, T, width) but weights of (d_out, d_in): folding them in
+    makes every mask multiply, and its backward, weight-sized (a pruning step spent more on
+    activation-sized mask multiplies than on LayerNorm). ``out_scale`` is a scalar or (d_out,).
+    """
+    weight, bias = lin.weight, lin.bias
+    if in_scale is not None:
+        weight = weight * in_scale
+    if out_scale is not None:
+        weight, bias = weight * out_scale.reshape(-1, 1), bias * out_scale
+    return F.linear(x, weight, bias)
+
+
+def times(a: torch.Tensor | None, b: torch.Tensor | None) -> torch.Tensor | None:
+    """a * b, where None stands for 1."""
+    return b if a is None else a if b is None else a * b
 
 
 class Embeddings(nn.Module):
@@ -123,8 +147,7 @@ class Embeddings(nn.Module):
              + self.token_type_embeddings(token_type_ids))  # (B, T, d)
         if hidden_z is not None:
             x = x * hidden_z
-        x = self.dropout(layer_norm(x, self.LayerNorm, hidden_z))
-        return x if hidden_z is None else x * hidden_z
+        return self.dropout(layer_norm(x, self.LayerNorm, hidden_z))
 
 
 class SelfAttention(nn.Module):
@@ -147,15 +170,12 @@ class SubLayerOutput(nn.Module):
         self.LayerNorm = nn.LayerNorm(s.hidden_size, eps=s.layer_norm_eps)
         self.dropout = nn.Dropout(s.hidden_dropout)
 
-    def forward(self, h: torch.Tensor, residual: torch.Tensor, layer_z: torch.Tensor | None,
-                hidden_z: torch.Tensor | None) -> torch.Tensor:
-        out = self.dense(h)  # (B, T, d)
-        if layer_z is not None:  # z_MHA / z_FFN scale the whole sub-layer output, bias included
-            out = out * layer_z
-        if hidden_z is not None:
-            out = out * hidden_z
-        out = layer_norm(residual + self.dropout(out), self.LayerNorm, hidden_z)
-        return out if hidden_z is None else out * hidden_z
+    def forward(self, h: torch.Tensor, residual: torch.Tensor, unit_z: torch.Tensor | None,
+                layer_z: torch.Tensor | None, hidden_z: torch.Tensor | None) -> torch.Tensor:
+        # unit_z scales the input units (heads' dims, FFN units); z_MHA / z_FFN and hidden_z
+        # the whole output, bias included -- all folded into the projection's weight
+        out = scaled_linear(self.dense, h, unit_z, times(layer_z, hidden_z))  # (B, T, d)
+        return layer_norm(residual + self.dropout(out), self.LayerNorm, hidden_z)
 
 
 class Attention(FusedQKV, nn.Module):
@@ -171,10 +191,10 @@ class Attention(FusedQKV, nn.Module):
         q, k, v = self.qkv(x)  # (B, H, T, d_h); one fused GEMM at inference
         ctx = F.scaled_dot_product_attention(
             q, k, v, attn_mask=bias, dropout_p=sa.dropout_p if self.training else 0.0)
-        if head_z is not None:
-            ctx = ctx * head_z.view(1, -1, 1, 1)  # z_head: each head's context, before W_O
         ctx = ctx.transpose(1, 2).reshape(B, T, sa.n_heads * sa.head_dim)
-        return self.output(ctx, x, layer_z, hidden_z)
+        # z_head scales each head's context before W_O: W_O's columns of that head
+        head_dims = None if head_z is None else head_z.repeat_interleave(sa.head_dim)
+        return self.output(ctx, x, head_dims, layer_z, hidden_z)
 
 
 class Intermediate(nn.Module):
@@ -201,9 +221,7 @@ class Layer(nn.Module):
             x = self.attention(x, bias, m.get("head_z"), m.get("head_layer_z"), m.get("hidden_z"))
         if self.intermediate is not None and group_alive(m.get("mlp_z"), m.get("intermediate_z")):
             h = self.intermediate.act(self.intermediate.dense(x))  # (B, T, F)
-            if m.get("intermediate_z") is not None:
-                h = h * m["intermediate_z"]
-            x = self.output(h, x, m.get("mlp_z"), m.get("hidden_z"))
+            x = self.output(h, x, m.get("intermediate_z"), m.get("mlp_z"), m.get("hidden_z"))
         return x
 
 

@@ -41,7 +41,7 @@ from cofi_sweep.compact import compact, compact_projection, kept_indices
 from cofi_sweep.config import CofiSweepError, ConfigError, JobConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
-                                layer_loss, layer_loss_matrix, prediction_loss)
+                                layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
 from cofi_sweep.evaluation import evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.gates import Gates, masks_as_probs
 from cofi_sweep.model import CofiBert, EncoderShape, group_alive, resolve_device
@@ -300,12 +300,13 @@ class CofiPruner:
                                regression=self.task.is_regression)
         if not use_layers:
             return pred, {"pred_loss": pred.item()}
-        losses = layer_loss_matrix(out.hidden_states[1:],
-                                   [t_out.hidden_states[i] for i in self.teacher_layers],
-                                   self.projection, batch["attention_mask"])
-        self.mapping = align_layers(losses, self.existing_layers(masks), cfg.distill,
+        tokens = batch["attention_mask"]
+        projected = [self.projection(h) for h in real_tokens(out.hidden_states[1:], tokens)]
+        targets = real_tokens([t_out.hidden_states[i] for i in self.teacher_layers], tokens)
+        self.mapping = align_layers(layer_loss_matrix(projected, targets),
+                                    self.existing_layers(masks), cfg.distill,
                                     self.teacher_layers, self.teacher.shape.num_layers)
-        layer = layer_loss(losses, self.mapping)
+        layer = layer_loss(projected, targets, self.mapping)
         loss = cfg.alpha_layer * layer + cfg.alpha_pred * pred
         return loss, {"pred_loss": pred.item(), "layer_loss": layer.item()}
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
-                                layer_loss, layer_loss_matrix, prediction_loss)
+                                layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
 from helpers import random_batch, tiny
 
 
@@ -48,12 +48,14 @@ def test_student_equal_to_teacher_maps_identity_with_zero_loss() -> None:
     with torch.no_grad():
         states = model(ids, mask, output_hidden_states=True).hidden_states
     teacher_layers = default_teacher_layers(4)
-    losses = layer_loss_matrix(states[1:], [states[i] for i in teacher_layers],
-                               identity_projection(64, 64), mask)
+    projection = identity_projection(64, 64)
+    projected = [projection(h) for h in real_tokens(states[1:], mask)]
+    targets = real_tokens([states[i] for i in teacher_layers], mask)
+    losses = layer_loss_matrix(projected, targets)
     for mode in ("unconstrained", "dynamic"):
         mapping = align_layers(losses, [True] * 4, mode, teacher_layers)
         assert mapping == [k - 1 for k in teacher_layers]
-        assert layer_loss(losses, mapping).item() == pytest.approx(0.0, abs=1e-10)
+        assert layer_loss(projected, targets, mapping).item() == pytest.approx(0.0, abs=1e-10)
 
 
 def test_prediction_loss() -> None:
@@ -82,9 +84,31 @@ def test_layer_loss_matrix_is_the_mse_over_real_tokens(padded: bool) -> None:
         mask[0, 4:], mask[2, 1:] = 0, 0
         for h in student + teacher:  # whatever sits at padding must not count
             h[mask == 0] = 1e3
-    losses = layer_loss_matrix(student, teacher, projection, mask)
+    projected = [projection(h) for h in real_tokens(student, mask)]
+    targets = real_tokens(teacher, mask)
+    losses = layer_loss_matrix(projected, targets)
+    assert not losses.requires_grad
     real = mask.bool()
     for i, t in enumerate(teacher):
         for j, h in enumerate(student):
             want = torch.nn.functional.mse_loss(projection(h[real]), t[real])
             assert losses[i, j].item() == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_layer_loss_differentiates_the_mapped_pairs_only() -> None:
+    """The loss is the sum of the mapped entries of the matrix, and its gradient reaches only
+    the student layers that are mapped (the others cost no backward)."""
+    torch.manual_seed(1)
+    student = [torch.randn(2, 5, 8, requires_grad=True) for _ in range(3)]
+    teacher = [torch.randn(2, 5, 16) for _ in range(2)]
+    projection = torch.nn.Linear(8, 16)
+    mask = torch.ones(2, 5, dtype=torch.long)
+    projected = [projection(h) for h in real_tokens(student, mask)]
+    targets = real_tokens(teacher, mask)
+    mapping = [None, 2]
+    loss = layer_loss(projected, targets, mapping)
+    assert loss.item() == pytest.approx(layer_loss_matrix(projected, targets)[1, 2].item(),
+                                        rel=1e-5)
+    loss.backward()
+    assert student[2].grad.abs().sum() > 0
+    assert student[0].grad is None and student[1].grad is None

@@ -68,8 +68,9 @@ def test_inference_fuses_qkv_and_follows_weight_updates() -> None:
 
 @pytest.mark.parametrize("pruned", [0, 1, 17, 60])
 def test_masked_layer_norm_normalizes_over_the_kept_dims_only(pruned: int) -> None:
-    """The fused form (pruned dims filled with the kept mean) equals LayerNorm over the kept
-    dims written out, in value and in gradient, for any values at the pruned dims."""
+    """The fused form (pruned dims filled with the kept mean, hidden_z folded into the affine
+    part) equals LayerNorm over the kept dims written out, times hidden_z, in value and in
+    gradient, for any values at the pruned dims."""
     from cofi_sweep.model import layer_norm
 
     torch.manual_seed(pruned)
@@ -84,8 +85,9 @@ def test_masked_layer_norm_normalizes_over_the_kept_dims_only(pruned: int) -> No
     out = layer_norm(x, norm, hidden_z)
     xk = x[..., kept]
     ref = torch.nn.functional.layer_norm(xk, (int(kept.sum()),), norm.weight[kept],
-                                         norm.bias[kept], norm.eps)
+                                         norm.bias[kept], norm.eps) * hidden_z[kept]
     assert torch.allclose(out[..., kept], ref, atol=1e-5)
+    assert not out[..., ~kept].any()
     grad = torch.randn_like(ref)
     (got,) = torch.autograd.grad((out[..., kept] * grad).sum(), x)
     (want,) = torch.autograd.grad((ref * grad).sum(), x)
