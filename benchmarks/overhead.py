@@ -1,7 +1,8 @@
 """Benchmark: what one CoFi pruning step costs over one plain fine-tuning step of the same model.
 
 Both on the bundled MiniLM-L6, the same batch (``--batch-size`` x ``--seq-len`` random token
-ids, every position real), every available core:
+ids, every position real unless ``--padded`` pads each row after a random length, as dynamic
+padding leaves real batches), every available core:
 
   * plain:  forward, cross-entropy, backward, clipping, one AdamW step (what fine-tuning pays);
   * floor:  plain + the teacher's forward with hidden states (what any distillation pays);
@@ -13,7 +14,8 @@ Steps are interleaved (one of each in turn, ``--repeats`` times after warm-up), 
 slows all alike; medians are reported. Goal: CoFi ÷ plain ≤ 1.3 (the issue measured 1.57 with
 a floor of 1.28). ``--profile`` prints torch.profiler's top operators of a CoFi step.
 
-    python benchmarks/overhead.py
+    python benchmarks/overhead.py            # -> results/overhead.json
+    python benchmarks/overhead.py --padded   # -> results/overhead_padded.json
 """
 
 from __future__ import annotations
@@ -69,15 +71,21 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--padded", action="store_true",
+                        help="pad each row after a random length in [seq_len/4, seq_len]")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(available_cpus())
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         pruner = pruning_stage(Path(tmp), args.batch_size, args.seq_len)
-        batch = {"input_ids": torch.randint(1000, 30000, (args.batch_size, args.seq_len)),
-                 "attention_mask": torch.ones(args.batch_size, args.seq_len, dtype=torch.long),
-                 "labels": torch.randint(0, 2, (args.batch_size,))}
+        mask = torch.ones(args.batch_size, args.seq_len, dtype=torch.long)
+        if args.padded:  # the longest row fills the batch, as with dynamic padding
+            lengths = torch.randint(args.seq_len // 4, args.seq_len + 1, (args.batch_size,))
+            lengths[0] = args.seq_len
+            mask = (torch.arange(args.seq_len) < lengths[:, None]).long()
+        batch = {"input_ids": torch.randint(1000, 30000, mask.shape) * mask,
+                 "attention_mask": mask, "labels": torch.randint(0, 2, (args.batch_size,))}
         plain_model = load_model("minilm", 2).train()
         plain_opt = torch.optim.AdamW(plain_model.parameters(), lr=2e-5)
         teacher = pruner.teacher
@@ -110,15 +118,17 @@ def main() -> None:
                     pruner.train_step(batch)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
     median = {k: statistics.median(v) for k, v in times.items()}
-    row = {"batch_size": args.batch_size, "seq_len": args.seq_len, "repeats": args.repeats,
+    row = {"batch_size": args.batch_size, "seq_len": args.seq_len, "padded": args.padded,
+           "repeats": args.repeats,
            **{f"{k}_step_s": round(v, 4) for k, v in median.items()},
            "cofi_over_plain": round(median["cofi"] / median["plain"], 3),
            "floor_over_plain": round(median["floor"] / median["plain"], 3),
            "device": describe_device(torch.device("cpu")), "commit": commit(),
-           "command": "python benchmarks/overhead.py"}
+           "command": "python benchmarks/overhead.py" + (" --padded" if args.padded else "")}
     print(json.dumps(row, indent=1))
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(json.dumps(row, indent=1) + "\n")
+    out = OUT.with_name("overhead_padded.json") if args.padded else OUT
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(row, indent=1) + "\n")
 
 
 if __name__ == "__main__":

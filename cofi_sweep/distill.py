@@ -57,16 +57,19 @@ def layer_loss_matrix(projected: list[torch.Tensor], targets: list[torch.Tensor]
         projected: the student's projected block outputs W h_s^j, each (n, d_t) (real tokens).
         targets: the chosen teacher block outputs h_t^i, each (n, d_t).
 
-    ||p - t||^2 = ||p||^2 + ||t||^2 - 2 p.t, with every cross term in one matrix product:
-    a pruning step computes this for 4 x L pairs, and the squared differences written out
-    cost more than the layer loss's own backward.
+    ||p - t||^2 = ||p||^2 + ||t||^2 - 2 p.t, every term a dot product of flattened states:
+    a pruning step computes this for 4 x L pairs, and the squared differences written out (or
+    the states stacked into one matrix) allocate tens of MB per step, which costs more than
+    the arithmetic.
     """
     with torch.no_grad():
-        p = torch.stack([h.reshape(-1) for h in projected])  # (S, n * d_t)
-        t = torch.stack([h.reshape(-1) for h in targets])  # (T_layers, n * d_t)
-        sq = (t.square().sum(1)[:, None] + p.square().sum(1)[None, :]
-              - 2 * (t @ p.T))
-        return sq.clamp(min=0) / p.shape[1]
+        flat_p = [h.reshape(-1) for h in projected]
+        p_sq = torch.stack([p @ p for p in flat_p])  # (S,)
+        rows = []
+        for t in targets:
+            t = t.reshape(-1)
+            rows.append((t @ t) + p_sq - 2 * torch.stack([p @ t for p in flat_p]))
+        return torch.stack(rows).clamp(min=0) / flat_p[0].numel()
 
 
 def layer_loss(projected: list[torch.Tensor], targets: list[torch.Tensor],

@@ -184,7 +184,7 @@ class Attention(FusedQKV, nn.Module):
         self.self = SelfAttention(s, n_heads)  # HF's name, so weights map 1:1
         self.output = SubLayerOutput(s, n_heads * s.head_dim)
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, head_z: torch.Tensor | None,
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, head_z: torch.Tensor | None,
                 layer_z: torch.Tensor | None, hidden_z: torch.Tensor | None) -> torch.Tensor:
         sa = self.self
         B, T, _ = x.shape
@@ -213,7 +213,7 @@ class Layer(nn.Module):
         self.intermediate = Intermediate(s, ffn_width) if ffn_width > 0 else None
         self.output = SubLayerOutput(s, ffn_width) if ffn_width > 0 else None
 
-    def forward(self, x: torch.Tensor, bias: torch.Tensor, m: dict[str, torch.Tensor]
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None, m: dict[str, torch.Tensor]
                 ) -> torch.Tensor:
         # A sub-layer is removed (identity on the residual) when its group is empty -- decided
         # from the mask values, never from the data, so masked == compact holds exactly.
@@ -268,15 +268,17 @@ class CofiBert(nn.Module):
                 output_hidden_states: bool = False) -> Output:
         masks = masks or {}
         hidden_z = masks.get("hidden_z")
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        # additive attention bias over keys: 0 for tokens, a large negative for padding
-        bias = (1.0 - attention_mask[:, None, None, :].float()) * torch.finfo(torch.float32).min
+        # additive attention bias over keys: 0 for tokens, a large negative for padding; none
+        # when nothing is padded (SDPA's unmasked kernel is faster, the result the same)
+        bias = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            bias = ((1.0 - attention_mask[:, None, None, :].float())
+                    * torch.finfo(torch.float32).min)
         x = self.embeddings(input_ids, token_type_ids, hidden_z)  # (B, T, d)
         states = [x]
         for i, layer in enumerate(self.encoder.layer):
             per_layer = {k: (v if k == "hidden_z" else v[i]) for k, v in masks.items()}
-            x = layer(x, bias.to(x.dtype), per_layer)
+            x = layer(x, None if bias is None else bias.to(x.dtype), per_layer)
             states.append(x)
         pooled = torch.tanh(self.pooler(x[:, 0]))
         logits = self.classifier(self.dropout(pooled))

@@ -25,6 +25,11 @@ def test_all_gates_on_equals_hf(name: str) -> None:
         assert torch.allclose(model(ids, mask).logits, expected, atol=1e-5)
         masked = model(ids, mask, masks=all_on_masks(model)).logits
         assert torch.allclose(masked, expected, atol=1e-5)
+        # an unpadded batch runs without an attention mask: still HF's logits
+        full = torch.ones_like(mask)
+        expected = hf(input_ids=ids, attention_mask=full).logits
+        assert torch.allclose(model(ids, full).logits, expected, atol=1e-5)
+        assert torch.allclose(model(ids).logits, expected, atol=1e-5)
 
 
 def test_prunable_counts() -> None:
