@@ -1,8 +1,8 @@
 """Benchmark: what running a trial through Ray Tune costs over running the same job directly.
 
 One CoFi job of the quickstart space (its cell ``t0.5-full``, its seed and fixed settings, the
-distillation pair the search would otherwise pick fixed at (0.9, 0.1)), twice, one after the
-other, each with every available core:
+distillation pair the search would otherwise pick fixed at (0.9, 0.1)), four times, in the
+order direct, Tune, Tune, direct, each with every available core:
 
   * direct: ``CofiPruner(job).run()`` in this process, no Ray;
   * Tune:   the same job as the only trial of a one-cell sweep (``cofi_sweep.run.run_trials``:
@@ -11,7 +11,10 @@ other, each with every available core:
             uploaded to the experiment), measured as the wall time of ``run_trials`` (Ray's
             start and shutdown included) and as the trial's own ``time_total_s``.
 
-The teacher is trained (or read from the cache) before either is timed. Goal: Tune ÷ direct
+The teacher is trained (or read from the cache) before any run is timed. This 2-core VM's
+speed drifts by several percent over minutes, as much as the overhead measured: run one way
+first and the other second, and the drift reads as overhead. The mirrored order cancels a drift
+that is linear in time, and the ratios compare the means of each pair. Goal: Tune ÷ direct
 ≤ 1.05. Writes benchmarks/results/tune_overhead.json.
 
     python benchmarks/tune_overhead.py
@@ -50,39 +53,51 @@ def main() -> None:
     [cell] = space.cells()
     teacher = get_teacher(space.job)  # trained once, before either run is timed
     shutil.rmtree(STORAGE, ignore_errors=True)
-    job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed},
-                        str(STORAGE / "direct"))
-    job = dataclasses.replace(job, num_threads=cpus)
     torch.set_num_threads(cpus)
-    start = time.time()
-    direct = CofiPruner(job, teacher=teacher).run()
-    direct_s = time.time() - start
-    print(f"[direct] {direct_s:.1f} s, realized sparsity {direct.realized_sparsity:.4f}",
-          flush=True)
-
-    experiment = str(STORAGE / space.name)
-    start = time.time()
-    assert run_trials(space, experiment, str(teacher.path), resume=False)
-    tune_s = time.time() - start
-    import ray
-
-    ray.shutdown()
     from analysis.results import collect
 
-    table = collect(Path(experiment))
-    trial_s = float(table["time_total_s"].iloc[0])
-    row = table.iloc[0]
+    def direct(i: int) -> dict:
+        job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed},
+                            str(STORAGE / f"direct-{i}"))
+        start = time.time()
+        result = CofiPruner(dataclasses.replace(job, num_threads=cpus), teacher=teacher).run()
+        seconds = time.time() - start
+        print(f"[direct {i}] {seconds:.1f} s, realized sparsity "
+              f"{result.realized_sparsity:.4f}", flush=True)
+        return {"seconds": seconds, "realized_sparsity": result.realized_sparsity}
+
+    def tuned(i: int) -> dict:
+        import ray
+
+        experiment = str(STORAGE / f"{space.name}-{i}")
+        start = time.time()
+        assert run_trials(space, experiment, str(teacher.path), resume=False)
+        seconds = time.time() - start
+        ray.shutdown()
+        row = collect(Path(experiment)).iloc[0]
+        print(f"[tune {i}] {seconds:.1f} s, the trial {row['time_total_s']:.1f} s", flush=True)
+        return {"seconds": seconds, "trial_s": float(row["time_total_s"]),
+                "job_s": float(row["job_wall_seconds"]), "step": int(row["step"]),
+                "realized_sparsity": float(row["realized_sparsity"])}
+
+    runs = [direct(1), tuned(1), tuned(2), direct(2)]  # mirrored: a linear drift cancels
+    directs, tunes = [runs[0], runs[3]], [runs[1], runs[2]]
+
+    def mean(rows: list[dict], key: str) -> float:
+        return sum(r[key] for r in rows) / len(rows)
+
+    direct_s = mean(directs, "seconds")
     result = {
-        "direct_seconds": round(direct_s, 1), "tune_run_trials_seconds": round(tune_s, 1),
-        "tune_trial_time_total_s": round(trial_s, 1),
+        "direct_seconds": [round(r["seconds"], 1) for r in directs],
+        "tune_run_trials_seconds": [round(r["seconds"], 1) for r in tunes],
+        "tune_trial_time_total_s": [round(r["trial_s"], 1) for r in tunes],
         # the job's own run inside the trial (CofiPruner.run); the rest of time_total_s is
         # the trainable's set-up and the compact model's upload
-        "tune_job_wall_seconds": round(float(row["job_wall_seconds"]), 1),
-        "tune_over_direct": round(tune_s / direct_s, 3),
-        "trial_over_direct": round(trial_s / direct_s, 3),
-        "same_job": bool(pd.notna(row.get("realized_sparsity"))
-                         and abs(row["realized_sparsity"] - direct.realized_sparsity) < 1e-9),
-        "steps": int(row["step"]), "threads": cpus,
+        "tune_job_wall_seconds": [round(r["job_s"], 1) for r in tunes],
+        "tune_over_direct": round(mean(tunes, "seconds") / direct_s, 3),
+        "trial_over_direct": round(mean(tunes, "trial_s") / direct_s, 3),
+        "same_job": len({round(r["realized_sparsity"], 9) for r in runs}) == 1,
+        "steps": tunes[0]["step"], "threads": cpus, "order": "direct, Tune, Tune, direct",
         "checkpoint": dataclasses.asdict(space.checkpoint),
         "commit": commit(), "command": "python benchmarks/tune_overhead.py"}
     OUT.parent.mkdir(exist_ok=True)
