@@ -28,7 +28,6 @@ import shutil
 import time
 from pathlib import Path
 
-import pandas as pd
 import torch
 
 from cofi_sweep.latency import available_cpus
@@ -69,7 +68,8 @@ def main() -> None:
     def tuned(i: int) -> dict:
         import ray
 
-        experiment = str(STORAGE / f"{space.name}-{i}")
+        experiment = str(STORAGE / space.name)  # Tune names it after the space
+        shutil.rmtree(experiment, ignore_errors=True)
         start = time.time()
         assert run_trials(space, experiment, str(teacher.path), resume=False)
         seconds = time.time() - start
