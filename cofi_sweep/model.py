@@ -269,9 +269,11 @@ class CofiBert(nn.Module):
         masks = masks or {}
         hidden_z = masks.get("hidden_z")
         # additive attention bias over keys: 0 for tokens, a large negative for padding; none
-        # when nothing is padded (SDPA's unmasked kernel is faster, the result the same)
+        # when nothing is padded (SDPA's unmasked kernel is faster, the result the same) --
+        # except in a trace (the ONNX export), whose graph must mask whatever batch it gets
         bias = None
-        if attention_mask is not None and not bool(attention_mask.all()):
+        if attention_mask is not None and (torch.jit.is_tracing()
+                                           or not bool(attention_mask.all())):
             bias = ((1.0 - attention_mask[:, None, None, :].float())
                     * torch.finfo(torch.float32).min)
         x = self.embeddings(input_ids, token_type_ids, hidden_z)  # (B, T, d)
