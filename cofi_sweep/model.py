@@ -277,10 +277,12 @@ class CofiBert(nn.Module):
             bias = ((1.0 - attention_mask[:, None, None, :].float())
                     * torch.finfo(torch.float32).min)
         x = self.embeddings(input_ids, token_type_ids, hidden_z)  # (B, T, d)
+        if bias is not None:
+            bias = bias.to(x.dtype)
         states = [x]
         for i, layer in enumerate(self.encoder.layer):
             per_layer = {k: (v if k == "hidden_z" else v[i]) for k, v in masks.items()}
-            x = layer(x, None if bias is None else bias.to(x.dtype), per_layer)
+            x = layer(x, bias, per_layer)
             states.append(x)
         pooled = torch.tanh(self.pooler(x[:, 0]))
         logits = self.classifier(self.dropout(pooled))

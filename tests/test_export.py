@@ -110,21 +110,21 @@ def test_onnx_export_matches_pytorch_at_any_shape(tmp_path: Path) -> None:
     assert json.loads((tmp_path / "onnx" / "export_report.json").read_text())["format"] == "onnx"
 
 
-def test_onnx_graph_masks_padding_even_when_traced_without_it(tmp_path: Path) -> None:
+def test_onnx_graph_masks_padding_even_when_traced_without_it(tmp_path: Path,
+                                                               monkeypatch) -> None:
     """An unpadded batch skips the attention mask in PyTorch; a trace must not bake that in."""
     import onnxruntime as ort
 
-    from cofi_sweep.export import _LogitsOnly
+    from cofi_sweep import export
 
+    def unpadded(shape, batch: int = 2, seq: int = 16) -> dict[str, torch.Tensor]:
+        ids = torch.randint(5, shape.vocab_size, (batch, seq))
+        return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
+                "token_type_ids": torch.zeros_like(ids)}
+
+    monkeypatch.setattr(export, "_sample_inputs", unpadded)  # traced on an all-ones mask
     model = CofiBert.from_pretrained(saved_compact(tmp_path, "tiny-bert", "everything")).eval()
-    ids = torch.randint(5, 100, (2, 16))
-    with torch.no_grad():  # traced on an all-ones mask
-        torch.onnx.export(_LogitsOnly(model).eval(), (ids, torch.ones_like(ids), torch.zeros_like(ids)),
-                          str(tmp_path / "m.onnx"),
-                          input_names=["input_ids", "attention_mask", "token_type_ids"],
-                          output_names=["logits"], dynamo=False,
-                          dynamic_axes={n: {0: "b", 1: "t"} for n in
-                                        ("input_ids", "attention_mask", "token_type_ids")})
+    export.to_onnx(model, tmp_path / "m.onnx")
     ids, mask = random_batch(100, batch=3, length=11)  # row 0 padded
     got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {
         "input_ids": ids.numpy(), "attention_mask": mask.numpy(),
