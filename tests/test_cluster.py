@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -22,11 +23,14 @@ from test_sweep import tiny_space, write
 pytestmark = pytest.mark.sweep
 PORT = 6391
 RAY = str(Path(sys.executable).with_name("ray"))
+# Ray 2.60's token auth: `ray start` does not create a token (only a local ray.init() does), so a
+# fresh machine has none; the cluster and every process that joins it share this one
+TOKEN = secrets.token_hex(32)
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0",
-            "PYTHONUNBUFFERED": "1"}
+    return {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": TOKEN,
+            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONUNBUFFERED": "1"}
 
 
 def _start(args: list[str], prefix: list[str] = ()) -> subprocess.Popen:
