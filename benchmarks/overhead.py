@@ -16,12 +16,17 @@ a floor of 1.28). ``--profile`` prints torch.profiler's top operators of a CoFi 
 
     python benchmarks/overhead.py            # -> results/overhead.json
     python benchmarks/overhead.py --padded   # -> results/overhead_padded.json
+
+``COFI_SWEEP_MALLOC=system`` times it with the C library's allocator defaults instead of
+keeping freed memory (``cofi_sweep/allocator.py``; applies to all three steps alike) and writes
+``..._system.json`` beside.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import time
@@ -118,15 +123,18 @@ def main() -> None:
                     pruner.train_step(batch)
             print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=25))
     median = {k: statistics.median(v) for k, v in times.items()}
+    malloc = os.environ.get("COFI_SWEEP_MALLOC", "keep")
     row = {"batch_size": args.batch_size, "seq_len": args.seq_len, "padded": args.padded,
            "repeats": args.repeats,
            **{f"{k}_step_s": round(v, 4) for k, v in median.items()},
            "cofi_over_plain": round(median["cofi"] / median["plain"], 3),
            "floor_over_plain": round(median["floor"] / median["plain"], 3),
+           "malloc": malloc,
            "device": describe_device(torch.device("cpu")), "commit": commit(),
            "command": "python benchmarks/overhead.py" + (" --padded" if args.padded else "")}
     print(json.dumps(row, indent=1))
-    out = OUT.with_name("overhead_padded.json") if args.padded else OUT
+    out = OUT.with_name("overhead" + ("_padded" if args.padded else "")
+                        + ("_system" if malloc == "system" else "") + ".json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=1) + "\n")
 

@@ -21,6 +21,8 @@ from typing import Callable
 import numpy as np
 import torch
 
+from cofi_sweep.allocator import keep_freed_memory
+
 
 @dataclass
 class Timing:
@@ -108,6 +110,7 @@ def time_models(models: dict[str, torch.nn.Module | Runner], *, batch_size: int,
     """Times every model interleaved (see the module docstring); a :class:`Timing` each.
 
     Token ids are drawn below ``vocab_size`` (the smallest vocabulary among the models)."""
+    keep_freed_memory()  # else a pass's cost depends on what the process allocated before
     ids = torch.randint(5, vocab_size, (batch_size, seq_len),
                         generator=torch.Generator().manual_seed(0))
     runners = {}

@@ -37,6 +37,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from cofi_sweep.allocator import keep_freed_memory
 from cofi_sweep.compact import compact, compact_projection, kept_indices
 from cofi_sweep.config import CofiSweepError, ConfigError, JobConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
@@ -114,6 +115,7 @@ class CofiPruner:
         self.device = resolve_device(job.device)
         if job.num_threads:
             torch.set_num_threads(job.num_threads)
+        keep_freed_memory()
         self.teacher_info = teacher or get_teacher(job)
         self.stage, self.stage_step, self.global_step = "distill", 0, 0
         self.history: list[dict[str, Any]] = []

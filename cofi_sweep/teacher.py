@@ -29,6 +29,7 @@ from filelock import FileLock
 from tqdm.auto import tqdm
 
 from cofi_sweep import pretrained
+from cofi_sweep.allocator import keep_freed_memory
 from cofi_sweep.config import ConfigError, DataConfig, JobConfig, TeacherConfig, load_job_config
 from cofi_sweep.data import get_task, load_task, make_loader, tokenize
 from cofi_sweep.evaluation import describe, evaluate, model_inputs, task_loss, to_device
@@ -143,6 +144,7 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     """Fine-tunes ``job.model`` on ``job.task`` (cross-entropy, or MSE for regression)."""
     cfg, task = job.teacher, get_task(job.task)
     torch.manual_seed(cfg.seed)
+    keep_freed_memory()
     dev = resolve_device(device)
     tokenizer = pretrained.load_tokenizer(job.model)
     data_cfg = job.data
