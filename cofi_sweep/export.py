@@ -9,8 +9,10 @@
 uniform -- ``modeling_cofi_bert.py`` (:mod:`cofi_sweep.modeling_cofi_bert`), so that
 ``AutoModelForSequenceClassification.from_pretrained(out, trust_remote_code=True)`` and
 ``AutoTokenizer.from_pretrained(out)`` load it anywhere. A uniform structure (the same heads and
-FFN width in every layer, all heads of the hidden width, nothing removed) is written as a plain
-``BertForSequenceClassification`` / ``RobertaForSequenceClassification``: no remote code.
+FFN width in every layer that is left, all heads of the hidden width, full hidden width) is
+written as a plain ``BertForSequenceClassification`` / ``RobertaForSequenceClassification``: no
+remote code. Layers whose MHA and FFN are both removed are the identity and are left out, so a
+layer-subset student (or a CoFi model that removed whole layers) is a shallower stock model.
 The export reloads what it wrote and checks its logits against the compact model's.
 
 ``onnx``: ``model.onnx`` with dynamic batch and sequence axes (inputs ``input_ids``,
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -43,18 +46,30 @@ ONNX_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 EXPORT_DIR = "export"  # <experiment>/export/: the frontier's models, exported after a sweep
 
 
+def kept_layers(shape: EncoderShape) -> list[int]:
+    """The layers with anything left: one whose MHA and FFN are both removed returns its input."""
+    return [i for i, (h, f) in enumerate(zip(shape.heads, shape.ffn)) if h or f]
+
+
 def is_uniform(shape: EncoderShape) -> bool:
     """True when stock BERT/RoBERTa can hold the structure (see the module docstring)."""
-    return (len(set(shape.heads)) == 1 and len(set(shape.ffn)) == 1 and shape.ffn[0] > 0
-            and shape.heads[0] * shape.head_dim == shape.hidden_size
+    kept = kept_layers(shape)
+    heads, ffn = {shape.heads[i] for i in kept}, {shape.ffn[i] for i in kept}
+    return (bool(kept) and len(heads) == 1 and len(ffn) == 1 and min(ffn) > 0
+            and min(heads) * shape.head_dim == shape.hidden_size
             and shape.pooler_size == shape.hidden_size)
 
 
-def _hf_names(state: dict[str, torch.Tensor], family: str) -> dict[str, torch.Tensor]:
+def _hf_names(state: dict[str, torch.Tensor], shape: EncoderShape) -> dict[str, torch.Tensor]:
     """CofiBert's weight names -> stock ``*ForSequenceClassification`` names (the inverse of
-    :func:`cofi_sweep.model.hf_state_dict_to_cofi`)."""
-    out = {}
+    :func:`cofi_sweep.model.hf_state_dict_to_cofi`), the kept layers numbered 0, 1, …"""
+    family, out = shape.family, {}
+    renumber = {f"encoder.layer.{i}.": f"encoder.layer.{j}." for j, i in
+                enumerate(kept_layers(shape))}
     for key, value in state.items():
+        if key.startswith("encoder.layer."):
+            old = ".".join(key.split(".")[:3]) + "."
+            key = renumber[old] + key[len(old):]
         if key.startswith(("embeddings.", "encoder.")):
             key = f"{family}.{key}"
         elif key.startswith("pooler."):
@@ -72,16 +87,18 @@ def stock_model(model: CofiBert) -> Any:
                               RobertaForSequenceClassification)
 
     s = model.shape
+    kept = kept_layers(s)
     config_cls, model_cls = ((BertConfig, BertForSequenceClassification) if s.family == "bert"
                              else (RobertaConfig, RobertaForSequenceClassification))
     config = config_cls(
-        vocab_size=s.vocab_size, hidden_size=s.hidden_size, num_hidden_layers=s.num_layers,
-        num_attention_heads=s.heads[0], intermediate_size=s.ffn[0], hidden_act=s.hidden_act,
+        vocab_size=s.vocab_size, hidden_size=s.hidden_size, num_hidden_layers=len(kept),
+        num_attention_heads=s.heads[kept[0]], intermediate_size=s.ffn[kept[0]],
+        hidden_act=s.hidden_act,
         max_position_embeddings=s.max_position_embeddings, type_vocab_size=s.type_vocab_size,
         layer_norm_eps=s.layer_norm_eps, pad_token_id=s.pad_token_id, num_labels=s.num_labels,
         hidden_dropout_prob=s.hidden_dropout, attention_probs_dropout_prob=s.attention_dropout)
     hf = model_cls(config)
-    hf.load_state_dict(_hf_names(model.state_dict(), s.family), strict=True)
+    hf.load_state_dict(_hf_names(model.state_dict(), s), strict=True)
     return hf.eval()
 
 
@@ -254,7 +271,8 @@ def frontier_model(experiment: Path, trial: str | None) -> Path | None:
 
 def export_frontier(experiment: Path, folder: str = EXPORT_DIR) -> list[dict[str, Any]]:
     """Exports (``hf``) every model on the experiment's frontiers into
-    ``<experiment>/<folder>/<frontier>_<speedup>x``: the models a user ships."""
+    ``<experiment>/<folder>/<frontier>_<speedup>x`` (e.g. ``cofi_full_speedup_5_06x`` for
+    ``cofi:full@speedup`` at 5.06x): the models a user ships."""
     import pandas as pd
 
     pareto = experiment / "pareto.csv"
@@ -263,7 +281,8 @@ def export_frontier(experiment: Path, folder: str = EXPORT_DIR) -> list[dict[str
     for _, row in front.iterrows():
         if not isinstance(row.get("compact_dir"), str) or not Path(row["compact_dir"]).is_dir():
             continue
-        name = f"{row['frontier']}_{row['speedup']:.2f}x".replace(":", "-").replace("/", "-")
+        # a Python identifier: transformers imports remote code under the folder's name
+        name = re.sub(r"\W+", "_", f"{row['frontier']}_{row['speedup']:.2f}x")
         report = export_hf(row["compact_dir"], experiment / folder / name)
         done.append(report | {"frontier": row["frontier"], "speedup": row["speedup"],
                               "score": row["score"]})

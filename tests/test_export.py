@@ -38,6 +38,9 @@ print('RESULT ' + json.dumps({'class': type(model).__name__, 'logits': logits.to
 def saved_compact(tmp_path: Path, family: str, masks_case: str | None) -> Path:
     model = tiny(family)
     masks = case_masks(model, masks_case) if masks_case else all_on_masks(model)
+    if masks_case == "layer_subset":  # layers 0 and 2 gone entirely, 1 and 3 whole
+        masks = all_on_masks(model)
+        masks["head_layer_z"][[0, 2]], masks["mlp_z"][[0, 2]] = 0, 0
     small = compact(model, masks).eval()
     folder = tmp_path / "compact"
     small.save_pretrained(folder)
@@ -75,9 +78,11 @@ def test_heterogeneous_hf_export_loads_with_remote_code_alone(tmp_path: Path,
     assert torch.allclose(torch.tensor(got["logits"]), want, atol=1e-5)
 
 
-@pytest.mark.parametrize("family", ["tiny-bert", "tiny-roberta"])
-def test_uniform_hf_export_is_a_stock_model(tmp_path: Path, family: str) -> None:
-    folder = saved_compact(tmp_path, family, None)  # every unit kept: uniform
+@pytest.mark.parametrize("family,layers", [("tiny-bert", 4), ("tiny-roberta", 4),
+                                           ("tiny-bert", 2), ("tiny-roberta", 2)])
+def test_uniform_hf_export_is_a_stock_model(tmp_path: Path, family: str, layers: int) -> None:
+    # every unit kept, or whole layers removed (a layer-subset student): a shallower stock model
+    folder = saved_compact(tmp_path, family, None if layers == 4 else "layer_subset")
     assert is_uniform(CofiBert.from_pretrained(folder).shape)
     report = export_hf(folder, tmp_path / "hf")
     assert not report["remote_code"]
@@ -86,6 +91,8 @@ def test_uniform_hf_export_is_a_stock_model(tmp_path: Path, family: str) -> None
     stock = "BertForSequenceClassification" if family == "tiny-bert" else \
         "RobertaForSequenceClassification"
     assert got["class"] == stock
+    config = json.loads((tmp_path / "hf" / "config.json").read_text())
+    assert config["num_hidden_layers"] == layers
     model = CofiBert.from_pretrained(folder)
     with torch.no_grad():
         want = model(torch.tensor(got["ids"]), torch.tensor(got["mask"])).logits

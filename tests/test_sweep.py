@@ -121,6 +121,7 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert len(exported) == len(pd.read_csv(experiment / "pareto.csv"))
     assert all((e / "config.json").is_file() and (e / "model.safetensors").is_file()
                for e in exported)
+    assert all(e.name.isidentifier() for e in exported)  # transformers imports remote code by it
     assert "frontier models, exported" in out
     # ended trials' checkpoints and best snapshots are gone, each as its trial ended (errored
     # ones keep theirs, for a retry)
