@@ -41,7 +41,7 @@ import cofi_sweep.ray_settings  # noqa: F401  (before anything imports ray)
 from analysis import storage
 from analysis.results import (ADDITIONS_FILE, ADDITIONS_PREFIX, LATENCY_FILE, SWEEP_DONE,
                               TABLE_FILE, TRIALS_DIR)
-from cofi_sweep.config import ConfigError, from_dict
+from cofi_sweep.config import CofiSweepError, ConfigError, from_dict
 from cofi_sweep.space import SweepSpace, describe_plan, job_for_trial, load_space
 
 log = logging.getLogger("cofi_sweep.run")
@@ -235,36 +235,65 @@ def cluster_address(address: str | None) -> str | None:
     return address
 
 
-def _init_ray(address: str | None, space: SweepSpace, experiment: str) -> bool:
-    """Attaches to a cluster (``--address`` / RAY_ADDRESS; RAY_AUTH_MODE=token, set above, lets
-    an explicit address authenticate) with the runtime_env that ships the code and pins the
-    dependencies, and checks that every node sees a folder ``storage_path``
-    (:mod:`cofi_sweep.cluster`); or starts a quiet local one. True for a cluster."""
+def connect(address: str, env: dict[str, Any] | None = None) -> None:
+    """``ray.init`` on a running cluster. Its auth must match the cluster's: a plain
+    ``ray start`` runs without auth, ``RAY_AUTH_MODE=token ray start`` with a token. Without a
+    token here (and no RAY_AUTH_MODE of the user's), only the first can take this driver, so
+    it attaches without auth; a failure says how to get the token."""
+    from cofi_sweep import ray_settings
+
+    if not ray_settings.AUTH_MODE_CHOSEN and not ray_settings.has_auth_token():
+        os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray reads it when first imported, below
     import ray
+    from ray.exceptions import AuthenticationError
 
-    if address:  # resolved by cluster_address
-        from cofi_sweep.cluster import check_storage, runtime_env
-
-        env = runtime_env(space.cluster)
-        print(f"[sweep] attaching to the Ray cluster at {address}; runtime_env: "
-              + (", ".join(f"{k} ({len(v) if k == 'py_modules' else len(v['packages'])})"
-                           for k, v in env.items()) or "none (cluster.* turned it off)"),
-              flush=True)
+    try:
         ray.init(address=address, logging_level="warning", log_to_driver=False,
                  runtime_env=env or None)
-        if space.cluster.check_storage and not storage.is_uri(experiment):
-            try:
-                check_storage(experiment)
-            except Exception:
-                ray.shutdown()
-                raise
-        return True
+    except (AuthenticationError, ConnectionError) as e:
+        token = ("this machine has none (RAY_AUTH_MODE=disabled was tried)"
+                 if os.environ["RAY_AUTH_MODE"] == "disabled" else "the one here was refused")
+        raise CofiSweepError(
+            f"cannot attach to the Ray cluster at {address} ({type(e).__name__}). A cluster "
+            f"started with token auth needs its token, and {token}: copy the head node's "
+            "~/.ray/auth_token to this machine (or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH). "
+            "A cluster started without it takes RAY_AUTH_MODE=disabled. Also check that the "
+            "address is right and the head is up (`ray status`)") from e
+
+
+def _attach(address: str, space: SweepSpace, experiment: str) -> None:
+    """Attaches to a cluster (``--address`` / RAY_ADDRESS, resolved by cluster_address;
+    RAY_AUTH_MODE=token, set in ray_settings, lets an explicit address authenticate) with the
+    runtime_env that ships the code and pins the dependencies, and checks that every node sees
+    a folder ``storage_path`` (:mod:`cofi_sweep.cluster`). Done before anything is written or
+    trained, so a cluster this driver cannot use stops the sweep first."""
+    import ray
+
+    from cofi_sweep.cluster import check_storage, runtime_env
+
+    env = runtime_env(space.cluster)
+    print(f"[sweep] attaching to the Ray cluster at {address}; runtime_env: "
+          + (", ".join(f"{k} ({len(v) if k == 'py_modules' else len(v['packages'])})"
+                       for k, v in env.items()) or "none (cluster.* turned it off)"),
+          flush=True)
+    connect(address, env)
+    if space.cluster.check_storage and not storage.is_uri(experiment):
+        try:  # the storage root: the experiment folder is made only once the sweep starts
+            check_storage(Path(experiment).parent)
+        except Exception:
+            ray.shutdown()
+            raise
+
+
+def _start_local() -> None:
+    """A quiet local Ray with this machine's CPUs -- "local": a fresh one, even when an earlier
+    `ray start` left its address file."""
+    import ray
+
     from cofi_sweep.latency import available_cpus
 
-    # "local": a fresh local cluster, even when an earlier `ray start` left its address file
     ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False,
              log_to_driver=False, logging_level="warning", configure_logging=True)
-    return False
 
 
 def space_changes(stored: dict[str, Any], given: dict[str, Any], prefix: str = ""
@@ -365,6 +394,8 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     if taken and not resume:
         raise ConfigError([f"experiment {experiment} exists: pass --resume to continue it, or "
                            "set another name"], "command line")
+    if address:
+        _attach(address, space, experiment)
     if resume:
         added = check_resume(space, experiment, force)
         if added:
@@ -392,8 +423,9 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
     import ray
 
-    # other machines may need the teacher
-    if _init_ray(address, space, experiment) or storage.is_uri(experiment):
+    if not address:  # started after the calibration above, which wants the machine to itself
+        _start_local()
+    if address or storage.is_uri(experiment):  # other machines may need the teacher
         from cofi_sweep.trainable import store_teacher
 
         store_teacher(experiment, teacher.path)
@@ -488,7 +520,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
     args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from cofi_sweep.config import CofiSweepError
     from cofi_sweep.preflight import check_space
 
     try:

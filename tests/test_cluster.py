@@ -121,3 +121,43 @@ def test_a_node_that_cannot_see_the_storage_folder_stops_the_sweep_first(
     finally:
         _stop([blind.pid])
         cluster["sessions"].remove(blind.pid)
+
+
+def test_a_driver_without_the_clusters_token_is_told_how_to_get_it(
+        tmp_path: Path, teacher_cache: Path, cluster: dict) -> None:
+    raw = tiny_space(tmp_path, teacher_cache, search={}, trials_per_cell=1,
+                     cluster={"pin_dependencies": False})
+    cmd = [sys.executable, "-m", "cofi_sweep.run", "--space", str(write(tmp_path, raw)),
+           "--address", cluster["address"]]
+    # a machine that never got the token: no RAY_AUTH_TOKEN, no ~/.ray/auth_token
+    env = {k: v for k, v in _env().items() if k != "RAY_AUTH_TOKEN"} | {"HOME": str(tmp_path)}
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 2, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "~/.ray/auth_token" in run.stderr and "RAY_AUTH_MODE=disabled" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "sweeps" / "tiny").exists()  # stopped before anything was written
+
+
+def test_a_driver_without_a_token_attaches_to_a_cluster_started_without_auth(
+        tmp_path: Path) -> None:
+    # what the README's plain `ray start --head` makes on a fresh machine: no token anywhere
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {
+        "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
+    head = subprocess.Popen([RAY, "start", "--head", f"--port={PORT + 1}", "--num-cpus=1",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            env=env, start_new_session=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        assert head.communicate(timeout=120)[0] is not None and head.returncode == 0
+        # as the CLI does it: ray is first imported by connect
+        attach = ("import os; from cofi_sweep.run import connect; "
+                  f"connect('127.0.0.1:{PORT + 1}'); import ray; "
+                  "print('CPUS', ray.cluster_resources()['CPU'], os.environ['RAY_AUTH_MODE'])")
+        run = subprocess.run([sys.executable, "-c", attach], env=env, capture_output=True,
+                             text=True, timeout=120)
+        assert "CPUS 1.0 disabled" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
+    finally:
+        _stop([head.pid])
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{PORT + 1}"):
+            current.unlink()
