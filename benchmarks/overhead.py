@@ -131,7 +131,8 @@ def main() -> None:
            "floor_over_plain": round(median["floor"] / median["plain"], 3),
            "malloc": malloc,
            "device": describe_device(torch.device("cpu")), "commit": commit(),
-           "command": "python benchmarks/overhead.py" + (" --padded" if args.padded else "")}
+           "command": ("COFI_SWEEP_MALLOC=system " if malloc == "system" else "")
+           + "python benchmarks/overhead.py" + (" --padded" if args.padded else "")}
     print(json.dumps(row, indent=1))
     out = OUT.with_name("overhead" + ("_padded" if args.padded else "")
                         + ("_system" if malloc == "system" else "") + ".json")
