@@ -47,8 +47,8 @@ from cofi_sweep.pretrained import cache_root
 from cofi_sweep.projection import nearest_multiple
 
 # bump when what is measured (or how it is fitted) changes; 6: unpadded batches run without
-# an attention mask
-FORMAT = 6
+# an attention mask; 7: timed with freed memory kept (cofi_sweep/allocator.py: 3-10 % faster)
+FORMAT = 7
 # widths are measured (and fitting shapes drawn) at multiples of ALIGN, the compact models'
 # widths under the default cofi.shape_multiple: an odd width runs 10-18 % slower on this CPU
 # (benchmarks/shape_rounding.py), so a table measured at odd widths describes neither
