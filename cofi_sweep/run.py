@@ -267,8 +267,6 @@ def _attach(address: str, space: SweepSpace, experiment: str) -> None:
     runtime_env that ships the code and pins the dependencies, and checks that every node sees
     a folder ``storage_path`` (:mod:`cofi_sweep.cluster`). Done before anything is written or
     trained, so a cluster this driver cannot use stops the sweep first."""
-    import ray
-
     from cofi_sweep.cluster import check_storage, runtime_env
 
     env = runtime_env(space.cluster)
@@ -276,7 +274,9 @@ def _attach(address: str, space: SweepSpace, experiment: str) -> None:
           + (", ".join(f"{k} ({len(v) if k == 'py_modules' else len(v['packages'])})"
                        for k, v in env.items()) or "none (cluster.* turned it off)"),
           flush=True)
-    connect(address, env)
+    connect(address, env)  # the first import of ray: connect may set its auth mode
+    import ray
+
     if space.cluster.check_storage and not storage.is_uri(experiment):
         try:  # the storage root: the experiment folder is made only once the sweep starts
             check_storage(Path(experiment).parent)

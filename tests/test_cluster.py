@@ -139,7 +139,7 @@ def test_a_driver_without_the_clusters_token_is_told_how_to_get_it(
 
 
 def test_a_driver_without_a_token_attaches_to_a_cluster_started_without_auth(
-        tmp_path: Path) -> None:
+        tmp_path: Path, teacher_cache: Path) -> None:
     # what the README's plain `ray start --head` makes on a fresh machine: no token anywhere
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_AUTH")} | {
         "HOME": str(tmp_path), "RAY_USAGE_STATS_ENABLED": "0"}
@@ -149,11 +149,15 @@ def test_a_driver_without_a_token_attaches_to_a_cluster_started_without_auth(
                             stderr=subprocess.STDOUT, text=True)
     try:
         assert head.communicate(timeout=120)[0] is not None and head.returncode == 0
-        # as the CLI does it: ray is first imported by connect
-        attach = ("import os; from cofi_sweep.run import connect; "
-                  f"connect('127.0.0.1:{PORT + 1}'); import ray; "
+        # the driver's own attach step (code shipped, storage checked), ray not imported before
+        raw = tiny_space(tmp_path, teacher_cache, cluster={"pin_dependencies": False})
+        attach = ("import os, sys; from cofi_sweep.run import _attach; "
+                  "from cofi_sweep.space import load_space; "
+                  f"_attach('127.0.0.1:{PORT + 1}', load_space(sys.argv[1]), sys.argv[2]); "
+                  "import ray; "
                   "print('CPUS', ray.cluster_resources()['CPU'], os.environ['RAY_AUTH_MODE'])")
-        run = subprocess.run([sys.executable, "-c", attach], env=env, capture_output=True,
+        run = subprocess.run([sys.executable, "-c", attach, str(write(tmp_path, raw)),
+                              str(tmp_path / "sweeps" / "tiny")], env=env, capture_output=True,
                              text=True, timeout=120)
         assert "CPUS 1.0 disabled" in run.stdout, run.stdout[-2000:] + run.stderr[-2000:]
     finally:
