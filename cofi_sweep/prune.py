@@ -596,8 +596,9 @@ def run_cofi(job: JobConfig, *, callback: Callback | None = None) -> CofiResult:
 
 def print_progress(pruner: CofiPruner, event: dict[str, Any]) -> None:
     """The default callback: one line per evaluation."""
+    split = "dev" if pruner.select_loader is pruner.dev_loader else "selection"
     parts = [f"[{event['stage']:>8}] step {event['step']:>5}",
-             f"dev {pruner.task.main_metric}={event['metric']:.4f}"]
+             f"{split} {pruner.task.main_metric}={event['metric']:.4f}"]
     if "target_speedup" in event:
         parts.append(f"speedup exp={event['expected_speedup']:.2f}x "
                      f"predicted={event['latency_model_speedup']:.2f}x "

@@ -8,7 +8,8 @@ import torch
 from cofi_sweep.config import JobConfig, from_dict
 from cofi_sweep.gates import Gates
 from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import CHECKPOINT_FILE, CofiPruner, format_report, run_cofi
+from cofi_sweep.prune import (CHECKPOINT_FILE, CofiPruner, format_report, print_progress,
+                              run_cofi)
 from cofi_sweep.sparsity import dense_size
 
 
@@ -169,7 +170,8 @@ def test_short_budget_lands_on_target_with_projection(tmp_path: Path, teacher_ca
 
 
 def test_selection_split_chooses_and_dev_only_reports(tmp_path: Path, teacher_cache: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
     import cofi_sweep.prune as prune
 
     config = job(tmp_path, teacher_cache)
@@ -190,6 +192,8 @@ def test_selection_split_chooses_and_dev_only_reports(tmp_path: Path, teacher_ca
     assert result.selection_metrics["accuracy"] == max(
         e["metric"] for e in result.history if e["stage"] == "finetune")
     assert "checkpoints chosen on: selection split" in format_report(result)
+    print_progress(pruner, result.history[-1])  # the progress line names the split it scored
+    assert " | selection accuracy=" in capsys.readouterr().out
 
 
 def test_a_checkpoint_without_optimizer_state_resumes_at_the_same_lr(
