@@ -72,7 +72,10 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     if sweep.resources.gpus_per_trial > 0 and torch.cuda.is_available():
         job.device = "cuda"
     every = sweep.checkpoint.every_n_evals
-    evals = {"n": 0}
+    # evaluations so far, and the seconds the job stood still in Tune's hands: a function
+    # trainable's report blocks until the driver has taken the result and asks for the next
+    # (the checkpoint's save and copy included), which is what a trial pays over a direct job
+    evals = {"n": 0, "tune_seconds": 0.0}
     # the best snapshot, once per trial beside its checkpoints (which name it by step): in the
     # stored trial folder, through a local copy when that is a URI
     best_stored = storage.join(stored, BEST_FILE)
@@ -87,6 +90,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         if event["stage"] == "prune" and event["at_target"]:  # what ASHA may rank
             metrics[ASHA_METRIC] = event["metric"]
             metrics[ASHA_CLOCK] = _evals_at_target(pruner)
+        start = time.perf_counter()
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
                 if pruner.save_checkpoint(tmp, optimizer=sweep.checkpoint.keep_optimizer,
@@ -95,6 +99,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))
         else:
             tune.report(metrics)
+        evals["tune_seconds"] += time.perf_counter() - start
 
     teacher = Teacher.from_dir(local_teacher(teacher_dir, experiment_dir))
     pruner = CofiPruner(job, teacher=teacher, callback=report)
@@ -139,6 +144,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "predicted_speedup": count_flops(teacher.shape, seq_len)
         / max(1.0, count_flops(compact.shape, seq_len)),
         "job_wall_seconds": result.wall_seconds,
+        "tune_report_seconds": evals["tune_seconds"],  # of job_wall_seconds
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
     # stored before the final report, so a trial reported done always has its model in storage

@@ -94,6 +94,9 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     cofi_done = int(((table["method"] == "cofi") & (table["status"] == "finished")).sum())
     assert f"on target: {cofi_done} of {cofi_done} finished CoFi trials" in out
     assert finished["teacher_score"].iloc[0] > 0.7  # a teacher that learned the task
+    # the time each job stood in tune.report is measured, and is part of the job's own time
+    assert ((finished["tune_report_seconds"] > 0)
+            & (finished["tune_report_seconds"] < finished["job_wall_seconds"])).all()
     for _, row in finished.iterrows():
         assert Path(row["compact_dir"]).is_dir()
         assert Path(row["compact_dir"]).is_relative_to(experiment)  # in storage, not /tmp/ray
