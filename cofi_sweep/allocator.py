@@ -6,7 +6,8 @@ blocks are freed) straight to the kernel, and trims the heap top above 128 KiB; 
 activations are megabytes, so each forward pass maps fresh pages and faults them in. How often
 depends on the process's history (the threshold adapts), so the same step or the same model
 timed twice costs different amounts: measured on MiniLM, the CoFi step's gap above its floor
-was these faults, and identical compact models timed in one pass differed by 10-20 %.
+was these faults, and identical models timed in one pass differed by up to 9.6 %
+(1.0 % kept; benchmarks/allocator.py).
 Keeping freed memory (what jemalloc / tcmalloc do, and what PyTorch's CPU performance guide
 recommends them for) makes both faster and repeatable. The cost: freed memory stays with the
 process, up to ``TRIM_THRESHOLD`` above its peak use.
