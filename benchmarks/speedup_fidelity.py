@@ -7,19 +7,24 @@ batch 1 x 128, every available core -- each model is timed interleaved with the 
 latency model predicts (calibrated on this machine for that setting; cached). Goal:
 latency-model error ≤ 10 % everywhere. Writes benchmarks/results/speedup_fidelity.json.
 
+A frontier model whose folder is gone (``runs/`` does not outlive a machine) is rebuilt from the
+structure its row records -- same heads, FFN widths and hidden width, random weights: a dense
+float32 forward's time depends on its shapes only -- and marked ``"rebuilt": true``.
+
     python benchmarks/speedup_fidelity.py            # on a quiet machine, after frontier.py
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import torch
 
 from cofi_sweep.latency import available_cpus, describe_device
-from cofi_sweep.model import CofiBert
+from cofi_sweep.model import CofiBert, EncoderShape
 from cofi_sweep.retime import Protocol, Timer
 from cofi_sweep.space import load_space
 from cofi_sweep.teacher import get_teacher
@@ -37,6 +42,7 @@ def pruned_models() -> list[dict]:
     rows = json.loads((HERE / "results" / "frontier_sst2_minilm_cpu.json").read_text())
     models = [{"trial_id": f"frontier {r['trial_id']}",
                "compact_dir": str(HERE.parent / r["compact_dir"]),  # relative to the repo
+               "structure": json.loads(r["structure"]),
                "realized_sparsity": r["realized_sparsity"]} for r in rows
               if r["method"] == "cofi" and r["trial_id"].endswith("@0")]
     for folder in sorted((HERE.parent / "runs" / "bench").glob("sparsity_*")):
@@ -45,26 +51,43 @@ def pruned_models() -> list[dict]:
             models.append({"trial_id": folder.name, "compact_dir": str(folder / "compact"),
                            "realized_sparsity": json.loads(result.read_text())[
                                "realized_sparsity"]})
-    return sorted((m for m in models if Path(m["compact_dir"]).is_dir()
+    return sorted((m for m in models if (Path(m["compact_dir"]).is_dir() or "structure" in m)
                    and 0.45 <= m["realized_sparsity"] <= 0.96),
                   key=lambda m: m["realized_sparsity"])
+
+
+def load(model: dict, dense: EncoderShape) -> tuple[CofiBert, bool]:
+    """The compact model, or one of its recorded shape with random weights; and whether it
+    was rebuilt."""
+    if Path(model["compact_dir"]).is_dir():
+        return CofiBert.from_pretrained(model["compact_dir"]), False
+    s = model["structure"]
+    shape = dataclasses.replace(dense, hidden_size=s["hidden"], heads=s["heads"], ffn=s["ffn"],
+                                kept_hidden_dims=None)
+    return CofiBert(shape).eval(), True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--settings", nargs="*", default=[f"{r} b{b}x{s}" for b, s, r in SETTINGS],
+                        help="which of the settings to run (default: all), e.g. 'pytorch b1x128'")
     args = parser.parse_args()
     space = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml")
     models = pruned_models()
     teacher = get_teacher(space.job).load()
     results = []
     for batch, seq, runtime in SETTINGS:
+        if f"{runtime} b{batch}x{seq}" not in args.settings:
+            continue
         protocol = Protocol(batch, seq, available_cpus(), runtime=runtime, repeats=args.repeats)
         with Timer(teacher, protocol) as timer:
             for r in models:
-                t = timer.time(CofiBert.from_pretrained(r["compact_dir"]), r["trial_id"])
+                model, rebuilt = load(r, teacher.shape)
+                t = timer.time(model, r["trial_id"])
                 row = {"setting": f"{runtime} b{batch}x{seq}", "model": r["trial_id"],
+                       "rebuilt": rebuilt, "commit": commit(),
                        "realized_sparsity": round(r["realized_sparsity"], 4),
                        **{k: round(v, 4) for k, v in t.items()},
                        "flop_error": round(t["flop_predicted_speedup"] / t["speedup"] - 1, 4),
@@ -72,6 +95,10 @@ def main() -> None:
                                                     - 1, 4)}
                 print(json.dumps(row), flush=True)
                 results.append(row)
+    # a run of some settings replaces their rows and keeps the others' (each row names its commit)
+    kept = [r for r in json.loads(OUT.read_text())["rows"] if r["setting"] not in args.settings
+            ] if OUT.is_file() else []
+    results = kept + results
     OUT.write_text(json.dumps({"device": describe_device(torch.device("cpu")),
                                "commit": commit(), "repeats": args.repeats,
                                "command": "python benchmarks/speedup_fidelity.py",

@@ -134,6 +134,22 @@ def test_whole_model_fit_recovers_scale_and_per_sublayer_costs() -> None:
     assert table.per_ffn == 0.0 and table.per_mha >= 0 and table.scale > 0
 
 
+def test_whole_model_fit_drops_a_pass_slowed_throughout() -> None:
+    from cofi_sweep.latency_model import fit_whole_models
+
+    table = synthetic_table()
+    shapes = [shape(200, [4, 2], [400, 100]), shape(150, [1, 0], [300, 0]),
+              shape(100, [2, 2], [0, 200]), shape(200, [0, 1], [100, 400]),
+              shape(120, [1, 1], [0, 0]), shape(180, [3, 1], [200, 200]),
+              shape(160, [2, 4], [100, 300]), shape(140, [1, 2], [400, 0])]
+    truth = [(s, s.hidden_size / 1000 + 2 * (table.predict(s) - s.hidden_size / 1000))
+             for s in shapes]  # latency = fixed + 2 x blocks
+    slowed = [(s, 5 * seconds if i == 4 else seconds) for i, (s, seconds) in enumerate(truth)]
+    fit_whole_models(table, slowed)
+    assert table.scale == pytest.approx(2.0) and table.per_mha == table.per_ffn == 0.0
+    assert len(table.fitted_on) == len(shapes)  # kept on record, slowed one included
+
+
 def test_fitting_shapes_cover_the_high_sparsity_region_with_live_sublayers() -> None:
     from cofi_sweep.latency_model import _fitting_shapes
     from cofi_sweep.model import count_flops
