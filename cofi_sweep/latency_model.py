@@ -24,8 +24,8 @@ interpolated piecewise-linearly (linear extrapolation past the last measured poi
 sub-layer costs nothing). Interpolation is written in torch, so the same prediction is
 differentiable in expected head counts, widths and hidden size: the basis of speedup targets.
 Tables are cached as JSON under ``<cache>/latency/`` by device and protocol (delete them to
-recalibrate). For onnxruntime, a layer's cost is measured inside a whole exported model
-(blocks alone mislead there: :func:`_layer_runners`).
+recalibrate). For onnxruntime, a layer's cost is measured inside a whole exported model (a
+stack of such layers), and nothing is fitted: blocks alone mislead there (:func:`_layer_runners`).
 """
 
 from __future__ import annotations
