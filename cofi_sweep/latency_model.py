@@ -185,9 +185,9 @@ def _layer_runners(shape: EncoderShape, heads: list[int], widths: list[int], *,
     MHA-only (FFN-only) layers, whose time less the fixed part's, over the layer count, is the
     layer's cost -- ORT runs a block alone with overheads a whole graph does not pay (one head:
     5.5 ms alone, 1.7 ms a layer in a stack, at batch 32 x 128), and no fitted constant made
-    block times predict whole models (speedup errors up to 55 %, 2-9 % from stacks;
-    benchmarks/speedup_fidelity.py). In PyTorch blocks alone predict better (at batch 1 stacks
-    erred up to 15 %, blocks 10 %)."""
+    block times predict whole models (speedup errors up to 55 %; from stacks 2.4 % median at
+    batch 1, 12.8 % at batch 32: benchmarks/speedup_fidelity.py). In PyTorch blocks alone
+    predict better (at batch 1 stacks erred up to 15 %, blocks 10 %)."""
     if runtime == "pytorch":
         x, bias = torch.randn(batch_size, seq_len, shape.hidden_size), torch.zeros(
             batch_size, 1, 1, seq_len)
@@ -303,8 +303,8 @@ def fit_whole_models(table: LatencyTable, measured: list[tuple[EncoderShape, flo
         targets.append((seconds - fixed) / seconds)
     a, t = torch.tensor(rows, dtype=torch.float64), torch.tensor(targets, dtype=torch.float64)
     values = _nonnegative_fit(a, t)
-    # a pass slowed throughout (a scheduler hiccup; seen once in ~50 ORT models at batch 1, 5x
-    # its time) holds even a median: a point the fit misses by far more than the others is
+    # a pass slowed throughout (a scheduler hiccup; seen once among ~50 models timed for an ORT
+    # fit at batch 1, 5x its time) holds even a median: a point the fit misses by far more than the others is
     # dropped and the rest refitted, at most a quarter of them
     keep = list(range(len(t)))
     for _ in range(len(t) // 4):
