@@ -7,7 +7,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from cofi_sweep import pretrained
-from cofi_sweep.model import CofiBert, EncoderShape
+from cofi_sweep.model import CofiBert, EncoderShape, dropout
 from helpers import all_on_masks, random_batch, tiny
 
 
@@ -98,3 +98,27 @@ def test_masked_layer_norm_normalizes_over_the_kept_dims_only(pruned: int) -> No
     (want,) = torch.autograd.grad((ref * grad).sum(), x)
     assert torch.allclose(got, want, atol=1e-4)
     assert not got[..., ~kept].any()  # pruned dims are not read
+
+
+def test_training_attention_and_dropout_match_sdpa_and_keep_rate() -> None:
+    """While training on the CPU, attention is written out (faster than SDPA there): without
+    dropout it equals SDPA, padding included; dropout zeroes a p share and rescales the rest."""
+    model = tiny()
+    for module in (model.embeddings, *[m for layer in model.encoder.layer
+                                       for m in (layer.attention.output, layer.output)]):
+        module.dropout_p = 0.0
+    model.shape.hidden_dropout = 0.0
+    with torch.no_grad():
+        for layer in model.encoder.layer:
+            layer.attention.self.dropout_p = 0.0
+            layer.attention.self.query.weight.mul_(30.0)  # sharp attention: scale and mask matter
+    ids, mask = random_batch(100)
+    evaluated = model.eval()(ids, mask).logits  # SDPA
+    trained = model.train()(ids, mask).logits  # written out
+    assert torch.allclose(trained, evaluated, atol=1e-5)
+    torch.manual_seed(0)
+    x = torch.ones(200_000)
+    kept = dropout(x, 0.1, True)
+    assert abs(float((kept == 0).float().mean()) - 0.1) < 0.005
+    assert torch.allclose(kept[kept != 0], torch.full((1,), 1 / 0.9))
+    assert torch.equal(dropout(x, 0.1, False), x)
