@@ -8,7 +8,9 @@ padding leaves real batches), every available core:
   * floor:  plain + the teacher's forward with hidden states (what any distillation pays);
   * CoFi:   :meth:`cofi_sweep.prune.CofiPruner.train_step` in the pruning stage -- a mask
             sample, the masked student, the teacher, prediction and layer distillation with the
-            dynamic mapping, the Lagrangian on the expected sparsity, three optimizers.
+            dynamic mapping, the Lagrangian on the expected sparsity, three optimizers;
+  * CoFi, cached: the same with the teacher's outputs read from the cache a job builds once
+            (``cofi_sweep/teacher_cache.py``): every step after a job's first epoch.
 
 Steps are interleaved (one of each in turn, ``--repeats`` times after warm-up), so a busy moment
 slows all alike; medians are reported. Goal: CoFi ÷ plain ≤ 1.3 (the issue measured 1.57 with
@@ -40,6 +42,7 @@ from cofi_sweep.latency import available_cpus, describe_device
 from cofi_sweep.pretrained import load_model, resolve
 from cofi_sweep.prune import CofiPruner
 from cofi_sweep.teacher import Teacher
+from cofi_sweep.teacher_cache import TeacherCache
 from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
@@ -106,8 +109,17 @@ def main() -> None:
             plain_opt.step()
             plain_opt.zero_grad(set_to_none=True)
 
+        # CoFi with the teacher's outputs recomputed (a job's first epoch, or a training set
+        # too large for cofi.teacher_cache_mb) and read from the cache (every later epoch)
+        cache = TeacherCache.build(teacher, [batch], pruner.teacher_layers, pruner.device)
+        pruner.teacher_cache_tried = True
+
+        def cofi(cached: bool) -> None:
+            pruner.teacher_cache = cache if cached else None
+            pruner.train_step(batch)
+
         steps = {"plain": lambda: plain(False), "floor": lambda: plain(True),
-                 "cofi": lambda: pruner.train_step(batch)}
+                 "cofi": lambda: cofi(False), "cofi_cached": lambda: cofi(True)}
         times: dict[str, list[float]] = {k: [] for k in steps}
         for i in range(args.warmup + args.repeats):
             for name, step in steps.items():
@@ -128,6 +140,7 @@ def main() -> None:
            "repeats": args.repeats,
            **{f"{k}_step_s": round(v, 4) for k, v in median.items()},
            "cofi_over_plain": round(median["cofi"] / median["plain"], 3),
+           "cofi_cached_over_plain": round(median["cofi_cached"] / median["plain"], 3),
            "floor_over_plain": round(median["floor"] / median["plain"], 3),
            "malloc": malloc,
            "device": describe_device(torch.device("cpu")), "commit": commit(),

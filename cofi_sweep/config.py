@@ -146,6 +146,10 @@ class CofiConfig:
     droprate_init: float = 0.0  # initial drop rate of the other families (reference: ~0)
     freeze_embeddings: bool = True
     max_grad_norm: float = 1.0
+    # the teacher's outputs on the training data are computed once and kept when they fit in
+    # this many MB (cofi_sweep/teacher_cache.py; a pruning step then skips the teacher's
+    # forward); 0 = recompute them every step
+    teacher_cache_mb: float = 1024
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -183,7 +187,7 @@ class CofiConfig:
         problems += below(self, dict.fromkeys(("distill_epochs", "sparsity_warmup_epochs",
                                                "finetune_epochs", "sparsity_epsilon",
                                                "alpha_layer", "alpha_pred",
-                                               "max_overshoot"), 0))
+                                               "max_overshoot", "teacher_cache_mb"), 0))
         if self.sparsity_warmup_epochs > self.prune_epochs:
             problems.append(
                 f"sparsity_warmup_epochs: must be <= prune_epochs ({self.prune_epochs}), "

@@ -51,6 +51,7 @@ from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.students import needs_importance, student_masks, unit_importance
 from cofi_sweep.targets import make_target
 from cofi_sweep.teacher import Teacher, get_teacher, linear_schedule, param_groups
+from cofi_sweep.teacher_cache import TeacherCache, build_for_job
 
 log = logging.getLogger(__name__)
 STAGES = ("distill", "prune", "finetune", "done")
@@ -138,6 +139,9 @@ class CofiPruner:
         # data first: the step budgets of every stage are counted in epochs of it
         self.tokenizer = self.teacher_info.tokenizer()
         data = tokenize(load_task(job.task, job.data), self.tokenizer, job.data.max_seq_length)
+        self.train_data = data["train"]
+        self.teacher_cache: TeacherCache | None = None
+        self.teacher_cache_tried = False
         self.train_loader = make_loader(data["train"], self.tokenizer,
                                         batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
         self.dev_loader = make_loader(data["dev"], self.tokenizer, batch_size=128,
@@ -296,21 +300,42 @@ class CofiPruner:
         if cfg.distill == "none":
             loss = task_loss(out.logits, batch["labels"], self.task)
             return loss, {"task_loss": loss.item()}
-        with torch.no_grad():
-            t_out = self.teacher(**inputs, output_hidden_states=use_layers)
-        pred = prediction_loss(out.logits, t_out.logits, temperature=cfg.temperature,
+        t_logits, targets = self._teacher_outputs(batch, use_layers)
+        pred = prediction_loss(out.logits, t_logits, temperature=cfg.temperature,
                                regression=self.task.is_regression)
         if not use_layers:
             return pred, {"pred_loss": pred.item()}
         tokens = batch["attention_mask"]
         projected = [self.projection(h) for h in real_tokens(out.hidden_states[1:], tokens)]
-        targets = real_tokens([t_out.hidden_states[i] for i in self.teacher_layers], tokens)
         self.mapping = align_layers(layer_loss_matrix(projected, targets),
                                     self.existing_layers(masks), cfg.distill,
                                     self.teacher_layers, self.teacher.shape.num_layers)
         layer = layer_loss(projected, targets, self.mapping)
         loss = cfg.alpha_layer * layer + cfg.alpha_pred * pred
         return loss, {"pred_loss": pred.item(), "layer_loss": layer.item()}
+
+    def _teacher_outputs(self, batch: dict[str, torch.Tensor], use_layers: bool
+                         ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The teacher's logits and its chosen layers' states at the batch's real tokens: from
+        the cache or computed. The cache is built at the first call when it fits and the job
+        spans two epochs or more -- the same decision wherever a resumed job starts, so that
+        it reads the same outputs as one run without a break."""
+        if not self.teacher_cache_tried:
+            self.teacher_cache_tried = True
+            if self.cfg.teacher_cache_mb > 0 and (
+                    sum(self.steps.values()) >= 2 * len(self.train_loader)):
+                self.teacher_cache = build_for_job(
+                    self.teacher, self.train_data, self.train_loader.collate_fn,
+                    layers=self.teacher_layers if use_layers else [],
+                    num_labels=self.task.num_labels, device=self.device,
+                    budget_mb=self.cfg.teacher_cache_mb)
+        found = self.teacher_cache.lookup(batch) if self.teacher_cache else None
+        if found is not None:
+            return found
+        with torch.no_grad():
+            out = self.teacher(**model_inputs(batch), output_hidden_states=use_layers)
+        states = [out.hidden_states[i] for i in self.teacher_layers] if use_layers else []
+        return out.logits, real_tokens(states, batch["attention_mask"])
 
     def existing_layers(self, masks: dict[str, torch.Tensor] | None) -> list[bool]:
         """Student layers with an MHA or an FFN sub-layer still present."""

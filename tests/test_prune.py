@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -218,3 +219,35 @@ def test_a_checkpoint_without_optimizer_state_resumes_at_the_same_lr(
     assert resumed.global_step == saved["step"] and saved["lr"][0] > 0
     assert [g["lr"] for g in resumed.optimizer.param_groups] == saved["lr"]
     assert resumed.run().compact_dir  # and it runs to the end
+
+
+def test_teacher_outputs_are_cached_once_and_train_as_recomputed(
+        tmp_path: Path, teacher_cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job computes the teacher's outputs in one pass and reads them at every step; a step
+    from the cache equals one that recomputes them; a budget too small for the training set
+    (or 0) recomputes them every step."""
+    pruners = {mb: CofiPruner(job(tmp_path / str(mb), teacher_cache, teacher_cache_mb=mb),
+                              callback=quiet) for mb in (1024, 0, 0.01)}
+    calls = {mb: 0 for mb in pruners}
+    for mb, pruner in pruners.items():
+        forward = pruner.teacher.forward
+
+        def counted(*args, mb=mb, forward=forward, **kwargs):
+            calls[mb] += 1
+            return forward(*args, **kwargs)
+
+        monkeypatch.setattr(pruner.teacher, "forward", counted)
+    batches = list(itertools.islice(pruners[0].train_loader, 3))
+    losses = {}
+    for mb, pruner in pruners.items():
+        torch.manual_seed(1)  # the same dropout and mask samples (building draws nothing)
+        losses[mb] = [pruner.train_step(b) for b in batches]
+    cached = pruners[1024].teacher_cache
+    examples = len(pruners[1024].train_data)  # sentences repeat: fewer entries
+    assert cached is not None and 0.5 * examples < len(cached.entries) <= examples
+    assert calls[1024] == -(-examples // 128)  # the build's batches, then none
+    assert pruners[0].teacher_cache is None and calls[0] == 3
+    assert pruners[0.01].teacher_cache is None and calls[0.01] == 3  # 10 kB: does not fit
+    for (loss, parts), (ref, ref_parts) in zip(losses[1024], losses[0]):
+        assert loss == pytest.approx(ref, rel=1e-5, abs=1e-6)
+        assert parts == pytest.approx(ref_parts, rel=1e-5, abs=1e-6)
