@@ -10,7 +10,8 @@ padding leaves real batches), every available core:
             sample, the masked student, the teacher, prediction and layer distillation with the
             dynamic mapping, the Lagrangian on the expected sparsity, three optimizers;
   * CoFi, cached: the same with the teacher's outputs read from the cache a job builds once
-            (``cofi_sweep/teacher_cache.py``): every step after a job's first epoch.
+            (``cofi_sweep/teacher_cache.py``): every step of a job that builds it (at its
+            first step, one teacher pass over the training data).
 
 Steps are interleaved (one of each in turn, ``--repeats`` times after warm-up), so a busy moment
 slows all alike; medians are reported. Goal: CoFi ÷ plain ≤ 1.3 (the issue measured 1.57 with
@@ -109,8 +110,8 @@ def main() -> None:
             plain_opt.step()
             plain_opt.zero_grad(set_to_none=True)
 
-        # CoFi with the teacher's outputs recomputed (a job's first epoch, or a training set
-        # too large for cofi.teacher_cache_mb) and read from the cache (every later epoch)
+        # CoFi with the teacher's outputs recomputed (a training set too large for
+        # cofi.teacher_cache_mb, or a job under two epochs) and read from the job's cache
         cache = TeacherCache.build(teacher, [batch], pruner.teacher_layers, pruner.device)
         pruner.teacher_cache_tried = True
 
