@@ -277,8 +277,8 @@ def frontier_model(experiment: Path, trial: str | None) -> Path | None:
 
 def export_frontier(experiment: Path, folder: str = EXPORT_DIR) -> list[dict[str, Any]]:
     """Exports (``hf``) every model on the experiment's frontiers into
-    ``<experiment>/<folder>/<frontier>_<speedup>x`` (e.g. ``cofi_full_speedup_5_06x`` for
-    ``cofi:full@speedup`` at 5.06x): the models a user ships."""
+    ``<experiment>/<folder>/<frontier>_<speedup>x`` (e.g. ``cofi_full_5_06x`` for
+    ``cofi:full`` at 5.06x): the models a user ships."""
     import pandas as pd
 
     pareto = experiment / "pareto.csv"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pandas as pd
@@ -13,16 +14,21 @@ from analysis.report import write_report
 
 def fake_trial(experiment: Path, name: str, *, cell: str, ablation: str, method: str,
                score: float, compact: str, done: bool = True, realized: float = 0.5,
-               seed: int = 0, lr: float = 1e-4, selection: str = "selection split: 50") -> None:
+               seed: int = 0, lr: float = 1e-4, selection: str = "selection split: 50",
+               target_speedup: float | None = None) -> None:
+    """A trial folder as Tune leaves it; a CoFi trial aims at sparsity 0.5 unless it is given
+    a speedup target (then it is on target)."""
     trial = experiment / name
     trial.mkdir(parents=True)
+    sparsity_target = 0.5 if method == "cofi" and target_speedup is None else None
     (trial / "params.json").write_text(json.dumps(
-        {"cell_id": cell, "target_sparsity": 0.5 if method == "cofi" else None,
+        {"cell_id": cell, "target_sparsity": sparsity_target, "target_speedup": target_speedup,
          "ablation": ablation, "method": method, "cofi.seed": seed, "cofi.learning_rate": lr}))
     final = {"trial_id": name, "training_iteration": 5, "score": score, "main_metric": "accuracy",
              "selection": selection,
              "teacher_score": 0.9, "realized_sparsity": realized, "prunable_params": 1000,
-             "on_target": abs(realized - 0.5) <= 0.01 if method == "cofi" else None,
+             "on_target": (abs(realized - 0.5) <= 0.01 if sparsity_target else True)
+             if method == "cofi" else None,
              "predicted_speedup": 2.0, "compact_dir": compact,
              "structure": json.dumps({"hidden": 8, "heads": [2, 0], "ffn": [4, 4]})}
     if done:
@@ -90,3 +96,29 @@ def test_report_says_when_dev_did_both(tmp_path: Path) -> None:
                compact="/m", selection="dev")
     (experiment / "latency.json").write_text(json.dumps({"teacher": 1.0, "trials": {"t0": .5}}))
     assert "**dev did both**" in write_report(experiment).read_text()
+
+
+def test_sparsity_and_speedup_targets_share_their_ablations_frontier(tmp_path: Path) -> None:
+    """As the quickstart leaves them: CoFi at sparsity 0.5 (1.94x) and at a 5x speedup target
+    (5.17x) are one frontier, so the baseline at 1.98x meets CoFi between them."""
+    experiment = tmp_path / "exp"
+    fake_trial(experiment, "t0", cell="t0.5-full", ablation="full", method="cofi", score=0.99,
+               compact="/m/0")
+    fake_trial(experiment, "t1", cell="s5x-full", ablation="full", method="cofi", score=0.90,
+               compact="/m/1", realized=0.82, target_speedup=5.0)
+    fake_trial(experiment, "t2", cell="distill-d3", ablation="d3", method="distill", score=0.92,
+               compact="/m/2")
+    (experiment / "sweep_done.json").write_text("{}")
+    speedups = {"t0": 1.94, "t1": 5.17, "t2": 1.98}
+    (experiment / "latency.json").write_text(json.dumps(
+        {"teacher": 1.0, "trials": {t: 1 / s for t, s in speedups.items()}}))
+    text = write_report(experiment).read_text()
+    front = pd.read_csv(experiment / "pareto.csv")
+    assert set(front["frontier"]) == {"cofi:full", "distill:d3"}
+    assert sorted(front[front["frontier"] == "cofi:full"]["trial_ids"]) == ["t0", "t1"]
+    # CoFi at 1.98x, linear in log speedup between its two points, minus the baseline's 0.92
+    share = (math.log(1.98) - math.log(1.94)) / (math.log(5.17) - math.log(1.94))
+    lead = 0.99 + (0.90 - 0.99) * share - 0.92
+    versus = text.split("## CoFi against each distillation baseline")[1].split("##")[0]
+    assert f"| distill:d3 | 1.98x | 0.9200 | {lead:+.4f} |" in versus
+    assert "| s5x-full | 5x |" in text.split("## Speedup targets")[1]
