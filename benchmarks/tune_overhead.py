@@ -4,7 +4,9 @@ One CoFi job of the quickstart space (its cell ``t0.5-full``, its seed and fixed
 distillation pair the search would otherwise pick fixed at (0.9, 0.1)), four times, in the
 order direct, Tune, Tune, direct, each with every available core:
 
-  * direct: ``CofiPruner(job).run()`` in this process, no Ray;
+  * direct: ``CofiPruner(job).run()`` in a fresh process (as ``python -m cofi_sweep.prune``
+            and a Tune trial start: cold memory, first calls), no Ray; and once more in this
+            process after the others, for comparison (measured: within 1 % of the fresh ones);
   * Tune:   the same job as the only trial of a one-cell sweep (``cofi_sweep.run.run_trials``:
             Ray started, the trainable's reports every evaluation, checkpoints every
             ``checkpoint.every_n_evals`` evaluations as the space says, the compact model
@@ -24,9 +26,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import shutil
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -34,12 +38,20 @@ from cofi_sweep.latency import available_cpus
 from cofi_sweep.prune import CofiPruner
 from cofi_sweep.run import run_trials
 from cofi_sweep.space import job_for_trial, load_space
-from cofi_sweep.teacher import get_teacher
+from cofi_sweep.teacher import Teacher, get_teacher
 from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "tune_overhead.json"
 STORAGE = Path("runs/bench/tune_overhead").resolve()
+
+
+def run_job(job: Any, teacher_dir: str) -> tuple[float, float]:
+    """The job run directly: its wall time (set-up included, as a trial's time_total_s) and
+    its realized sparsity."""
+    start = time.time()
+    result = CofiPruner(job, teacher=Teacher.from_dir(teacher_dir)).run()
+    return time.time() - start, result.realized_sparsity
 
 
 def main() -> None:
@@ -55,15 +67,18 @@ def main() -> None:
     torch.set_num_threads(cpus)
     from analysis.results import collect
 
-    def direct(i: int) -> dict:
+    def direct(i: int, fresh: bool = True) -> dict:
         job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed},
                             str(STORAGE / f"direct-{i}"))
-        start = time.time()
-        result = CofiPruner(dataclasses.replace(job, num_threads=cpus), teacher=teacher).run()
-        seconds = time.time() - start
-        print(f"[direct {i}] {seconds:.1f} s, realized sparsity "
-              f"{result.realized_sparsity:.4f}", flush=True)
-        return {"seconds": seconds, "realized_sparsity": result.realized_sparsity}
+        job = dataclasses.replace(job, num_threads=cpus)
+        if fresh:  # a new process, as `python -m cofi_sweep.prune` and a Tune trial start
+            with multiprocessing.get_context("spawn").Pool(1) as pool:
+                seconds, sparsity = pool.apply(run_job, (job, str(teacher.path)))
+        else:
+            seconds, sparsity = run_job(job, str(teacher.path))
+        print(f"[direct {i}{'' if fresh else ', in this process'}] {seconds:.1f} s, realized "
+              f"sparsity {sparsity:.4f}", flush=True)
+        return {"seconds": seconds, "realized_sparsity": sparsity}
 
     def tuned(i: int) -> dict:
         import ray
@@ -83,6 +98,7 @@ def main() -> None:
 
     runs = [direct(1), tuned(1), tuned(2), direct(2)]  # mirrored: a linear drift cancels
     directs, tunes = [runs[0], runs[3]], [runs[1], runs[2]]
+    warm = direct(3, fresh=False)  # for comparison: a process that has run the job before
 
     def mean(rows: list[dict], key: str) -> float:
         return sum(r[key] for r in rows) / len(rows)
@@ -90,6 +106,7 @@ def main() -> None:
     direct_s = mean(directs, "seconds")
     result = {
         "direct_seconds": [round(r["seconds"], 1) for r in directs],
+        "direct_in_process_seconds": round(warm["seconds"], 1),
         "tune_run_trials_seconds": [round(r["seconds"], 1) for r in tunes],
         "tune_trial_time_total_s": [round(r["trial_s"], 1) for r in tunes],
         # the job's own run inside the trial (CofiPruner.run); the rest of time_total_s is
@@ -101,7 +118,8 @@ def main() -> None:
         "tune_over_direct": round(mean(tunes, "seconds") / direct_s, 3),
         "trial_over_direct": round(mean(tunes, "trial_s") / direct_s, 3),
         "same_job": len({round(r["realized_sparsity"], 9) for r in runs}) == 1,
-        "steps": tunes[0]["step"], "threads": cpus, "order": "direct, Tune, Tune, direct",
+        "steps": tunes[0]["step"], "threads": cpus,
+        "order": "direct, Tune, Tune, direct (each direct run in a fresh process)",
         "checkpoint": dataclasses.asdict(space.checkpoint),
         "commit": commit(), "command": "python benchmarks/tune_overhead.py"}
     OUT.parent.mkdir(exist_ok=True)
