@@ -120,14 +120,12 @@ def retime(space: SweepSpace, path: Path) -> None:
     latency model's prediction: run it with nothing else on the machine."""
     rows = json.loads(path.read_text())
     teacher = get_teacher(space.job).load()
-    with Timer(teacher, protocol(space)) as timer:
+    with Timer(teacher, dataclasses.replace(protocol(space), passes=RETIME_PASSES)) as timer:
         for row in rows:
             if Path(row["compact_dir"]).is_dir():
-                model = CofiBert.from_pretrained(row["compact_dir"])
-                passes = sorted((timer.time(model) for _ in range(RETIME_PASSES)),
-                                key=lambda t: t["speedup"])
-                row.update(passes[len(passes) // 2],  # the pass with the median speedup
-                           speedup_passes=[round(t["speedup"], 4) for t in passes],
+                timed = timer.time(CofiBert.from_pretrained(row["compact_dir"]))  # median pass
+                row.update(timed, speedup_passes=[round(s, 4) for s in
+                                                  timed.pop("pass_speedups")],
                            latency_protocol=timer.describe()["protocol"], retimed=commit())
                 print(f"[retime] {row['trial_id']}: {row['speedup']:.2f}x measured, "
                       f"{row['latency_model_speedup']:.2f}x latency model, "
