@@ -45,6 +45,7 @@ from cofi_sweep.retime import Protocol, Timer
 from cofi_sweep.space import SweepSpace, job_for_trial, load_space
 from cofi_sweep.teacher import get_teacher
 from sparsity_control import commit, control_row, merge_rows
+from speedup_fidelity import load
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -116,21 +117,24 @@ def protocol(space: SweepSpace) -> Protocol:
 
 
 def retime(space: SweepSpace, path: Path) -> None:
-    """Re-times every row's compact model (still on disk) against the teacher and adds the
-    latency model's prediction: run it with nothing else on the machine."""
+    """Re-times every row's compact model against the teacher and adds the latency model's
+    prediction: run it with nothing else on the machine. A model whose folder is gone
+    (``runs/`` does not outlive a machine) is rebuilt from its recorded structure with random
+    weights (a forward's time depends on its shapes only) and the row marked ``rebuilt``."""
     rows = json.loads(path.read_text())
     teacher = get_teacher(space.job).load()
     with Timer(teacher, dataclasses.replace(protocol(space), passes=RETIME_PASSES)) as timer:
         for row in rows:
-            if Path(row["compact_dir"]).is_dir():
-                timed = timer.time(CofiBert.from_pretrained(row["compact_dir"]))  # median pass
-                row.update(timed, speedup_passes=[round(s, 4) for s in
-                                                  timed.pop("pass_speedups")],
-                           latency_protocol=timer.describe()["protocol"], retimed=commit())
-                print(f"[retime] {row['trial_id']}: {row['speedup']:.2f}x measured, "
-                      f"{row['latency_model_speedup']:.2f}x latency model, "
-                      f"{row['flop_predicted_speedup']:.2f}x FLOPs", flush=True)
-                path.write_text(json.dumps(rows, indent=1) + "\n")
+            model, rebuilt = load({"compact_dir": row["compact_dir"],
+                                   "structure": json.loads(row["structure"])}, teacher.shape)
+            timed = timer.time(model)  # the median pass
+            row.update(timed, speedup_passes=[round(s, 4) for s in timed.pop("pass_speedups")],
+                       latency_protocol=timer.describe()["protocol"], retimed=commit(),
+                       rebuilt=rebuilt)
+            print(f"[retime] {row['trial_id']}: {row['speedup']:.2f}x measured, "
+                  f"{row['latency_model_speedup']:.2f}x latency model, "
+                  f"{row['flop_predicted_speedup']:.2f}x FLOPs", flush=True)
+            path.write_text(json.dumps(rows, indent=1) + "\n")
 
 
 def merge(path: Path, row: dict) -> list[dict]:
