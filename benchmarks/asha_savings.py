@@ -11,9 +11,10 @@ differ by several percent -- as much as the hypervolumes being compared. So afte
 every finished on-target CoFi model of both is timed again in one pass (interleaved with the
 teacher, the sweeps' models alternating, REPEATS repeats), and the hypervolume ratio the goal is
 judged on comes from that pass; the sweeps' own figures are kept beside it.
-Writes benchmarks/results/asha_savings.json.
+Adds an entry named after the sweep (its space's ``name``) to benchmarks/results/asha_savings.json.
 
-    python benchmarks/asha_savings.py
+    python benchmarks/asha_savings.py                       # the quickstart's CoFi cells
+    python benchmarks/asha_savings.py --space benchmarks/spaces/asha_paper_schedule.yaml 'baselines={}'
 """
 
 from __future__ import annotations
@@ -92,12 +93,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--space", default=str(HERE.parent / "search_spaces" / "quickstart.yaml"))
-    parser.add_argument("--storage", default="runs/bench/asha_savings")
+    parser.add_argument("--storage", help="default: runs/bench/asha_savings/<space's file name>")
     parser.add_argument("overrides", nargs="*",
                         default=["trials_per_cell=4", "baselines={}",
                                  "job.cofi.sparsity_warmup_epochs=1"])
     args = parser.parse_args()
-    storage = Path(args.storage).resolve()
+    storage = Path(args.storage or f"runs/bench/asha_savings/{Path(args.space).stem}").resolve()
     with_asha = run(args.space, storage, "with_asha", args.overrides)
     without = run(args.space, storage, "without_asha", [*args.overrides, "scheduler.type=none"])
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
@@ -113,8 +114,9 @@ def main() -> None:
               "hypervolume_ratio": round(together["with_asha"]["hypervolume"]
                                          / together["without_asha"]["hypervolume"], 3)
               if together["without_asha"]["hypervolume"] else None}
-    OUT.parent.mkdir(exist_ok=True)
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    results[Path(args.space).stem] = result  # one entry per swept space
+    OUT.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("with_asha", "without_asha")},
                      indent=1))
 
