@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.pareto import normalized_hypervolume, pareto_front
+from analysis.report import frontiers, points
 from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
@@ -57,7 +57,7 @@ def load_trials(experiment: Path) -> list[dict]:
         trials.append({"id": row["trial_id"], "cell": row["cell_id"], "score": row["score"],
                        "speedup": row["speedup"], "on_target": bool(row["on_target"]),
                        "steps": int(row["step"]), "start": history[0]["timestamp"],
-                       "teacher_score": row["teacher_score"],
+                       "teacher_score": row["teacher_score"], "row": row.to_dict(),
                        "rungs": [(e["step"], e["selection_score"], e["loss"]) for e in rungs]})
     return sorted(trials, key=lambda t: t["start"])
 
@@ -115,13 +115,13 @@ def replay(trials: list[dict], kind: str, grace: int, rf: int, concurrency: int)
 
 
 def hypervolume(trials: list[dict]) -> float:
-    """The report's normalised hypervolume of the finished on-target trials' frontier."""
-    points = pd.DataFrame([{"speedup": t["speedup"], "score": t["score"]} for t in trials
-                           if t["on_target"]], columns=["speedup", "score"])
-    if points.empty:
+    """The report's normalised hypervolume of the CoFi frontier of the finished trials (points
+    chosen on selection scores, dev reported)."""
+    table = pd.DataFrame([t["row"] for t in trials])
+    if table.empty:
         return 0.0
-    front = pareto_front(points, objectives={"speedup": "max", "score": "max"})
-    return normalized_hypervolume(front["speedup"], front["score"], trials[0]["teacher_score"])
+    _, volumes = frontiers(points(table), trials[0]["teacher_score"])
+    return max(volumes.values(), default=0.0)
 
 
 def main() -> None:

@@ -33,6 +33,7 @@ import pandas as pd
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_savings.json"
 REPEATS = 20
+FRONTIER = "cofi:full"  # the sweeps' one CoFi frontier
 
 
 def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
@@ -44,7 +45,7 @@ def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
     experiment = storage / name
     table = pd.read_parquet(experiment / "results.parquet")
     front = pd.read_csv(experiment / "pareto.csv")
-    cofi = front[front["frontier"] == "cofi:full"]
+    cofi = front[front["frontier"] == FRONTIER]
     return {"command": " ".join(cmd[1:]), "wall_seconds": round(time.time() - start),
             "trials": len(table), "stopped_early": int((table["status"] == "stopped early")
                                                          .sum()),
@@ -56,8 +57,9 @@ def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
 
 def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
     """Every finished on-target CoFi model of the experiments timed in one pass (the sweeps'
-    models alternating), and each sweep's frontier hypervolume from those speedups."""
-    from analysis.pareto import normalized_hypervolume, pareto_front
+    models alternating), and each sweep's frontier hypervolume from those speedups, as the
+    report computes it (points chosen on selection scores, dev reported)."""
+    from analysis.report import frontiers, points
     from cofi_sweep.model import CofiBert
     from cofi_sweep.retime import Protocol, Timer, experiment_teacher
 
@@ -81,10 +83,9 @@ def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
     out = {}
     for name, r in rows.items():
         r["speedup"] = speedups[name]
-        front = pareto_front(r, objectives={"speedup": "max", "score": "max"})
-        out[name] = {"hypervolume": normalized_hypervolume(
-            front["speedup"], front["score"], float(r["teacher_score"].iloc[0])),
-            "frontier": front[["speedup", "score", "realized_sparsity"]].round(4)
+        front, volumes = frontiers(points(r), float(r["teacher_score"].iloc[0]))
+        out[name] = {"hypervolume": volumes.get(FRONTIER, 0.0), "frontier": front[
+            ["speedup", "score", "selection_score", "realized_sparsity", "seeds"]].round(4)
             .to_dict("records")}
     return out
 
@@ -97,25 +98,34 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*",
                         default=["trials_per_cell=4", "baselines={}",
                                  "job.cofi.sparsity_warmup_epochs=1"])
+    parser.add_argument("--retime-only", action="store_true",
+                        help="keep this space's recorded sweeps and figures; time their models "
+                             "again and recompute the hypervolumes")
     args = parser.parse_args()
-    storage = Path(args.storage or f"runs/bench/asha_savings/{Path(args.space).stem}").resolve()
-    with_asha = run(args.space, storage, "with_asha", args.overrides)
-    without = run(args.space, storage, "without_asha", [*args.overrides, "scheduler.type=none"])
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True, cwd=HERE).stdout.strip() or None
+    key = Path(args.space).stem  # one entry per swept space
+    storage = Path(args.storage or f"runs/bench/asha_savings/{key}").resolve()
+    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
+    if args.retime_only:
+        result = results[key]
+    else:
+        with_asha = run(args.space, storage, "with_asha", args.overrides)
+        without = run(args.space, storage, "without_asha", [*args.overrides,
+                                                            "scheduler.type=none"])
+        result = {"with_asha": with_asha, "without_asha": without,
+                  "steps_ratio": round(with_asha["training_steps"]
+                                       / without["training_steps"], 3),
+                  "hypervolume_ratio_as_each_sweep_timed": round(
+                      with_asha["hypervolume"] / without["hypervolume"], 3)
+                  if without["hypervolume"] else None}
     together = retime_together({"with_asha": storage / "with_asha",
                                 "without_asha": storage / "without_asha"})
-    result = {"with_asha": with_asha, "without_asha": without, "commit": commit,
-              "steps_ratio": round(with_asha["training_steps"] / without["training_steps"], 3),
-              "hypervolume_ratio_as_each_sweep_timed": round(
-                  with_asha["hypervolume"] / without["hypervolume"], 3)
-              if without["hypervolume"] else None,
-              "retimed_together": together | {"repeats": REPEATS},
-              "hypervolume_ratio": round(together["with_asha"]["hypervolume"]
-                                         / together["without_asha"]["hypervolume"], 3)
-              if together["without_asha"]["hypervolume"] else None}
-    results = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    results[Path(args.space).stem] = result  # one entry per swept space
+    result.update(commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"],
+                                        capture_output=True, text=True, cwd=HERE).stdout.strip()
+                  or None, retimed_together=together | {"repeats": REPEATS},
+                  hypervolume_ratio=round(together["with_asha"]["hypervolume"]
+                                          / together["without_asha"]["hypervolume"], 3)
+                  if together["without_asha"]["hypervolume"] else None)
+    results[key] = result
     OUT.write_text(json.dumps(results, indent=1) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k not in ("with_asha", "without_asha")},
                      indent=1))

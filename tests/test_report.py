@@ -15,7 +15,8 @@ from analysis.report import write_report
 def fake_trial(experiment: Path, name: str, *, cell: str, ablation: str, method: str,
                score: float, compact: str, done: bool = True, realized: float = 0.5,
                seed: int = 0, lr: float = 1e-4, selection: str = "selection split: 50",
-               target_speedup: float | None = None) -> None:
+               target_speedup: float | None = None,
+               selection_score: float | None = None) -> None:
     """A trial folder as Tune leaves it; a CoFi trial aims at sparsity 0.5 unless it is given
     a speedup target (then it is on target)."""
     trial = experiment / name
@@ -25,7 +26,7 @@ def fake_trial(experiment: Path, name: str, *, cell: str, ablation: str, method:
         {"cell_id": cell, "target_sparsity": sparsity_target, "target_speedup": target_speedup,
          "ablation": ablation, "method": method, "cofi.seed": seed, "cofi.learning_rate": lr}))
     final = {"trial_id": name, "training_iteration": 5, "score": score, "main_metric": "accuracy",
-             "selection": selection,
+             "selection": selection, "selection_score": selection_score,
              "teacher_score": 0.9, "realized_sparsity": realized, "prunable_params": 1000,
              "on_target": (abs(realized - 0.5) <= 0.01 if sparsity_target else True)
              if method == "cofi" else None,
@@ -122,3 +123,27 @@ def test_sparsity_and_speedup_targets_share_their_ablations_frontier(tmp_path: P
     versus = text.split("## CoFi against each distillation baseline")[1].split("##")[0]
     assert f"| distill:d3 | 1.98x | 0.9200 | {lead:+.4f} |" in versus
     assert "| s5x-full | 5x |" in text.split("## Speedup targets")[1]
+
+
+def test_frontier_points_and_shipped_models_are_chosen_on_selection_not_dev(
+        tmp_path: Path) -> None:
+    """Dev is only reported: a point whose dev score is higher but whose selection score is
+    dominated stays off the frontier, and within a point the seed with the better selection
+    score ships even where another seed scored higher on dev."""
+    experiment = tmp_path / "exp"
+    trials = {  # name: (cell, seed, dev, selection, speedup)
+        "a0": ("c-a", 0, 0.80, 0.90, 2.0), "a1": ("c-a", 1, 0.84, 0.88, 2.0),
+        "b0": ("c-b", 0, 0.90, 0.85, 1.9)}  # better on dev, slower and worse on selection
+    for name, (cell, seed, dev, chosen, _) in trials.items():
+        fake_trial(experiment, name, cell=cell, ablation="full", method="cofi", score=dev,
+                   compact=f"/m/{name}", seed=seed, selection_score=chosen)
+    (experiment / "sweep_done.json").write_text("{}")
+    (experiment / "latency.json").write_text(json.dumps(
+        {"teacher": 1.0, "trials": {n: 1 / t[4] for n, t in trials.items()}}))
+    text = write_report(experiment).read_text()
+    front = pd.read_csv(experiment / "pareto.csv")
+    assert front["trial_ids"].tolist() == ["a0 a1"]  # b0 is dominated on selection
+    assert front["score"].iloc[0] == pytest.approx(0.82)  # reported: the seeds' dev mean
+    assert front["selection_score"].iloc[0] == pytest.approx(0.89)
+    assert front["compact_dir"].iloc[0] == "/m/a0"  # best on selection, not on dev
+    assert "which seed's model ships were decided on a selection split" in text
