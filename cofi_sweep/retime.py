@@ -202,12 +202,13 @@ def main(argv: list[str] | None = None) -> int:
                              "median (default: 3 for onnxruntime, whose fresh sessions vary, "
                              "else 1)")
     args = parser.parse_args(argv)
-    passes = args.passes or (3 if args.runtime == "onnxruntime" else 1)
+    passes = args.passes if args.passes is not None else (
+        3 if args.runtime == "onnxruntime" else 1)
     protocol = Protocol(args.batch_size, args.seq_len, args.threads, args.device, args.runtime,
                         repeats=args.repeats, passes=passes)
-    problems = [f"--{k} must be >= 1" for k in ("batch_size", "seq_len", "threads", "repeats",
+    problems = [f"--{k.replace('_', '-')} must be >= 1" for k in ("batch_size", "seq_len", "threads", "repeats",
                                                  "passes")
-                if (getattr(args, k) or 1) < 1]
+                if getattr(args, k) is not None and getattr(args, k) < 1]
     if args.device == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: no CUDA device here")
     if args.device == "cuda" and args.runtime == "onnxruntime":

@@ -370,3 +370,12 @@ def test_retry_errored_reruns_failed_trials_from_their_checkpoint(tmp_path: Path
     done = {t.user_attrs["tune_trial_id"]: t for t in study.trials if t.state.name == "COMPLETE"}
     assert set(done) == set(table["trial_id"])
     assert all(t.user_attrs["retry_of"] is not None for t in done.values())
+
+
+@pytest.mark.parametrize("flag", ["--passes", "--threads", "--repeats", "--batch-size"])
+def test_retime_rejects_zero_counts_instead_of_taking_a_default(tmp_path: Path, flag: str,
+                                                                capsys) -> None:
+    from cofi_sweep.retime import main as retime
+
+    assert retime([str(tmp_path), flag, "0"]) == 2
+    assert f"{flag} must be >= 1" in capsys.readouterr().err
