@@ -206,8 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         3 if args.runtime == "onnxruntime" else 1)
     protocol = Protocol(args.batch_size, args.seq_len, args.threads, args.device, args.runtime,
                         repeats=args.repeats, passes=passes)
-    problems = [f"--{k.replace('_', '-')} must be >= 1" for k in ("batch_size", "seq_len", "threads", "repeats",
-                                                 "passes")
+    counts = ("batch_size", "seq_len", "threads", "repeats", "passes")
+    problems = [f"--{k.replace('_', '-')} must be >= 1" for k in counts
                 if getattr(args, k) is not None and getattr(args, k) < 1]
     if args.device == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda: no CUDA device here")
