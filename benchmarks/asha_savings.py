@@ -2,16 +2,18 @@
 ASHA and without it; training steps spent with ASHA / without, and the hypervolume each
 reaches (the report's normalised hypervolume of the CoFi frontier).
 
-Default sweep: the quickstart's CoFi cells (no baseline) with 4 trials per cell, so ASHA has
-trials to stop, and a 1-epoch sparsity warm-up, so the rungs come early enough to save steps.
-Each sweep takes roughly 10-15 minutes on 2 CPU cores; the teacher is trained once and cached.
+Sweeps: the quickstart's CoFi cells by default (4 trials per cell, 1-epoch warm-up; about
+10-15 minutes a sweep on 2 CPU cores), or a space of benchmarks/spaces/ (the paper's schedule
+shape, on the synthetic task or on SST-2; 15-45 minutes a sweep). Teachers are cached.
 
 Each sweep times its own models at its end, minutes apart, and on this 2-core machine two passes
 differ by several percent -- as much as the hypervolumes being compared. So after both sweeps,
-every finished on-target CoFi model of both is timed again in one pass (interleaved with the
-teacher, the sweeps' models alternating, REPEATS repeats), and the hypervolume ratio the goal is
-judged on comes from that pass; the sweeps' own figures are kept beside it.
-Adds an entry named after the sweep (its space's ``name``) to benchmarks/results/asha_savings.json.
+every finished on-target CoFi model of both is timed again, each distinct structure once (a
+trial that runs in both sweeps compacts to the same structure; a forward's time depends on its
+shapes only), interleaved with the teacher, PASSES passes of REPEATS repeats, the median pass;
+the hypervolume ratio the goal is judged on comes from those speedups, and the sweeps' own
+figures are kept beside it. ``--retime-only`` redoes just that step for recorded sweeps.
+Adds an entry named after the space's file to benchmarks/results/asha_savings.json.
 
     python benchmarks/asha_savings.py                       # the quickstart's CoFi cells
     python benchmarks/asha_savings.py --space benchmarks/spaces/asha_paper_schedule.yaml 'baselines={}'
@@ -32,7 +34,7 @@ import pandas as pd
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_savings.json"
-REPEATS = 20
+REPEATS, PASSES = 20, 3  # each structure: 3 passes of 20 repeats, the median pass
 FRONTIER = "cofi:full"  # the sweeps' one CoFi frontier
 
 
@@ -66,23 +68,25 @@ def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
     first = next(iter(experiments.values()))
     space = json.loads((first / "space.json").read_text())
     protocol = Protocol(space["latency"]["batch_size"], space["latency"]["seq_len"],
-                        repeats=REPEATS)
+                        repeats=REPEATS, passes=PASSES)
     rows = {}
     for name, experiment in experiments.items():
         table = pd.read_parquet(experiment / "results.parquet")
         rows[name] = table[(table["status"] == "finished") & (table["method"] == "cofi")
                            & table["on_target"].astype(bool)].copy()
-    speedups: dict[str, list[float]] = {name: [] for name in rows}
+    # A forward's time depends on its shapes only, and a trial that runs in both sweeps (same
+    # seed and values) compacts to the same structure: each structure is timed once, so timing
+    # noise cannot separate the sweeps where their models are the same.
+    structures = pd.concat(rows.values()).drop_duplicates("structure")
+    speedup = {}
     with Timer(CofiBert.from_pretrained(experiment_teacher(first)), protocol,
                latency_model=False) as timer:
-        for i in range(max(len(r) for r in rows.values())):
-            for name, r in rows.items():  # alternating between the sweeps
-                if i < len(r):
-                    model = CofiBert.from_pretrained(r["compact_dir"].iloc[i])
-                    speedups[name].append(timer.time(model)["speedup"])
+        for _, row in structures.iterrows():
+            model = CofiBert.from_pretrained(row["compact_dir"])
+            speedup[row["structure"]] = timer.time(model)["speedup"]
     out = {}
     for name, r in rows.items():
-        r["speedup"] = speedups[name]
+        r["speedup"] = r["structure"].map(speedup)
         front, volumes = frontiers(points(r), float(r["teacher_score"].iloc[0]))
         out[name] = {"hypervolume": volumes.get(FRONTIER, 0.0), "frontier": front[
             ["speedup", "score", "selection_score", "realized_sparsity", "seeds"]].round(4)
@@ -121,7 +125,7 @@ def main() -> None:
                                 "without_asha": storage / "without_asha"})
     result.update(commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                         capture_output=True, text=True, cwd=HERE).stdout.strip()
-                  or None, retimed_together=together | {"repeats": REPEATS},
+                  or None, retimed_together=together | {"repeats": REPEATS, "passes": PASSES},
                   hypervolume_ratio=round(together["with_asha"]["hypervolume"]
                                           / together["without_asha"]["hypervolume"], 3)
                   if together["without_asha"]["hypervolume"] else None)
