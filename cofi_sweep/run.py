@@ -42,7 +42,8 @@ from analysis import storage
 from analysis.results import (ADDITIONS_FILE, ADDITIONS_PREFIX, LATENCY_FILE, SWEEP_DONE,
                               TABLE_FILE, TRIALS_DIR)
 from cofi_sweep.config import CofiSweepError, ConfigError, from_dict
-from cofi_sweep.space import SweepSpace, describe_plan, job_for_trial, load_space
+from cofi_sweep.space import (SweepSpace, describe_plan, job_for_trial, load_space,
+                              resolve_local_paths)
 
 log = logging.getLogger("cofi_sweep.run")
 
@@ -104,8 +105,8 @@ def _run_phase(space: SweepSpace, experiment: str, teacher_dir: str, name: str,
 
     r = space.resources
     trainable = tune.with_resources(
-        tune.with_parameters(train_cofi, space=dataclasses.asdict(space), teacher_dir=teacher_dir,
-                             experiment_dir=experiment),
+        tune.with_parameters(train_cofi, space=dataclasses.asdict(resolve_local_paths(space)),
+                             teacher_dir=teacher_dir, experiment_dir=experiment),
         {"cpu": r.cpus_per_trial, "gpu": r.gpus_per_trial})
     path = storage.join(storage_path, name)
     if resume and tune.Tuner.can_restore(path):

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cofi_sweep.cluster import ClusterConfig
+from cofi_sweep.pretrained import ALIASES
 from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig, _did_you_mean,
                                apply_overrides, below, from_dict, load_yaml)
 
@@ -362,6 +363,28 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
         raw["cofi"].update(zip(names, value) if len(names) > 1 else {names[0]: value})
     raw["output_dir"] = output_dir
     return from_dict(JobConfig, raw)
+
+
+def resolve_local_paths(space: SweepSpace, base: Path | None = None) -> SweepSpace:
+    """``space`` with its relative local paths made absolute against ``base`` (default: the
+    working directory the sweep was started from). Tune runs every trial in its own folder,
+    where ``data.dir: ../shared/data/glue`` names nothing. Model and teacher names that are no
+    local path (hub names, aliases) are left as they are."""
+    base = Path(base or Path.cwd())
+
+    def absolute(path: str | None, must_exist: bool = False) -> str | None:
+        if not path or Path(path).expanduser().is_absolute() or "://" in path:
+            return path
+        resolved = (base / Path(path).expanduser()).resolve()
+        return str(resolved) if resolved.exists() or not must_exist else path
+
+    job = space.job
+    data = dataclasses.replace(job.data, dir=absolute(job.data.dir))
+    teacher = dataclasses.replace(job.teacher, cache_dir=absolute(job.teacher.cache_dir),
+                                  path=absolute(job.teacher.path, must_exist=True))
+    model = job.model if job.model in ALIASES else absolute(job.model, must_exist=True)
+    return dataclasses.replace(space, job=dataclasses.replace(job, model=model, data=data,
+                                                              teacher=teacher))
 
 
 # what pyarrow.fs.FileSystem.from_uri opens (and so what Ray Tune can write to)

@@ -304,3 +304,24 @@ def test_ray_client_addresses_are_refused_before_anything_starts(tmp_path: Path,
     err = capsys.readouterr().err
     assert "Ray Client (ray://) addresses are not supported" in err and "ray job submit" in err
     assert not (tmp_path / "sweeps" / "t").exists()  # no experiment started
+
+
+def test_trials_get_local_paths_made_absolute_against_the_start_folder(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tune runs each trial in its own folder: a relative data dir (``../shared/data/glue``)
+    or model folder must reach it as an absolute path; hub names and aliases stay names."""
+    from cofi_sweep.space import resolve_local_paths
+
+    (tmp_path / "models" / "mine").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)
+    raw = {"job": {"model": "models/mine", "task": "sst2",
+                   "data": {"source": "local", "dir": "../glue"},
+                   "teacher": {"cache_dir": "cache", "path": "textattack/bert-base-SST-2"}},
+           "grid": {"target_sparsity": [0.5]}}
+    space = resolve_local_paths(load_space(write(tmp_path, raw)))
+    assert space.job.model == str(tmp_path / "models" / "mine")
+    assert space.job.data.dir == str(tmp_path.parent / "glue")
+    assert space.job.teacher.cache_dir == str(tmp_path / "cache")
+    assert space.job.teacher.path == "textattack/bert-base-SST-2"  # a hub name
+    raw["job"]["model"] = "minilm"
+    assert resolve_local_paths(load_space(write(tmp_path, raw))).job.model == "minilm"
