@@ -46,6 +46,9 @@ def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     experiment = storage / name
     table = pd.read_parquet(experiment / "results.parquet")
+    if not (table["status"] == "finished").any():
+        sys.exit(f"{experiment}: no trial finished ({table['status'].value_counts().to_dict()});"
+                 f" see its report.md and the trials' error files")
     front = pd.read_csv(experiment / "pareto.csv")
     cofi = front[front["frontier"] == FRONTIER]
     return {"command": " ".join(cmd[1:]), "wall_seconds": round(time.time() - start),
