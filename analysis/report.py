@@ -231,9 +231,9 @@ def selection_statement(table: pd.DataFrame) -> str:
         return "Selection: not recorded (an experiment from an older version)."
     if chosen == ["dev"]:
         return ("Selection: **dev did both**. It chose checkpoints, early stopping, the "
-                "search and the frontier points, and it is the reported score, so the scores below are optimistic "
-                "(best-of-N on the published number). Set `job.data.selection_size` to hold "
-                "out a selection split.")
+                "search and the frontier points, and it is the reported score, so the scores "
+                "below are optimistic (best-of-N on the published number). Set "
+                "`job.data.selection_size` to hold out a selection split.")
     return (f"Selection: checkpoints, early stopping (ASHA), the search (Optuna), which points "
             f"stand on a frontier and which seed's model ships were decided on a "
             f"{'; '.join(chosen)}. The scores below are dev, evaluated once per finished model "
@@ -457,8 +457,8 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     front, volumes = frontiers(pts, teacher_score(table))
     if len(front):
         keep = ["frontier", "cell_id", "target_sparsity", "target_speedup", "score",
-                "score_std", "selection_score", "seeds", "speedup", "realized_sparsity", "prunable_params",
-                "trial_ids", "compact_dir", "compact_uri"]
+                "score_std", "selection_score", "seeds", "speedup", "realized_sparsity",
+                "prunable_params", "trial_ids", "compact_dir", "compact_uri"]
         out = front[[c for c in keep if c in front]].copy()
         out["hypervolume"] = out["frontier"].map(volumes)
         out.to_csv(experiment / "pareto.csv", index=False)

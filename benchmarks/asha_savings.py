@@ -16,7 +16,8 @@ figures are kept beside it. ``--retime-only`` redoes just that step for recorded
 Adds an entry named after the space's file to benchmarks/results/asha_savings.json.
 
     python benchmarks/asha_savings.py                       # the quickstart's CoFi cells
-    python benchmarks/asha_savings.py --space benchmarks/spaces/asha_paper_schedule.yaml 'baselines={}'
+    python benchmarks/asha_savings.py --space benchmarks/spaces/asha_paper_schedule.yaml \
+        'baselines={}'
 """
 
 from __future__ import annotations

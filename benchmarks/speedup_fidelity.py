@@ -25,7 +25,7 @@ import torch
 
 from cofi_sweep.latency import available_cpus, describe_device
 from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.retime import Protocol, Timer
+from cofi_sweep.retime import Protocol, Timer, median_pass
 from cofi_sweep.space import load_space
 from cofi_sweep.teacher import get_teacher
 from sparsity_control import commit
@@ -95,8 +95,7 @@ def main() -> None:
                     print(f"pass {i}: {r['trial_id']} "
                           f"{passes[r['trial_id']][-1]['speedup']:.2f}x", flush=True)
         for r in models:
-            timed = sorted(passes[r["trial_id"]], key=lambda t: t["speedup"])
-            t = timed[len(timed) // 2]  # the median pass
+            t = median_pass(passes[r["trial_id"]])
             row = {"setting": f"{runtime} b{batch}x{seq}", "model": r["trial_id"],
                    "rebuilt": rebuilt[r["trial_id"]], "commit": commit(),
                    "realized_sparsity": round(r["realized_sparsity"], 4),

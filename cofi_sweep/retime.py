@@ -78,6 +78,11 @@ def _runner(model: CofiBert, protocol: Protocol, workdir: Path, name: str) -> An
     return model.to(resolve_device(protocol.device))
 
 
+def median_pass(passes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The timing (of several passes of one model) whose speedup is the median."""
+    return sorted(passes, key=lambda t: t["speedup"])[len(passes) // 2]
+
+
 class Timer:
     """Times compact models against one teacher under a protocol (use as a context manager:
     an onnxruntime protocol keeps its exported graphs in a temporary folder)."""
@@ -103,11 +108,10 @@ class Timer:
         """Medians and quartiles of the model and of the teacher timed interleaved with it,
         the measured speedup and its spread, and the FLOP and latency-model predictions; with
         several passes, those of the median pass and every pass's speedup."""
-        passes = sorted((self._time_once(compact, name) for _ in range(self.protocol.passes)),
-                        key=lambda t: t["speedup"])
-        chosen = passes[len(passes) // 2]
+        passes = [self._time_once(compact, name) for _ in range(self.protocol.passes)]
+        chosen = median_pass(passes)
         if len(passes) > 1:
-            chosen["pass_speedups"] = [t["speedup"] for t in passes]
+            chosen["pass_speedups"] = sorted(t["speedup"] for t in passes)
         return chosen
 
     def _time_once(self, compact: CofiBert, name: str) -> dict[str, Any]:

@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cofi_sweep.cluster import ClusterConfig
-from cofi_sweep.pretrained import ALIASES
 from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig, _did_you_mean,
                                apply_overrides, below, from_dict, load_yaml)
+from cofi_sweep.pretrained import ALIASES
 
 
 @dataclass
