@@ -363,16 +363,20 @@ class CofiPruner:
         """What the target is in (sparsity, or 1 - 1/predicted speedup) at binary masks."""
         return float(self.target.reduction(masks_as_probs(masks, self.gates)))
 
-    def masks_at_target(self, masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    def masks_at_target(self, masks: dict[str, torch.Tensor], goal: float | None = None
+                        ) -> dict[str, torch.Tensor]:
         """``masks`` with widths rounded to ``cofi.shape_multiple``, then projected onto the
-        target's band (when ``cofi.project_to_band``; see :mod:`cofi_sweep.projection`)."""
+        target's band (when ``cofi.project_to_band``; see :mod:`cofi_sweep.projection`) --
+        or onto a band as wide around ``goal`` (a reduction), e.g. the warm-up's current
+        target."""
         log_alpha, multiple = dict(self.gates.log_alpha.items()), self.cfg.shape_multiple
         masks = round_shapes(masks, log_alpha, multiple)
         if not self.cfg.project_to_band:
             return masks
         t = self.target
-        return project_to_band(masks, log_alpha, reduction=self.reduction, target=t.goal,
-                               low=t.low, high=t.high, multiple=multiple)
+        shift = 0.0 if goal is None else goal - t.goal
+        return project_to_band(masks, log_alpha, reduction=self.reduction, target=t.goal + shift,
+                               low=t.low + shift, high=t.high + shift, multiple=multiple)
 
     def structure(self, masks: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
         """Kept heads and FFN units per layer and kept hidden dims (under ``masks``)."""
@@ -399,9 +403,12 @@ class CofiPruner:
             # with projection every evaluation after the target's warm-up is of an on-target
             # model, so the target counts as reached then, however far the Lagrangian lags
             self.reached_target |= cfg.project_to_band and self.stage_step >= self.warmup_steps
-            masks = self.masks_at_target(raw) if self.reached_target else raw
             t, now = self.target, target_at(self.stage_step, target=self.target.goal,
                                             warmup_steps=self.warmup_steps)
+            # during the warm-up, the masks projected onto the warm-up's current target: every
+            # trial of a cell is at the same sparsity at the same step, whatever its gates lag,
+            # so its scores compare like with like (early stopping can rank them)
+            masks = self.masks_at_target(raw, None if self.reached_target else now)
             event.update(
                 target=now if t.kind == "sparsity" else None,
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
