@@ -10,11 +10,22 @@ Ray's async ASHA decides (a trial is stopped at a rung when its score is below t
 concurrency and every trial running at the same speed in steps. What a replay cannot show:
 Optuna would have proposed other values after a different set of finished trials.
 
-Rung scores replayed, at the n-th pruning evaluation at target:
-  current  the selection score of the masked model then (what the sweep reports today),
+Rung scores replayed, at the n-th evaluation the clock counts:
+  current  the selection score of the masked model then (what the sweep ranks),
   best     the best such score so far (what the trial would compact if stopped now),
   mean     their mean so far,
-  loss     minus the training loss then (distillation + Lagrangian, smoothed by the optimizer).
+  loss     minus the training loss then (distillation + Lagrangian, smoothed by the optimizer),
+  random   a uniform random number: the chance a ranking signal must beat.
+Clocks: ``at_target``, pruning evaluations once at the final target (the sweep's rungs before
+98c9f68's successor); ``pruning``, every pruning evaluation (the sweep's ranked evaluations
+since: during the target's warm-up, of masks projected onto its current value -- in sweeps run
+before that, of the gates' raw masks, which do not compare like with like).
+
+Which trials start first decides much of what async ASHA stops (the first at a rung always
+passes), so each policy is also replayed over ``--orders`` random start orders of the same
+trials: the mean steps and hypervolume ratios and the share of orders meeting the goal. Rank
+correlations (Spearman) of each evaluation's score with the final dev score say how much an
+early rung can know.
 
 Adds the sweep's entry (by folder name) to benchmarks/results/asha_policies.json.
 
@@ -28,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import heapq
+import itertools
 import json
 from pathlib import Path
 
@@ -39,7 +51,8 @@ from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_policies.json"
-SCORES = ("current", "best", "mean", "loss")
+SCORES = ("current", "best", "mean", "loss", "random")
+CLOCKS = ("at_target", "pruning")
 
 
 def load_trials(experiment: Path) -> list[dict]:
@@ -53,51 +66,68 @@ def load_trials(experiment: Path) -> list[dict]:
     trials = []
     for _, row in table[table["method"] == "cofi"].iterrows():
         history = histories[row["trial_id"]]
-        rungs = [e for e in history if e.get("stage") == "prune" and e.get("at_target")]
+        pruning = [e for e in history if e.get("stage") == "prune"]
         trials.append({"id": row["trial_id"], "cell": row["cell_id"], "score": row["score"],
                        "speedup": row["speedup"], "on_target": bool(row["on_target"]),
                        "steps": int(row["step"]), "start": history[0]["timestamp"],
                        "teacher_score": row["teacher_score"], "row": row.to_dict(),
-                       "rungs": [(e["step"], e["selection_score"], e["loss"]) for e in rungs]})
+                       "clocks": {clock: [(e["step"], e["selection_score"], e["loss"])
+                                          for e in pruning if clock == "pruning"
+                                          or e.get("at_target")] for clock in CLOCKS}})
     return sorted(trials, key=lambda t: t["start"])
 
 
-def rung_scores(trial: dict, kind: str) -> list[tuple[int, int, float]]:
-    """(step, clock, score) at each evaluation at target, the score as ``kind`` says."""
+def rank_correlations(trials: list[dict], clock: str) -> list[dict]:
+    """Spearman's rho, across the trials, of the n-th rung evaluation's selection score with
+    the final dev score: how well a rung there could rank them."""
     out = []
-    for n, (step, score, loss) in enumerate(trial["rungs"], 1):
-        so_far = [s for _, s, _ in trial["rungs"][:n]]
+    for n in range(min(len(t["clocks"][clock]) for t in trials)):
+        rung = pd.DataFrame({"rung": [t["clocks"][clock][n][1] for t in trials],
+                             "final": [t["score"] for t in trials]})
+        out.append({"evaluation": n + 1, "step": trials[0]["clocks"][clock][n][0],
+                    "spearman": round(float(rung.corr(method="spearman").iloc[0, 1]), 2)})
+    return out
+
+
+def rung_scores(trial: dict, kind: str, clock: str, rng: np.random.Generator
+                ) -> list[tuple[int, int, float]]:
+    """(step, clock, score) at each evaluation the clock counts, the score as ``kind`` says."""
+    out, rungs = [], trial["clocks"][clock]
+    for n, (step, score, loss) in enumerate(rungs, 1):
+        so_far = [s for _, s, _ in rungs[:n]]
         value = {"current": score, "best": max(so_far), "mean": float(np.mean(so_far)),
-                 "loss": -loss}[kind]
+                 "loss": -loss, "random": rng.random()}[kind]
         out.append((step, n, value))
     return out
 
 
-def replay(trials: list[dict], kind: str, grace: int, rf: int, concurrency: int) -> dict:
-    """The sweep under per-cell async ASHA: steps spent, trials stopped, those kept."""
+def replay(trials: list[dict], kind: str, clock: str, grace: int, rf: int, concurrency: int,
+           rng: np.random.Generator) -> dict:
+    """The sweep under per-cell async ASHA, trials started in the list's order: steps spent,
+    trials stopped, the hypervolume of those kept."""
     milestones = [grace * rf ** k for k in range(8) if grace * rf ** k <= 64]
     rungs = {t["cell"]: {m: {} for m in milestones} for t in trials}
     waiting, events, started, spent, stopped = list(trials), [], {}, {}, set()
 
     def start(trial: dict, now: float) -> None:
         started[trial["id"]] = now
-        for step, clock, score in rung_scores(trial, kind):
-            heapq.heappush(events, (now + step, trial["id"], clock, score))
+        for step, count, score in rung_scores(trial, kind, clock, rng):
+            heapq.heappush(events, (now + step, trial["id"], count, score))
         heapq.heappush(events, (now + trial["steps"], trial["id"], None, None))
 
     for _ in range(min(concurrency, len(waiting))):
         start(waiting.pop(0), 0.0)
     by_id = {t["id"]: t for t in trials}
     while events:
-        now, trial_id, clock, score = heapq.heappop(events)
+        now, trial_id, count, score = heapq.heappop(events)
         if trial_id in spent:
             continue
-        ends = clock is None
+        ends = count is None
         for milestone in sorted(milestones, reverse=True):  # as Ray's _Bracket.on_result
             recorded = rungs[by_id[trial_id]["cell"]][milestone]
-            if ends or (clock >= milestone and trial_id in recorded):
+            if ends or (count >= milestone and trial_id in recorded):
                 break
-            if clock < milestone:
+            if count < milestone:
                 continue
             cutoff = (np.nanpercentile(list(recorded.values()), (1 - 1 / rf) * 100)
                       if recorded else None)
@@ -114,14 +144,18 @@ def replay(trials: list[dict], kind: str, grace: int, rf: int, concurrency: int)
     return {"steps": sum(spent.values()), "stopped": len(stopped), "hypervolume": hypervolume(kept)}
 
 
+_VOLUMES: dict[tuple[str, ...], float] = {}  # by kept trial ids: replays keep few distinct sets
+
+
 def hypervolume(trials: list[dict]) -> float:
     """The report's normalised hypervolume of the CoFi frontier of the finished trials (points
     chosen on selection scores, dev reported)."""
-    table = pd.DataFrame([t["row"] for t in trials])
-    if table.empty:
-        return 0.0
-    _, volumes = frontiers(points(table), trials[0]["teacher_score"])
-    return max(volumes.values(), default=0.0)
+    key = tuple(sorted(t["id"] for t in trials))
+    if key not in _VOLUMES:
+        table = pd.DataFrame([t["row"] for t in trials])
+        _VOLUMES[key] = 0.0 if table.empty else max(
+            frontiers(points(table), trials[0]["teacher_score"])[1].values(), default=0.0)
+    return _VOLUMES[key]
 
 
 def main() -> None:
@@ -129,30 +163,43 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("experiment", type=Path, help="a sweep run with scheduler.type=none")
     parser.add_argument("--concurrency", type=int, default=2)
+    parser.add_argument("--orders", type=int, default=200,
+                        help="random start orders each policy is also replayed over")
     args = parser.parse_args()
     trials = load_trials(args.experiment)
     steps, hv = sum(t["steps"] for t in trials), hypervolume(trials)
+    rng = np.random.default_rng(0)
+    orders = [[trials[i] for i in rng.permutation(len(trials))] for _ in range(args.orders)]
     policies = []
-    for kind in SCORES:
-        for grace in (1, 2, 3, 4):
-            for rf in (2, 3, 4):
-                r = replay(trials, kind, grace, rf, args.concurrency)
-                policies.append({"score": kind, "grace_period": grace, "reduction_factor": rf,
-                                 "steps_ratio": round(r["steps"] / steps, 3),
-                                 "stopped": r["stopped"],
-                                 "hypervolume_ratio": round(r["hypervolume"] / hv, 3) if hv else None})
-    meets = [p for p in policies if p["steps_ratio"] <= 0.5 and (p["hypervolume_ratio"] or 0) >= 0.98]
+    for clock, kind, grace, rf in itertools.product(CLOCKS, SCORES, (1, 2, 3, 4), (2, 3, 4)):
+        r = replay(trials, kind, clock, grace, rf, args.concurrency, rng)
+        ratios = np.array([(o["steps"] / steps, o["hypervolume"] / hv) for o in (
+            replay(order, kind, clock, grace, rf, args.concurrency, rng) for order in orders)])
+        policies.append({"clock": clock, "score": kind, "grace_period": grace,
+                         "reduction_factor": rf, "steps_ratio": round(r["steps"] / steps, 3),
+                         "stopped": r["stopped"],
+                         "hypervolume_ratio": round(r["hypervolume"] / hv, 3) if hv else None,
+                         "random_orders": {
+                             "steps_ratio": round(float(ratios[:, 0].mean()), 3),
+                             "hypervolume_ratio": round(float(ratios[:, 1].mean()), 3),
+                             "meets_goal": round(float(np.mean(
+                                 (ratios[:, 0] <= 0.5) & (ratios[:, 1] >= 0.98))), 3)}})
     within = [p for p in policies if (p["hypervolume_ratio"] or 0) >= 0.98]
+    meets = [p for p in within if p["steps_ratio"] <= 0.5]
+    cells = sorted({t["cell"] for t in trials})
     result = {"experiment": str(args.experiment), "commit": commit(), "trials": len(trials),
               "training_steps": steps, "hypervolume": hv,
               "trials_detail": [{k: t[k] for k in ("id", "cell", "score", "speedup")}
-                                | {"rung_scores": [round(s, 3) for _, s, _ in t["rungs"]]}
-                                for t in trials],
+                                | {f"rung_scores_{c}": [round(s, 3) for _, s, _ in t["clocks"][c]]
+                                   for c in CLOCKS} for t in trials],
+              "rank_correlations": {c: {cell: rank_correlations(
+                  [t for t in trials if t["cell"] == cell], c) for cell in cells}
+                  for c in CLOCKS},
               "policies": policies, "meeting_goal": meets,
               "least_steps_within_2pct": min(within, key=lambda p: p["steps_ratio"])
               if within else None}
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    results[args.experiment.name] = result  # one entry per replayed sweep
+    results[args.experiment.name] = result | {"orders": args.orders}  # one entry per sweep
     OUT.write_text(json.dumps(results, indent=1) + "\n")
     print(f"{len(trials)} trials, {steps} steps, hypervolume {hv:.4f}")
     for p in policies:

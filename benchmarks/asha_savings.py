@@ -12,7 +12,10 @@ every finished on-target CoFi model of both is timed again, each distinct struct
 trial that runs in both sweeps compacts to the same structure; a forward's time depends on its
 shapes only), interleaved with the teacher, PASSES passes of REPEATS repeats, the median pass;
 the hypervolume ratio the goal is judged on comes from those speedups, and the sweeps' own
-figures are kept beside it. ``--retime-only`` redoes just that step for recorded sweeps.
+figures are kept beside it. ``--retime-only`` redoes just that step for recorded sweeps;
+``--reuse-without`` runs only the sweep with ASHA and keeps the recorded one without it, whose
+trials train and finish exactly as before when only what ASHA ranks has changed (check: the
+same final scores; asha_policies.py replays its histories).
 Adds an entry named after the space's file to benchmarks/results/asha_savings.json.
 
     python benchmarks/asha_savings.py                       # the quickstart's CoFi cells
@@ -106,6 +109,8 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*",
                         default=["trials_per_cell=4", "baselines={}",
                                  "job.cofi.sparsity_warmup_epochs=1"])
+    parser.add_argument("--reuse-without", action="store_true",
+                        help="run only the sweep with ASHA; keep the recorded one without it")
     parser.add_argument("--retime-only", action="store_true",
                         help="keep this space's recorded sweeps and figures; time their models "
                              "again and recompute the hypervolumes")
@@ -117,8 +122,9 @@ def main() -> None:
         result = results[key]
     else:
         with_asha = run(args.space, storage, "with_asha", args.overrides)
-        without = run(args.space, storage, "without_asha", [*args.overrides,
-                                                            "scheduler.type=none"])
+        without = (results[key]["without_asha"] if args.reuse_without else
+                   run(args.space, storage, "without_asha", [*args.overrides,
+                                                             "scheduler.type=none"]))
         result = {"with_asha": with_asha, "without_asha": without,
                   "steps_ratio": round(with_asha["training_steps"]
                                        / without["training_steps"], 3),
