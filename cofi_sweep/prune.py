@@ -405,10 +405,11 @@ class CofiPruner:
             self.reached_target |= cfg.project_to_band and self.stage_step >= self.warmup_steps
             t, now = self.target, target_at(self.stage_step, target=self.target.goal,
                                             warmup_steps=self.warmup_steps)
-            # during the warm-up, the masks projected onto the warm-up's current target: every
-            # trial of a cell is at the same sparsity at the same step, whatever its gates lag,
-            # so its scores compare like with like (early stopping can rank them)
-            masks = self.masks_at_target(raw, None if self.reached_target else now)
+            # projected onto the target's current value: during its warm-up every trial of a
+            # cell is then at the same sparsity at the same step, whatever its gates lag, so
+            # scores compare like with like from the first evaluation (early stopping ranks them)
+            masks = (self.masks_at_target(raw, now) if cfg.project_to_band or self.reached_target
+                     else raw)
             event.update(
                 target=now if t.kind == "sparsity" else None,
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
@@ -425,9 +426,12 @@ class CofiPruner:
             distance = abs(realized - t.goal)
         else:  # a compact model, or a baseline's dense student: at its final size
             event["realized_sparsity"] = 1 - self.model.prunable_parameters() / self.dense_params
-        # at_target: the score is of a model at its final sparsity (what early stopping ranks)
+        # at_target: the score is of a model at its final sparsity; ranked: a pruning-stage
+        # score of a model at the target's current value, the same for all of a cell's trials
+        # at the same step (what early stopping ranks)
         event["at_target"] = self.stage == "finetune" or (self.stage == "prune"
                                                           and self.reached_target)
+        event["ranked"] = self.stage == "prune" and (self.reached_target or cfg.project_to_band)
         metrics = evaluate(self.model, self.select_loader, task, masks=masks,
                            device=self.device)
         event["metric"] = metrics[task.main_metric]

@@ -2,12 +2,16 @@
 
 * **Per cell.** One ASHA per cell, so a 90 %-sparse trial is only ever compared with trials of
   its own target and ablation, never stopped for losing to a 50 %-sparse one.
-* **One kind of score.** A trial reports ``rung_score`` and ASHA's clock ``evals_at_target``
-  only at pruning-stage evaluations *at target* (expected sparsity reached, or the target's
-  warm-up over with the masks projected onto the band): the selection-split score of the masked
-  model at its final sparsity. Warm-up evaluations and fine-tuning evaluations carry neither,
-  so ASHA never ranks a fine-tuned score against another trial's masked one, and values that
-  act only after compaction are rejected with ASHA at validation (``cofi_sweep/space.py``).
+* **One kind of score.** A trial reports ``rung_score`` and ASHA's clock ``ranked_evals`` only
+  at *ranked* pruning-stage evaluations: the selection-split score of the model under masks
+  projected onto the target's current value (``cofi.project_to_band``), which at a given
+  evaluation is the same for every trial of the cell -- the warm-up's value while the target
+  warms up, the final band after. Rungs can therefore come early in the warm-up, where they
+  save most. Without projection, only evaluations after the expected sparsity has reached the
+  target are ranked. Fine-tuning evaluations carry neither, so ASHA never ranks a fine-tuned
+  score against another trial's masked one; values that act only after compaction, and the
+  schedule settings that place evaluations and the target, are rejected with ASHA at
+  validation (``cofi_sweep/space.py``).
 * **Across --resume.** Tune restores the scheduler from the pickle written when the sweep
   started, so ASHA's rung records would be empty after a resume and the first trial to reach a
   rung would pass it unopposed. Each cell's records are therefore written to
@@ -26,7 +30,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
 from analysis import storage
 
-ASHA_CLOCK = "evals_at_target"
+ASHA_CLOCK = "ranked_evals"
 ASHA_METRIC = "rung_score"
 RUNGS_FILE = "asha_rungs.json"
 
@@ -35,7 +39,7 @@ class PerCellASHA(FIFOScheduler):
     """ASHA with one bracket per grid cell (see the module docstring).
 
     Args:
-        grace_period: evaluations at target before a trial can first be stopped.
+        grace_period: ranked evaluations before a trial can first be stopped.
         reduction_factor: at each rung, keep the top 1/reduction_factor of the cell's trials.
         experiment: the experiment's folder or URI, where the rung records are kept.
     """

@@ -109,6 +109,10 @@ class GridConfig:
 # cofi settings that act only after compaction: ASHA, which ranks pruning-stage scores, would
 # judge them before they have had any effect
 POST_COMPACTION = ("finetune_learning_rate", "finetune_epochs")
+# cofi settings that place the evaluations and the target's warm-up: ASHA compares a cell's
+# trials at their n-th ranked evaluation, which must be the same step and target for all
+SCHEDULE = ("eval_every", "batch_size", "distill_epochs", "prune_epochs",
+            "sparsity_warmup_epochs")
 SWEEP_SELECTION_SIZE = 500  # examples held out of train when a sweep's space does not say
 
 
@@ -126,10 +130,11 @@ class SearcherConfig:
 
 @dataclass
 class SchedulerConfig:
-    """ASHA on the dev metric, counted in evaluations *at target sparsity* (see README)."""
+    """ASHA per cell on selection-split scores, counted in ranked pruning evaluations (masks
+    at the target's current value; see cofi_sweep/scheduler.py)."""
 
     type: Literal["asha", "none"] = "asha"
-    grace_period: int = 2  # evaluations at target before a trial can first be stopped
+    grace_period: int = 2  # ranked evaluations before a trial can first be stopped
     reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung
 
     def check(self) -> list[str]:
@@ -234,6 +239,13 @@ class SweepSpace:
             problems.append(
                 f"search: {', '.join(late)} act(s) only after compaction, but ASHA ranks "
                 "trials on pruning-stage scores, before that; fix it in job.cofi, or set "
+                "scheduler.type: none to search it")
+        timing = [k for k in self.search if set(_names(k)) & set(SCHEDULE)]
+        if timing and self.scheduler.type == "asha":
+            problems.append(
+                f"search: {', '.join(timing)} move(s) the evaluations or the target's warm-up, "
+                "but ASHA compares a cell's trials at the same evaluation, which must be the "
+                "same step and target for all; fix it in job.cofi (or per ablation), or set "
                 "scheduler.type: none to search it")
         return problems
 
@@ -427,7 +439,8 @@ def describe_plan(space: SweepSpace) -> str:
              f"{space.searcher.seed}, learns after {space.searcher.startup_trials} trials of a "
              f"cell); trial i of a cell runs with seed cofi.seed + i",
              f"scheduler: {space.scheduler.type}"
-             + (" (per cell, on selection-split scores at target during pruning)"
+             + (" (per cell, on selection-split scores during pruning, at the target's "
+               "current value)"
                 if space.scheduler.type == "asha" else ""),
              "selection: " + (f"{space.job.data.selection_size} training examples held out "
                               "choose checkpoints, stop trials and steer the search; dev is "

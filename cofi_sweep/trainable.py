@@ -5,9 +5,9 @@ loads the (already trained) teacher by path, resumes from Tune's checkpoint when
 runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
 
   * at every evaluation: stage, iteration, target, expected, deterministic and realized
-    sparsity, lambdas, and the selection-split metric(s) (``selection_score``); at pruning
-    evaluations at target also ``rung_score`` and ASHA's clock ``evals_at_target``
-    (:mod:`cofi_sweep.scheduler`);
+    sparsity, lambdas, and the selection-split metric(s) (``selection_score``); at ranked
+    pruning evaluations (masks at the target's current value) also ``rung_score`` and ASHA's
+    clock ``ranked_evals`` (:mod:`cofi_sweep.scheduler`);
   * at the end (``done_job``): ``score`` (dev, for the report), ``final_score`` (selection
     split: what Optuna learns from), realized sparsity and ``on_target``, parameter counts,
     per-layer structure, the compact model's path, the FLOP- and latency-model-predicted
@@ -87,9 +87,9 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         evals["n"] += 1
         metrics = _flat(event)
         metrics["selection_score"] = event["metric"]
-        if event["stage"] == "prune" and event["at_target"]:  # what ASHA may rank
+        if event["ranked"]:  # what ASHA may rank
             metrics[ASHA_METRIC] = event["metric"]
-            metrics[ASHA_CLOCK] = _evals_at_target(pruner)
+            metrics[ASHA_CLOCK] = sum(1 for e in pruner.history if e.get("ranked"))
         start = time.perf_counter()
         if every and evals["n"] % every == 0:
             with tempfile.TemporaryDirectory() as tmp:
@@ -194,11 +194,6 @@ def local_teacher(teacher_dir: str, experiment_dir: str) -> str:
     local = Path(tempfile.gettempdir()) / "cofi_sweep_teachers" / Path(teacher_dir).name
     fetch_teacher(experiment_dir, local)
     return str(local)
-
-
-def _evals_at_target(pruner: CofiPruner) -> int:
-    """ASHA's clock: pruning-stage evaluations at target so far."""
-    return sum(1 for e in pruner.history if e["stage"] == "prune" and e["at_target"])
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:

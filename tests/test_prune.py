@@ -167,6 +167,8 @@ def test_short_budget_lands_on_target_with_projection(tmp_path: Path, teacher_ca
     warm = [e for e in events if e["stage"] == "prune" and not e["at_target"]]
     assert warm and all(abs(e["realized_sparsity"] - e["target"]) <= 0.01 for e in warm)
     assert any(abs(e["deterministic_sparsity"] - e["target"]) > 0.01 for e in warm)
+    assert all(e["ranked"] for e in events if e["stage"] == "prune")  # ASHA may rank them
+    assert not any(e["ranked"] for e in events if e["stage"] != "prune")
     # widths rounded to cofi.shape_multiple (8) in the compact model
     widths = [result.structure["hidden"], *result.structure["ffn"]]
     assert all(w % 8 == 0 for w in widths), result.structure
@@ -176,6 +178,7 @@ def test_short_budget_lands_on_target_with_projection(tmp_path: Path, teacher_ca
     assert not off.on_target and abs(off.realized_sparsity - target) > 0.05
     warm = [e for e in events if e["stage"] == "prune" and not e["at_target"]]
     assert warm and all(e["realized_sparsity"] == e["deterministic_sparsity"] for e in warm)
+    assert not any(e["ranked"] for e in warm)  # raw masks: each trial at its own sparsity
 
 
 def test_selection_split_chooses_and_dev_only_reports(tmp_path: Path, teacher_cache: Path,

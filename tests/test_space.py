@@ -76,6 +76,8 @@ def merged(**changes: object) -> dict:
      "search.cofi.alpha_layer,alpha_pred", "alpha_pred: must be >= 0"),
     (merged(search={"cofi.finetune_learning_rate": {"type": "choice", "values": [1e-5, 3e-5]}}),
      "search", "act(s) only after compaction"),
+    (merged(search={"cofi.sparsity_warmup_epochs": {"type": "choice", "values": [1, 2]}}),
+     "search", "ASHA compares a cell's trials at the same evaluation"),
     (merged(search={"cofi.batch_size": {"type": "int", "low": 0, "high": 8}}),
      "search.cofi.batch_size", "batch_size: must be >= 1"),
     (merged(scheduler={"type": "hyperband"}), "scheduler.type", "must be one of"),
@@ -120,10 +122,10 @@ def test_shipped_spaces_are_valid(name: str) -> None:
     assert space.cells()
 
 
-def test_post_compaction_values_may_be_searched_without_asha(tmp_path: Path) -> None:
-    raw = merged(search={"cofi.finetune_learning_rate": {"type": "choice",
-                                                        "values": [1e-5, 3e-5]}},
-                 scheduler={"type": "none"})
+@pytest.mark.parametrize("key", ["cofi.finetune_learning_rate", "cofi.sparsity_warmup_epochs"])
+def test_values_asha_cannot_judge_may_be_searched_without_asha(tmp_path: Path, key: str
+                                                               ) -> None:
+    raw = merged(search={key: {"type": "choice", "values": [1, 2]}}, scheduler={"type": "none"})
     assert load_space(write(tmp_path, raw)).search
 
 

@@ -85,6 +85,15 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
         results = [json.loads(line) for line in
                    (Path(trial_dir) / "result.json").read_text().splitlines()]
         assert results[-1]["stage"] == "prune" and "rung_score" in results[-1]
+    # like with like: a cell's trials were ranked at the same target at the same rung clock
+    targets: dict[tuple, set] = {}
+    for _, row in healthy[healthy["method"] == "cofi"].iterrows():
+        for line in (Path(row["trial_dir"]) / "result.json").read_text().splitlines():
+            result = json.loads(line)
+            if "rung_score" in result:
+                key = (row["cell_id"], result["ranked_evals"])
+                targets.setdefault(key, set()).add(result["target"])
+    assert targets and all(len(t) == 1 for t in targets.values()), targets
     # every trial of a cell ran with its own seed
     assert (healthy.groupby("cell_id")["config/cofi.seed"].nunique() == 2).all()
     # and the summary says so, with the on-target count
