@@ -92,7 +92,8 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
             result = json.loads(line)
             if "rung_score" in result:
                 key = (row["cell_id"], result["ranked_evals"])
-                targets.setdefault(key, set()).add(result["target"])
+                target = result.get("target", result.get("target_speedup"))  # by cell kind
+                targets.setdefault(key, set()).add(target)
     assert targets and all(len(t) == 1 for t in targets.values()), targets
     # every trial of a cell ran with its own seed
     assert (healthy.groupby("cell_id")["config/cofi.seed"].nunique() == 2).all()
