@@ -17,9 +17,9 @@ Rung scores replayed, at the n-th evaluation the clock counts:
   loss     minus the training loss then (distillation + Lagrangian, smoothed by the optimizer),
   random   a uniform random number: the chance a ranking signal must beat.
 Clocks: ``at_target``, pruning evaluations once at the final target (the sweep's rungs before
-98c9f68's successor); ``pruning``, every pruning evaluation (the sweep's ranked evaluations
-since: during the target's warm-up, of masks projected onto its current value -- in sweeps run
-before that, of the gates' raw masks, which do not compare like with like).
+b9da829); ``pruning``, every pruning evaluation (the sweep's ranked evaluations since: during
+the target's warm-up, of masks projected onto its current value -- in sweeps run before
+98c9f68, of the gates' raw masks, which do not compare like with like).
 
 Which trials start first decides much of what async ASHA stops (the first at a rung always
 passes), so each policy is also replayed over ``--orders`` random start orders of the same

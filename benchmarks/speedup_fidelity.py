@@ -1,8 +1,9 @@
 """Benchmark: how well do FLOPs and the calibrated latency model predict measured speedups?
 
 For compact MiniLM models of real pruning runs at 50-95 % sparsity (benchmarks/frontier.py's
-CoFi jobs, and benchmarks/sparsity_control.py's at the SST-2 and quickstart budgets), under four deployment settings -- PyTorch and onnxruntime, batch 32 x 128 and
-batch 1 x 128, every available core -- each model is timed interleaved with the teacher
+CoFi jobs, and benchmarks/sparsity_control.py's at the SST-2 and quickstart budgets), under
+four deployment settings -- PyTorch and onnxruntime, batch 32 x 128 and batch 1 x 128, every
+available core -- each model is timed interleaved with the teacher
 (:class:`cofi_sweep.retime.Timer`), beside the speedup that matmul FLOPs predict and the one the
 latency model predicts (calibrated on this machine for that setting; cached). Goal:
 latency-model error ≤ 10 % everywhere. Writes benchmarks/results/speedup_fidelity.json.

@@ -304,8 +304,8 @@ def fit_whole_models(table: LatencyTable, measured: list[tuple[EncoderShape, flo
     a, t = torch.tensor(rows, dtype=torch.float64), torch.tensor(targets, dtype=torch.float64)
     values = _nonnegative_fit(a, t)
     # a pass slowed throughout (a scheduler hiccup; seen once among ~50 models timed for an ORT
-    # fit at batch 1, 5x its time) holds even a median: a point the fit misses by far more than the others is
-    # dropped and the rest refitted, at most a quarter of them
+    # fit at batch 1, 5x its time) holds even a median: a point the fit misses by far more
+    # than the others is dropped and the rest refitted, at most a quarter of them
     keep = list(range(len(t)))
     for _ in range(len(t) // 4):
         fitted = sum(a[keep, j] * v for j, v in values.items())

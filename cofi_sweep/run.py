@@ -264,9 +264,10 @@ def connect(address: str, env: dict[str, Any] | None = None) -> None:
 
 def _attach(address: str, space: SweepSpace, experiment: str) -> None:
     """Attaches to a cluster (``--address`` / RAY_ADDRESS, resolved by cluster_address; auth as
-    :func:`connect` says) with the runtime_env that ships the code and pins the dependencies, and checks that every node sees
-    a folder ``storage_path`` (:mod:`cofi_sweep.cluster`). Done before anything is written or
-    trained, so a cluster this driver cannot use stops the sweep first."""
+    :func:`connect` says) with the runtime_env that ships the code and pins the dependencies,
+    and checks that every node sees a folder ``storage_path`` (:mod:`cofi_sweep.cluster`).
+    Done before anything is written or trained, so a cluster this driver cannot use stops the
+    sweep first."""
     from cofi_sweep.cluster import check_storage, runtime_env
 
     env = runtime_env(space.cluster)

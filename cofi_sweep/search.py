@@ -8,7 +8,8 @@ over the whole study, so TPE never left random sampling).
 
 What each study learns from: the selection-split score of a finished trial (``final_score``).
 A finished trial whose realized sparsity missed its band is *infeasible* (its ``band_miss``
-constraint is > 0, which TPE reads), so a searched value that makes trials under-prune is never preferred.
+constraint is > 0, which TPE reads), so a searched value that makes trials under-prune is
+never preferred.
 Trials that ASHA stopped are PRUNED, failed ones FAIL. Every Optuna trial carries user
 attributes that line it up with ``results.parquet``: ``tune_trial_id``, ``seed``,
 ``realized_sparsity``, ``on_target`` and the latency model's speedup (the measured one is

@@ -209,8 +209,9 @@ class SweepSpace:
     latency: LatencyConfig = field(default_factory=LatencyConfig)
     max_failures: int = 0  # retries of a failing trial (from its last checkpoint)
     # experiment trackers fed by Ray Tune's own logger callbacks (opt-in; each needs its
-    # package): mlflow logs to <experiment>/mlflow.db (./mlflow.db for a URI) unless MLFLOW_TRACKING_URI says otherwise;
-    # wandb to the project named like the sweep (WANDB_MODE=offline keeps it local)
+    # package): mlflow logs to <experiment>/mlflow.db (./mlflow.db for a URI) unless
+    # MLFLOW_TRACKING_URI says otherwise; wandb to the project named like the sweep
+    # (WANDB_MODE=offline keeps it local)
     callbacks: list[Literal["mlflow", "wandb"]] = field(default_factory=list)
     # with --address: how the nodes get the code and dependencies (cofi_sweep/cluster.py)
     cluster: ClusterConfig = field(default_factory=ClusterConfig)

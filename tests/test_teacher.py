@@ -4,6 +4,8 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
+import pytest
+
 from cofi_sweep.config import JobConfig, from_dict
 from cofi_sweep.teacher import get_teacher
 
@@ -47,7 +49,8 @@ def test_concurrent_requests_train_once(tmp_path: Path) -> None:
     assert len([d for d in tmp_path.iterdir() if d.is_dir()]) == 1
 
 
-def test_default_cache_follows_cofi_sweep_cache(tmp_path: Path, monkeypatch) -> None:  # noqa: ANN001
+def test_default_cache_follows_cofi_sweep_cache(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COFI_SWEEP_CACHE", str(tmp_path / "cache"))
     job = tiny_job(tmp_path)
     job.teacher.cache_dir = None  # the default: one setting moves every cache
@@ -58,8 +61,6 @@ def test_default_cache_follows_cofi_sweep_cache(tmp_path: Path, monkeypatch) -> 
 def test_a_given_fine_tuned_teacher_is_measured_not_trained(tmp_path: Path) -> None:
     import json
     import shutil
-
-    import pytest
 
     from cofi_sweep.config import ConfigError
     from cofi_sweep.export import export_hf
