@@ -131,10 +131,11 @@ class CofiConfig:
     # only where realized sparsity is in [target - eps, target + max_overshoot] (null: no cap)
     sparsity_epsilon: float = 0.01
     max_overshoot: float | None = 0.01
-    # before compaction (and for evaluations at target), move the deterministic masks onto
-    # the band by the fewest heads/FFN units (cofi_sweep/projection.py); false = reference
+    # before compaction and at every pruning evaluation (during the target's warm-up, onto its
+    # current value), move the deterministic masks onto the band by the fewest heads/FFN units
+    # (cofi_sweep/projection.py); false = reference, and ASHA then ranks only once at target
     project_to_band: bool = True
-    # before compaction (and for evaluations at target), round the kept hidden width and FFN
+    # before compaction (and for pruning evaluations), round the kept hidden width and FFN
     # widths to multiples of this (odd widths run 10-18 % slower here; projection.py); 1 = off
     # (the reference: project_to_band false and shape_multiple 1)
     shape_multiple: int = 8

@@ -3,8 +3,8 @@
 The Lagrangian drives the *expected* sparsity to the target, but with a short budget it lags
 (0.67 for a 0.8 target) or oscillates past it, and the deterministic masks then describe a
 model that is not at the sparsity its grid cell names. Before compaction (and for every
-evaluation at target), CoFi here moves the deterministic masks to the target by the fewest
-fine-grained units:
+pruning evaluation, onto the target's current value while it warms up), CoFi here moves the
+deterministic masks to the target by the fewest fine-grained units:
 
   * under-pruned: switch off kept heads and FFN units, lowest log_alpha first (the ones the
     gates already rank least useful), until sparsity >= target;

@@ -19,7 +19,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "token")
 # the checkpoint a snapshot names is then still on disk when a SIGKILLed sweep is resumed.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "1")
 # Only the final result carries final_score (so Optuna never learns from partial trials), and
-# only pruning evaluations at target carry ASHA's metric; Tune's strict check would otherwise
+# only ranked pruning evaluations carry ASHA's metric; Tune's strict check would otherwise
 # reject the results that lack them.
 os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
 

@@ -16,7 +16,7 @@ is refused with the changed keys. The searcher (:mod:`cofi_sweep.search`) hands
 out every cell's ``trials_per_cell`` trials round-robin, each with its own seed, and keeps one
 Optuna study per cell that learns from finished, on-target trials' selection-split scores.
 ASHA (:mod:`cofi_sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
-scores at target. When all trials are done, each compact model is timed interleaved with the
+scores of masks at the target's current value. When all trials are done, each compact model is timed interleaved with the
 teacher, as one Ray task on a node of the kind ``latency.device`` names, with nothing else
 running (:mod:`cofi_sweep.retime`, which also re-times an experiment under another deployment
 setting). Then the results table and report are written.
@@ -485,7 +485,7 @@ def _print_summary(experiment: str, local: Path) -> None:
         per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()
                              .sort_index().items())
         print(f"[sweep] ASHA stopped {len(stopped)} trial(s) early, each against its own "
-              f"cell's selection scores at target ({per_cell})")
+              f"cell's selection scores while pruning ({per_cell})")
     done = table[table["status"] == "finished"]
     cofi = done[done["method"] == "cofi"]
     if len(cofi) and "on_target" in cofi:
