@@ -13,9 +13,10 @@ trial that runs in both sweeps compacts to the same structure; a forward's time 
 shapes only), interleaved with the teacher, PASSES passes of REPEATS repeats, the median pass;
 the hypervolume ratio the goal is judged on comes from those speedups, and the sweeps' own
 figures are kept beside it. ``--retime-only`` redoes just that step for recorded sweeps;
-``--reuse-without`` runs only the sweep with ASHA and keeps the recorded one without it, whose
-trials train and finish exactly as before when only what ASHA ranks has changed (check: the
-same final scores; asha_policies.py replays its histories).
+``--without PATH`` runs only the sweep with ASHA and takes a recorded sweep without it (same
+space, overrides and seeds): its trials train and finish exactly as before when only what ASHA
+ranks has changed (check: the same final scores). ``--storage`` names the entry (default: the
+space's file name).
 Adds an entry named after the space's file to benchmarks/results/asha_savings.json.
 
     python benchmarks/asha_savings.py                       # the quickstart's CoFi cells
@@ -48,14 +49,18 @@ def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
            f"storage_path={storage}", *overrides]
     start = time.time()
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    experiment = storage / name
+    return summary(storage / name, " ".join(cmd[1:]), round(time.time() - start))
+
+
+def summary(experiment: Path, command: str, wall_seconds: int | None) -> dict:
+    """A finished sweep's trials, stops, steps and CoFi frontier, as its own report has them."""
     table = pd.read_parquet(experiment / "results.parquet")
     if not (table["status"] == "finished").any():
         sys.exit(f"{experiment}: no trial finished ({table['status'].value_counts().to_dict()});"
                  f" see its report.md and the trials' error files")
     front = pd.read_csv(experiment / "pareto.csv")
     cofi = front[front["frontier"] == FRONTIER]
-    return {"command": " ".join(cmd[1:]), "wall_seconds": round(time.time() - start),
+    return {"command": command, "experiment": str(experiment), "wall_seconds": wall_seconds,
             "trials": len(table), "stopped_early": int((table["status"] == "stopped early")
                                                          .sum()),
             "training_steps": int(table["step"].sum()),
@@ -109,20 +114,22 @@ def main() -> None:
     parser.add_argument("overrides", nargs="*",
                         default=["trials_per_cell=4", "baselines={}",
                                  "job.cofi.sparsity_warmup_epochs=1"])
-    parser.add_argument("--reuse-without", action="store_true",
-                        help="run only the sweep with ASHA; keep the recorded one without it")
+    parser.add_argument("--without", type=Path,
+                        help="a recorded sweep without ASHA (same space, overrides and seeds):"
+                             " run only the one with ASHA")
     parser.add_argument("--retime-only", action="store_true",
                         help="keep this space's recorded sweeps and figures; time their models "
                              "again and recompute the hypervolumes")
     args = parser.parse_args()
-    key = Path(args.space).stem  # one entry per swept space
+    key = Path(args.storage).name if args.storage else Path(args.space).stem  # entry name
     storage = Path(args.storage or f"runs/bench/asha_savings/{key}").resolve()
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
     if args.retime_only:
         result = results[key]
     else:
         with_asha = run(args.space, storage, "with_asha", args.overrides)
-        without = (results[key]["without_asha"] if args.reuse_without else
+        without = (summary(args.without.resolve(), f"recorded sweep {args.without}", None)
+                   if args.without else
                    run(args.space, storage, "without_asha", [*args.overrides,
                                                              "scheduler.type=none"]))
         result = {"with_asha": with_asha, "without_asha": without,
@@ -131,8 +138,8 @@ def main() -> None:
                   "hypervolume_ratio_as_each_sweep_timed": round(
                       with_asha["hypervolume"] / without["hypervolume"], 3)
                   if without["hypervolume"] else None}
-    together = retime_together({"with_asha": storage / "with_asha",
-                                "without_asha": storage / "without_asha"})
+    together = retime_together({"with_asha": storage / "with_asha", "without_asha": Path(
+        result["without_asha"].get("experiment", storage / "without_asha"))})
     result.update(commit=subprocess.run(["git", "rev-parse", "--short", "HEAD"],
                                         capture_output=True, text=True, cwd=HERE).stdout.strip()
                   or None, retimed_together=together | {"repeats": REPEATS, "passes": PASSES},
