@@ -16,9 +16,9 @@ is refused with the changed keys. The searcher (:mod:`cofi_sweep.search`) hands
 out every cell's ``trials_per_cell`` trials round-robin, each with its own seed, and keeps one
 Optuna study per cell that learns from finished, on-target trials' selection-split scores.
 ASHA (:mod:`cofi_sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
-scores of masks at the target's current value. When all trials are done, each compact model is timed interleaved with the
-teacher, as one Ray task on a node of the kind ``latency.device`` names, with nothing else
-running (:mod:`cofi_sweep.retime`, which also re-times an experiment under another deployment
+scores of masks at the target's current value. When all trials are done, each compact model is
+timed interleaved with the teacher, as one Ray task on a node of the kind ``latency.device``
+names, with nothing else running (:mod:`cofi_sweep.retime`, which also re-times an experiment under another deployment
 setting). Then the results table and report are written.
 
 Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
