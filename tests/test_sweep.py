@@ -61,6 +61,9 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     raw["grid"]["ablations"]["broken"] = {"teacher_layers": [99]}  # valid YAML, fails at run
     raw["grid"]["target_sparsity"], raw["grid"]["target_speedup"] = [0.3], [1.5]
     raw["baselines"] = {"half_depth": {"layers": "every_other"}}
+    # a checkpoint at every evaluation: the first rung is at the first pruning evaluation (the
+    # 2nd), so every trial ASHA stops has checkpointed before it
+    raw["checkpoint"]["every_n_evals"] = 1
     space = load_space(write(tmp_path, raw))
     experiment = run_sweep(space)
     table = pd.read_parquet(experiment / "results.parquet")
@@ -142,7 +145,7 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert not [c for d in ended["trial_dir"] for c in Path(d).glob("checkpoint_*")]
     assert not [d for d in ended["job_dir"] if (Path(d) / "best.pt").exists()]
     assert all(f"{t} ended: removed its resumable checkpoints" in out
-               for t in stopped["trial_id"])  # stopped trials had checkpointed (every 3 evals)
+               for t in stopped["trial_id"])  # stopped trials had checkpointed
     # one Optuna study per cell, learning only final scores: stopped trials are PRUNED
     import optuna
 
