@@ -17,7 +17,7 @@ figures are kept beside it. ``--retime-only`` redoes just that step for recorded
 space, overrides and seeds): its trials train and finish exactly as before when only what ASHA
 ranks has changed (check: the same final scores). ``--storage`` names the entry (default: the
 space's file name).
-Adds an entry named after the space's file to benchmarks/results/asha_savings.json.
+Adds the entry to benchmarks/results/asha_savings.json.
 
     python benchmarks/asha_savings.py                       # the quickstart's CoFi cells
     python benchmarks/asha_savings.py --space benchmarks/spaces/asha_paper_schedule.yaml \

@@ -395,6 +395,10 @@ class CofiPruner:
             "total_steps": sum(self.steps.values()),
             "epoch": epoch, "loss": loss, "lr": self.schedule.get_last_lr()[0], **parts}
         eligible, masks, distance = True, None, 0.0
+        # ranked: a pruning-stage score of a model at the target's current value, the same for
+        # all of a cell's trials at the same step (what early stopping ranks); a baseline's
+        # student is at its final size throughout
+        ranked = self.stage == "prune"
         if self.stage == "prune" and self.pruning:
             expected = self.expected_sparsity().item()
             expected_reduction = float(self.target.reduction(self.gates.probs()).detach())
@@ -405,11 +409,11 @@ class CofiPruner:
             self.reached_target |= cfg.project_to_band and self.stage_step >= self.warmup_steps
             t, now = self.target, target_at(self.stage_step, target=self.target.goal,
                                             warmup_steps=self.warmup_steps)
+            ranked = self.reached_target or cfg.project_to_band
             # projected onto the target's current value: during its warm-up every trial of a
             # cell is then at the same sparsity at the same step, whatever its gates lag, so
             # scores compare like with like from the first evaluation (early stopping ranks them)
-            masks = (self.masks_at_target(raw, now) if cfg.project_to_band or self.reached_target
-                     else raw)
+            masks = self.masks_at_target(raw, now) if ranked else raw
             event.update(
                 target=now if t.kind == "sparsity" else None,
                 expected_sparsity=expected, deterministic_sparsity=self.deterministic_sparsity(
@@ -426,12 +430,10 @@ class CofiPruner:
             distance = abs(realized - t.goal)
         else:  # a compact model, or a baseline's dense student: at its final size
             event["realized_sparsity"] = 1 - self.model.prunable_parameters() / self.dense_params
-        # at_target: the score is of a model at its final sparsity; ranked: a pruning-stage
-        # score of a model at the target's current value, the same for all of a cell's trials
-        # at the same step (what early stopping ranks)
+        # at_target: the score is of a model at its final sparsity
         event["at_target"] = self.stage == "finetune" or (self.stage == "prune"
                                                           and self.reached_target)
-        event["ranked"] = self.stage == "prune" and (self.reached_target or cfg.project_to_band)
+        event["ranked"] = ranked
         metrics = evaluate(self.model, self.select_loader, task, masks=masks,
                            device=self.device)
         event["metric"] = metrics[task.main_metric]
