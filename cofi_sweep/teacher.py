@@ -76,6 +76,8 @@ def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig)
     if data.source != "synthetic":  # generation sizes do not affect GLUE data
         data_settings.pop("synthetic_train_size")
         data_settings.pop("synthetic_eval_size")
+    if data.dir and "://" not in data.dir:  # one folder, one key, however it was spelled
+        data_settings["dir"] = str(Path(data.dir).expanduser().resolve())
     resolved = model if model in pretrained.ALIASES else pretrained.resolve(model)
     return {"format": _FORMAT, "model": resolved, "task": task, "data": data_settings,
             "teacher": settings}

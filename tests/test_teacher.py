@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cofi_sweep.config import JobConfig, from_dict
-from cofi_sweep.teacher import get_teacher
+from cofi_sweep.teacher import get_teacher, teacher_folder
 
 
 def tiny_job(cache: Path, **teacher: object) -> JobConfig:
@@ -28,6 +28,24 @@ def test_second_request_hits_the_cache(tmp_path: Path) -> None:
     third = get_teacher(tiny_job(tmp_path, seed=1), progress=False)
     assert not third.cached and third.path != first.path
     assert third.load().structure() == first.load().structure()
+
+
+def test_one_data_folder_is_one_teacher_however_spelled(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # `python -m cofi_sweep.teacher --data-dir ../glue` and a sweep (which makes data.dir
+    # absolute) must find the same cached teacher; the same spelling from elsewhere must not
+    (tmp_path / "glue").mkdir()
+    (tmp_path / "work" / "deeper").mkdir(parents=True)
+    job = tiny_job(tmp_path / "cache")
+    job.data.source = "local"
+    monkeypatch.chdir(tmp_path / "work")
+    job.data.dir = "../glue"
+    relative = teacher_folder(job)
+    job.data.dir = str(tmp_path / "glue")
+    assert teacher_folder(job) == relative
+    job.data.dir = "../glue"
+    monkeypatch.chdir(tmp_path / "work" / "deeper")  # ../glue is work/glue now
+    assert teacher_folder(job) != relative
 
 
 def _ask(cache: str, queue: mp.Queue) -> None:
