@@ -27,7 +27,8 @@ trials: the mean steps and hypervolume ratios and the share of orders meeting th
 correlations (Spearman) of each evaluation's score with the final dev score say how much an
 early rung can know.
 
-Adds the sweep's entry (by folder name) to benchmarks/results/asha_policies.json.
+Adds the sweep's entry (``--entry``, default its folder name) to
+benchmarks/results/asha_policies.json.
 
     python -m cofi_sweep.run --space search_spaces/quickstart.yaml name=no_asha6 \\
         storage_path=runs/bench/asha_study trials_per_cell=6 'baselines={}' \\
@@ -165,6 +166,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--orders", type=int, default=200,
                         help="random start orders each policy is also replayed over")
+    parser.add_argument("--entry", help="the entry's name (default: the sweep's folder name)")
     args = parser.parse_args()
     trials = load_trials(args.experiment)
     steps, hv = sum(t["steps"] for t in trials), hypervolume(trials)
@@ -199,7 +201,7 @@ def main() -> None:
               "least_steps_within_2pct": min(within, key=lambda p: p["steps_ratio"])
               if within else None}
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    results[args.experiment.name] = result | {"orders": args.orders}  # one entry per sweep
+    results[args.entry or args.experiment.name] = result | {"orders": args.orders}
     OUT.write_text(json.dumps(results, indent=1) + "\n")
     print(f"{len(trials)} trials, {steps} steps, hypervolume {hv:.4f}")
     for p in policies:

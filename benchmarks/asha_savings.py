@@ -41,6 +41,8 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_savings.json"
 REPEATS, PASSES = 20, 3  # each structure: 3 passes of 20 repeats, the median pass
 FRONTIER = "cofi:full"  # the sweeps' one CoFi frontier
+QUICKSTART = HERE.parent / "search_spaces" / "quickstart.yaml"
+QUICKSTART_OVERRIDES = ["trials_per_cell=4", "baselines={}", "job.cofi.sparsity_warmup_epochs=1"]
 
 
 def run(space: str, storage: Path, name: str, overrides: list[str]) -> dict:
@@ -109,11 +111,11 @@ def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--space", default=str(HERE.parent / "search_spaces" / "quickstart.yaml"))
+    parser.add_argument("--space", default=str(QUICKSTART))
     parser.add_argument("--storage", help="default: runs/bench/asha_savings/<space's file name>")
     parser.add_argument("overrides", nargs="*",
-                        default=["trials_per_cell=4", "baselines={}",
-                                 "job.cofi.sparsity_warmup_epochs=1"])
+                        help="key=value settings for both sweeps (for the default space, "
+                             f"default: {' '.join(QUICKSTART_OVERRIDES)})")
     parser.add_argument("--without", type=Path,
                         help="a recorded sweep without ASHA (same space, overrides and seeds):"
                              " run only the one with ASHA")
@@ -121,6 +123,8 @@ def main() -> None:
                         help="keep this space's recorded sweeps and figures; time their models "
                              "again and recompute the hypervolumes")
     args = parser.parse_args()
+    if not args.overrides and Path(args.space).resolve() == QUICKSTART:
+        args.overrides = QUICKSTART_OVERRIDES
     key = Path(args.storage).name if args.storage else Path(args.space).stem  # entry name
     storage = Path(args.storage or f"runs/bench/asha_savings/{key}").resolve()
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
