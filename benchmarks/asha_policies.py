@@ -21,6 +21,10 @@ b9da829); ``pruning``, every pruning evaluation (the sweep's ranked evaluations 
 the target's warm-up, of masks projected onto its current value -- in sweeps run before
 98c9f68, of the gates' raw masks, which do not compare like with like).
 
+Schedulers: ``async``, Ray's ASHA as the sweep runs it; ``sync``, synchronous successive
+halving (trials wait at each rung until the cell's others reach it, then the top 1/rf go on),
+which the sweep does not offer: replayed to see what removing the start order would buy.
+
 Which trials start first decides much of what async ASHA stops (the first at a rung always
 passes), so each policy is also replayed over ``--orders`` random start orders of the same
 trials: the mean steps and hypervolume ratios and the share of orders meeting the goal. Rank
@@ -42,6 +46,7 @@ import argparse
 import heapq
 import itertools
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -145,6 +150,30 @@ def replay(trials: list[dict], kind: str, clock: str, grace: int, rf: int, concu
     return {"steps": sum(spent.values()), "stopped": len(stopped), "hypervolume": hypervolume(kept)}
 
 
+def replay_sync(trials: list[dict], kind: str, clock: str, grace: int, rf: int,
+                concurrency: int, rng: np.random.Generator) -> dict:
+    """The sweep under per-cell *synchronous* successive halving: at the grace*rf^k-th
+    evaluation every trial of the cell still running waits for the others (paused, resumed
+    from a checkpoint), then the top ceil(n/rf) go on. No start order matters; what it costs
+    is waiting (wall time, not steps, so ``concurrency`` plays no part)."""
+    spent, kept = {}, []
+    for cell in sorted({t["cell"] for t in trials}):
+        alive = [t for t in trials if t["cell"] == cell]
+        scores = {t["id"]: rung_scores(t, kind, clock, rng) for t in alive}
+        n = grace
+        while len(alive) > 1 and all(len(scores[t["id"]]) >= n for t in alive):
+            alive.sort(key=lambda t: -scores[t["id"]][n - 1][2])
+            for t in alive[math.ceil(len(alive) / rf):]:
+                spent[t["id"]] = scores[t["id"]][n - 1][0]
+            alive, n = alive[:math.ceil(len(alive) / rf)], n * rf
+        kept += alive
+    spent |= {t["id"]: t["steps"] for t in kept}
+    return {"steps": sum(spent.values()), "stopped": len(trials) - len(kept),
+            "hypervolume": hypervolume(kept)}
+
+
+REPLAYS = {"async": replay, "sync": replay_sync}
+
 _VOLUMES: dict[tuple[str, ...], float] = {}  # by kept trial ids: replays keep few distinct sets
 
 
@@ -173,11 +202,14 @@ def main() -> None:
     rng = np.random.default_rng(0)
     orders = [[trials[i] for i in rng.permutation(len(trials))] for _ in range(args.orders)]
     policies = []
-    for clock, kind, grace, rf in itertools.product(CLOCKS, SCORES, (1, 2, 3, 4), (2, 3, 4)):
-        r = replay(trials, kind, clock, grace, rf, args.concurrency, rng)
+    for scheduler, clock, kind, grace, rf in itertools.product(
+            REPLAYS, CLOCKS, SCORES, (1, 2, 3, 4), (2, 3, 4)):
+        run = REPLAYS[scheduler]
+        r = run(trials, kind, clock, grace, rf, args.concurrency, rng)
         ratios = np.array([(o["steps"] / steps, o["hypervolume"] / hv) for o in (
-            replay(order, kind, clock, grace, rf, args.concurrency, rng) for order in orders)])
-        policies.append({"clock": clock, "score": kind, "grace_period": grace,
+            run(order, kind, clock, grace, rf, args.concurrency, rng) for order in orders)])
+        policies.append({"scheduler": scheduler, "clock": clock, "score": kind,
+                         "grace_period": grace,
                          "reduction_factor": rf, "steps_ratio": round(r["steps"] / steps, 3),
                          "stopped": r["stopped"],
                          "hypervolume_ratio": round(r["hypervolume"] / hv, 3) if hv else None,
