@@ -32,8 +32,8 @@ def test_second_request_hits_the_cache(tmp_path: Path) -> None:
 
 def test_one_data_folder_is_one_teacher_however_spelled(tmp_path: Path,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    # `python -m cofi_sweep.teacher --data-dir ../glue` and a sweep (which makes data.dir
-    # absolute) must find the same cached teacher; the same spelling from elsewhere must not
+    # `--data-dir ../glue` and the absolute path of the same folder must find the same cached
+    # teacher; the same relative spelling from another working directory must not
     (tmp_path / "glue").mkdir()
     (tmp_path / "work" / "deeper").mkdir(parents=True)
     job = tiny_job(tmp_path / "cache")
