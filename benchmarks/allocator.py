@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import os
 import statistics
@@ -40,22 +39,17 @@ OUT = HERE / "results" / "allocator.json"
 def child(label: str, repeats: int) -> dict:
     """One round: every model timed interleaved in this (fresh) process."""
     import torch
-    from transformers import AutoConfig
-
     from cofi_sweep.latency import available_cpus, time_models
     from cofi_sweep.model import CofiBert, EncoderShape
-    from cofi_sweep.pretrained import resolve
     from cofi_sweep.space import load_space
 
     lat = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml").latency
-    dense = EncoderShape.from_hf_config(AutoConfig.from_pretrained(resolve("minilm")), 2)
+    dense = EncoderShape.from_pretrained("minilm", 2)
     torch.set_num_threads(available_cpus())
     torch.manual_seed(0)
     models = {"teacher": CofiBert(dense)}
     for name, s in structures(label).items():
-        shape = dataclasses.replace(dense, hidden_size=s["hidden"], heads=s["heads"],
-                                    ffn=s["ffn"])
-        models[f"{name}/a"] = CofiBert(shape)
+        models[f"{name}/a"] = CofiBert(dense.with_structure(s))
         models[f"{name}/b"] = copy.deepcopy(models[f"{name}/a"])
     timing = time_models(models, batch_size=lat.batch_size, seq_len=lat.seq_len,
                          vocab_size=dense.vocab_size, warmup=3, repeats=repeats)

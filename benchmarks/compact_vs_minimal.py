@@ -30,7 +30,7 @@ from cofi_sweep.model import CofiBert, EncoderShape
 from cofi_sweep.modeling_cofi_bert import CofiBertForSequenceClassification
 from cofi_sweep.export import remote_code_config
 from sparsity_control import commit
-from speedup_fidelity import pruned_models
+from speedup_fidelity import load, pruned_models
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "compact_vs_minimal.json"
@@ -98,7 +98,7 @@ def structures(dense: EncoderShape) -> list[tuple[str, EncoderShape]]:
         if not models:
             break
         m = min(models, key=lambda m: abs(m["realized_sparsity"] - target))
-        s = CofiBert.from_pretrained(m["compact_dir"]).shape
+        s = load(m, dense)[0].shape  # rebuilt from its structure where runs/ is gone
         out.append((f"{m['trial_id']} ({m['realized_sparsity']:.1%})", s))
     return out
 
@@ -113,10 +113,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(available_cpus())
     torch.manual_seed(0)
-    from cofi_sweep.pretrained import resolve
-    from transformers import AutoConfig
-
-    dense = EncoderShape.from_hf_config(AutoConfig.from_pretrained(resolve("minilm")), 2)
+    dense = EncoderShape.from_pretrained("minilm", 2)
     results = []
     for name, shape in structures(dense):
         models = {"compact": CofiBert(shape).eval(), "minimal": MinimalStack(shape).eval(),

@@ -27,7 +27,6 @@ import torch
 from cofi_sweep.latency import available_cpus, describe_device
 from cofi_sweep.latency_model import latency_table
 from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.pretrained import resolve
 from cofi_sweep.retime import Protocol, Timer
 from cofi_sweep.space import load_space
 from sparsity_control import commit
@@ -42,11 +41,9 @@ def main() -> None:
     parser.add_argument("--label", default="sst2_minilm_cpu")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    from transformers import AutoConfig
-
     space = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml")
     lat = space.latency
-    dense = EncoderShape.from_hf_config(AutoConfig.from_pretrained(resolve("minilm")), 2)
+    dense = EncoderShape.from_pretrained("minilm", 2)
     torch.manual_seed(0)
     teacher = CofiBert(dense).eval()
     rows = json.loads((HERE / "results" / f"frontier_{args.label}.json").read_text())
@@ -55,9 +52,7 @@ def main() -> None:
     out = []
     with Timer(teacher, protocol, latency_model=False) as timer:
         for r in rows:
-            structure = json.loads(r["structure"])
-            shape = dataclasses.replace(dense, hidden_size=structure["hidden"],
-                                        heads=structure["heads"], ffn=structure["ffn"])
+            shape = dense.with_structure(json.loads(r["structure"]))
             t = timer.time(CofiBert(shape).eval(), r["trial_id"])
             now = table.speedup(dense, shape)
             then = r.get("latency_model_speedup")

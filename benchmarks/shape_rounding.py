@@ -29,7 +29,6 @@ import torch
 from cofi_sweep.latency import available_cpus, describe_device, time_models
 from cofi_sweep.latency_model import aligned
 from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.pretrained import resolve
 from cofi_sweep.space import load_space
 from sparsity_control import commit
 
@@ -43,10 +42,8 @@ def main() -> None:
     parser.add_argument("--label", default="sst2_minilm_cpu")
     parser.add_argument("--repeats", type=int, default=20)
     args = parser.parse_args()
-    from transformers import AutoConfig
-
     lat = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml").latency
-    dense = EncoderShape.from_hf_config(AutoConfig.from_pretrained(resolve("minilm")), 2)
+    dense = EncoderShape.from_pretrained("minilm", 2)
     torch.set_num_threads(available_cpus())
     torch.manual_seed(0)
 
@@ -68,9 +65,7 @@ def main() -> None:
     for r in json.loads((HERE / "results" / f"frontier_{args.label}.json").read_text()):
         if r["trial_id"].startswith("distill"):
             continue
-        s = json.loads(r["structure"])
-        shape = dataclasses.replace(dense, hidden_size=s["hidden"], heads=s["heads"],
-                                    ffn=s["ffn"])
+        shape = dense.with_structure(json.loads(r["structure"]))
         rounded = dataclasses.replace(shape, hidden_size=aligned(shape.hidden_size),
                                       ffn=[aligned(f) for f in shape.ffn])
         if rounded == shape:

@@ -18,7 +18,6 @@ float32 forward's time depends on its shapes only -- and marked ``"rebuilt": tru
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from pathlib import Path
 
@@ -62,10 +61,7 @@ def load(model: dict, dense: EncoderShape) -> tuple[CofiBert, bool]:
     was rebuilt."""
     if Path(model["compact_dir"]).is_dir():
         return CofiBert.from_pretrained(model["compact_dir"]), False
-    s = model["structure"]
-    shape = dataclasses.replace(dense, hidden_size=s["hidden"], heads=s["heads"], ffn=s["ffn"],
-                                kept_hidden_dims=None)
-    return CofiBert(shape).eval(), True
+    return CofiBert(dense.with_structure(model["structure"])).eval(), True
 
 
 def main() -> None:

@@ -77,6 +77,23 @@ class EncoderShape:
             attention_dropout=hf.attention_probs_dropout_prob,
         )
 
+    @classmethod
+    def from_pretrained(cls, model: str, num_labels: int) -> EncoderShape:
+        """The dense shape of ``model`` (an alias, a hub name or a folder), read from its
+        config alone: no weights are loaded."""
+        from transformers import AutoConfig
+
+        from cofi_sweep.pretrained import resolve
+
+        return cls.from_hf_config(AutoConfig.from_pretrained(resolve(model)), num_labels)
+
+    def with_structure(self, structure: dict[str, Any]) -> EncoderShape:
+        """This dense shape cut to ``structure`` (a :meth:`CofiBert.structure` dict, as results
+        record it): the shape a recorded model is rebuilt with, random weights, for timing."""
+        return dataclasses.replace(self, hidden_size=structure["hidden"],
+                                   heads=list(structure["heads"]), ffn=list(structure["ffn"]),
+                                   kept_hidden_dims=None)
+
 
 def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, hidden_z: torch.Tensor | None) -> torch.Tensor:
     """LayerNorm whose statistics cover only the hidden dims where ``hidden_z`` is non-zero,

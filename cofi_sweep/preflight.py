@@ -74,15 +74,12 @@ def speedup_problem(job: JobConfig, where: str = "", say: bool = True) -> str | 
     latency model is calibrated here on a first use (seconds; cached)."""
     if job.cofi.target_speedup is None or job.method != "cofi":
         return None
-    from transformers import AutoConfig
-
-    from cofi_sweep import pretrained
     from cofi_sweep.data import get_task
     from cofi_sweep.model import EncoderShape
     from cofi_sweep.targets import deployment_table, reach_problem
 
-    hf = AutoConfig.from_pretrained(pretrained.resolve(job.teacher.path or job.model))
-    dense = EncoderShape.from_hf_config(hf, get_task(job.task).num_labels)
+    dense = EncoderShape.from_pretrained(job.teacher.path or job.model,
+                                         get_task(job.task).num_labels)
     if say:
         print(f"[preflight] latency model for batch {job.deploy.batch_size} x seq "
               f"{job.deploy.seq_len} on this CPU (calibrated once, then cached)", flush=True)

@@ -80,3 +80,15 @@ def test_compact_round_trip(tmp_path: Path) -> None:
     with torch.no_grad():
         assert torch.equal(small(ids, mask).logits, again(ids, mask).logits)
     assert again.structure() == small.structure()
+
+
+def test_a_recorded_structure_rebuilds_the_compact_models_tensor_shapes() -> None:
+    """Benchmarks time models rebuilt from a results row's structure (random weights): the
+    rebuilt model must have every tensor of the real compact model, at the same size."""
+    torch.manual_seed(0)
+    model = tiny("tiny-bert")
+    small = compact(model, case_masks(model, "everything"))
+    rebuilt = CofiBert(model.shape.with_structure(small.structure()))
+    assert {k: v.shape for k, v in rebuilt.state_dict().items()} == {
+        k: v.shape for k, v in small.state_dict().items()}
+    assert rebuilt.shape.kept_hidden_dims is None  # random weights: no mapping to the dense dims

@@ -122,3 +122,9 @@ def test_training_attention_and_dropout_match_sdpa_and_keep_rate() -> None:
     assert abs(float((kept == 0).float().mean()) - 0.1) < 0.005
     assert torch.allclose(kept[kept != 0], torch.full((1,), 1 / 0.9))
     assert torch.equal(dropout(x, 0.1, False), x)
+
+
+def test_shape_from_pretrained_reads_the_config_alone() -> None:
+    shape = EncoderShape.from_pretrained("minilm", 2)  # the bundled all-MiniLM-L6-v2
+    assert (shape.hidden_size, shape.heads, shape.ffn, shape.num_labels) == (
+        384, [12] * 6, [1536] * 6, 2)
