@@ -41,6 +41,9 @@ benchmarks/results/asha_policies.json.
         storage_path=runs/bench/asha_study trials_per_cell=6 'baselines={}' \\
         job.cofi.sparsity_warmup_epochs=1 scheduler.type=none
     python benchmarks/asha_policies.py runs/bench/asha_study/no_asha6
+    # two unstopped 6-trial sweeps of one space as one 12-trial cell:
+    python benchmarks/asha_policies.py runs/bench/asha_study/asha_lr_sst2/without_asha \
+        runs/bench/asha_study/asha_lr_sst2_seed400/without_asha --entry asha_lr_pooled12
 """
 
 from __future__ import annotations
@@ -197,13 +200,18 @@ def hypervolume(trials: list[dict]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("experiment", type=Path, help="a sweep run with scheduler.type=none")
+    parser.add_argument("experiment", type=Path, nargs="+",
+                        help="a sweep run with scheduler.type=none; several of the same space "
+                             "are pooled as one sweep with their trials in each cell (their "
+                             "recorded start order is then just one after the other)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--orders", type=int, default=200,
                         help="random start orders each policy is also replayed over")
     parser.add_argument("--entry", help="the entry's name (default: the sweep's folder name)")
     args = parser.parse_args()
-    trials = load_trials(args.experiment)
+    if len(args.experiment) > 1 and not args.entry:
+        parser.error("pooling several sweeps needs --entry NAME")
+    trials = [t for experiment in args.experiment for t in load_trials(experiment)]
     steps, hv = sum(t["steps"] for t in trials), hypervolume(trials)
     rng = np.random.default_rng(0)
     orders = [[trials[i] for i in rng.permutation(len(trials))] for _ in range(args.orders)]
@@ -230,7 +238,7 @@ def main() -> None:
     within = [p for p in policies if (p["hypervolume_ratio"] or 0) >= 0.98]
     meets = [p for p in within if p["steps_ratio"] <= 0.5]
     cells = sorted({t["cell"] for t in trials})
-    result = {"experiment": str(args.experiment), "commit": commit(), "trials": len(trials),
+    result = {"experiment": " ".join(map(str, args.experiment)), "commit": commit(), "trials": len(trials),
               "training_steps": steps, "hypervolume": hv,
               "trials_detail": [{k: t[k] for k in ("id", "cell", "score", "speedup")}
                                 | {f"rung_scores_{c}": [round(s, 3) for _, s, _ in t["clocks"][c]]
@@ -242,7 +250,7 @@ def main() -> None:
               "least_steps_within_2pct": min(within, key=lambda p: p["steps_ratio"])
               if within else None}
     results = json.loads(OUT.read_text()) if OUT.is_file() else {}
-    results[args.entry or args.experiment.name] = result | {"orders": args.orders}
+    results[args.entry or args.experiment[0].name] = result | {"orders": args.orders}
     OUT.write_text(json.dumps(results, indent=1) + "\n")
     print(f"{len(trials)} trials, {steps} steps, hypervolume {hv:.4f}")
     for p in policies:
