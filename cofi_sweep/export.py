@@ -278,7 +278,8 @@ def frontier_model(experiment: Path, trial: str | None) -> Path | None:
 def export_frontier(experiment: Path, folder: str = EXPORT_DIR) -> list[dict[str, Any]]:
     """Exports (``hf``) every model on the experiment's frontiers into
     ``<experiment>/<folder>/<frontier>_<speedup>x`` (e.g. ``cofi_full_5_06x`` for
-    ``cofi:full`` at 5.06x): the models a user ships."""
+    ``cofi:full`` at 5.06x; a second point at the same rounded speedup gets its trial id
+    appended): the models a user ships."""
     import pandas as pd
 
     pareto = experiment / "pareto.csv"
@@ -289,6 +290,8 @@ def export_frontier(experiment: Path, folder: str = EXPORT_DIR) -> list[dict[str
             continue
         # a Python identifier: transformers imports remote code under the folder's name
         name = re.sub(r"\W+", "_", f"{row['frontier']}_{row['speedup']:.2f}x")
+        if name in {Path(d["out"]).name for d in done}:  # two points at one rounded speedup
+            name = re.sub(r"\W+", "_", f"{name}_{row['trial_id']}")
         report = export_hf(row["compact_dir"], experiment / folder / name)
         done.append(report | {"frontier": row["frontier"], "speedup": row["speedup"],
                               "score": row["score"]})

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from cofi_sweep.compact import compact
-from cofi_sweep.export import export_hf, export_onnx, is_uniform, main
+from cofi_sweep.export import export_frontier, export_hf, export_onnx, is_uniform, main
 from cofi_sweep.model import CofiBert
 from cofi_sweep.pretrained import build_tiny_model
 from helpers import all_on_masks, random_batch, tiny
@@ -144,3 +144,24 @@ def test_onnx_graph_masks_padding_even_when_traced_without_it(tmp_path: Path,
 def test_cli_explains_a_folder_that_is_not_a_model(tmp_path: Path, capsys) -> None:
     assert main([str(tmp_path), "--format", "hf"]) == 2
     assert "pareto.csv" in capsys.readouterr().err
+
+
+def test_frontier_points_at_one_rounded_speedup_export_to_two_folders(tmp_path: Path) -> None:
+    """Two frontier models at 4.421x and 4.424x once shared the folder ``cofi_full_4_42x``: the
+    second overwrote the first, and the summary listed both at that path."""
+    import pandas as pd
+
+    torch.manual_seed(0)
+    models = [saved_compact(tmp_path / n, "tiny-bert", case) for n, case in
+              (("a", "removed_mha"), ("b", "removed_ffn"))]
+    experiment = tmp_path / "experiment"
+    experiment.mkdir()
+    pd.DataFrame({"frontier": ["cofi:full"] * 2, "speedup": [4.421, 4.424],
+                  "score": [0.85, 0.83], "trial_id": ["aaaa1111", "bbbb2222"],
+                  "compact_dir": [str(m) for m in models]}).to_csv(experiment / "pareto.csv")
+    folders = [Path(d["out"]) for d in export_frontier(experiment)]
+    assert [f.name for f in folders] == ["cofi_full_4_42x", "cofi_full_4_42x_bbbb2222"]
+    for folder, model in zip(folders, models):  # each holds its own model
+        config = json.loads((folder / "config.json").read_text())
+        shape = CofiBert.from_pretrained(model).shape
+        assert (config["heads"], config["ffn"]) == (shape.heads, shape.ffn)
