@@ -238,8 +238,8 @@ def main() -> None:
     within = [p for p in policies if (p["hypervolume_ratio"] or 0) >= 0.98]
     meets = [p for p in within if p["steps_ratio"] <= 0.5]
     cells = sorted({t["cell"] for t in trials})
-    result = {"experiment": " ".join(map(str, args.experiment)), "commit": commit(), "trials": len(trials),
-              "training_steps": steps, "hypervolume": hv,
+    result = {"experiment": " ".join(map(str, args.experiment)), "commit": commit(),
+              "trials": len(trials), "training_steps": steps, "hypervolume": hv,
               "trials_detail": [{k: t[k] for k in ("id", "cell", "score", "speedup")}
                                 | {f"rung_scores_{c}": [round(s, 3) for _, s, _ in t["clocks"][c]]
                                    for c in CLOCKS} for t in trials],
