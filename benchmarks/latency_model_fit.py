@@ -17,7 +17,6 @@ Writes benchmarks/results/latency_model_fit.json. Run it on a quiet machine.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -26,9 +25,9 @@ import torch
 
 from cofi_sweep.latency import available_cpus, describe_device
 from cofi_sweep.latency_model import latency_table
-from cofi_sweep.model import CofiBert, EncoderShape
+from cofi_sweep.model import CofiBert
 from cofi_sweep.retime import Protocol, Timer
-from cofi_sweep.space import load_space
+from frontier_shapes import frontier_rows, setup
 from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
@@ -36,17 +35,10 @@ OUT = HERE / "results" / "latency_model_fit.json"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--label", default="sst2_minilm_cpu")
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
-    space = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml")
-    lat = space.latency
-    dense = EncoderShape.from_pretrained("minilm", 2)
+    args, lat, dense = setup(__doc__)
     torch.manual_seed(0)
     teacher = CofiBert(dense).eval()
-    rows = json.loads((HERE / "results" / f"frontier_{args.label}.json").read_text())
+    rows = frontier_rows(args.label)
     protocol = Protocol(lat.batch_size, lat.seq_len, available_cpus(), repeats=args.repeats)
     table = latency_table(dense, batch_size=lat.batch_size, seq_len=lat.seq_len)
     out = []

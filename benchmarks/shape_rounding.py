@@ -18,7 +18,6 @@ at aligned widths. Writes benchmarks/results/shape_rounding.json. Run it on a qu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import statistics
@@ -29,7 +28,7 @@ import torch
 from cofi_sweep.latency import available_cpus, describe_device, time_models
 from cofi_sweep.latency_model import aligned
 from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.space import load_space
+from frontier_shapes import frontier_rows, setup
 from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
@@ -37,13 +36,7 @@ OUT = HERE / "results" / "shape_rounding.json"
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--label", default="sst2_minilm_cpu")
-    parser.add_argument("--repeats", type=int, default=20)
-    args = parser.parse_args()
-    lat = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml").latency
-    dense = EncoderShape.from_pretrained("minilm", 2)
+    args, lat, dense = setup(__doc__)
     torch.set_num_threads(available_cpus())
     torch.manual_seed(0)
 
@@ -62,7 +55,7 @@ def main() -> None:
               "ffn_ms": ms({str(f): stack(384, f) for f in (768, 767, 765, 762, 760, 752)})}
     print(json.dumps(widths), flush=True)
     rows = []
-    for r in json.loads((HERE / "results" / f"frontier_{args.label}.json").read_text()):
+    for r in frontier_rows(args.label):
         if r["trial_id"].startswith("distill"):
             continue
         shape = dense.with_structure(json.loads(r["structure"]))
