@@ -29,6 +29,7 @@ experiment (checkpoints left out) and upload their outputs back.
 from __future__ import annotations
 
 import argparse
+import collections
 import dataclasses
 import json
 import logging
@@ -100,7 +101,7 @@ def _run_phase(space: SweepSpace, experiment: str, teacher_dir: str, name: str,
     when interrupted."""
     from ray import tune
 
-    from cofi_sweep.scheduler import PerCellASHA
+    from cofi_sweep.scheduler import PerCellASHA, PerCellHalving, RunningLimiter
     from cofi_sweep.trainable import SpentCheckpoints, SweepProgress, train_cofi
 
     r = space.resources
@@ -113,17 +114,22 @@ def _run_phase(space: SweepSpace, experiment: str, teacher_dir: str, name: str,
         tuner = tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True,
                                    resume_errored=retry_errored)
     else:
-        scheduler = None
-        if space.scheduler.type == "asha":
-            scheduler = PerCellASHA(grace_period=space.scheduler.grace_period,
-                                    reduction_factor=space.scheduler.reduction_factor,
-                                    experiment=experiment)
+        s, scheduler = space.scheduler, None
+        searcher, limit = _searcher(space, experiment, queue), r.max_concurrent_trials
+        if s.type == "asha":
+            scheduler = PerCellASHA(grace_period=s.grace_period,
+                                    reduction_factor=s.reduction_factor, experiment=experiment)
+        elif s.type == "halving":  # paused trials must not count against the limit
+            scheduler = PerCellHalving(grace_period=s.grace_period,
+                                       reduction_factor=s.reduction_factor,
+                                       cell_sizes=collections.Counter(c for c, _ in queue),
+                                       max_concurrent=limit, experiment=experiment)
+            searcher, limit = RunningLimiter(searcher, limit, scheduler), None
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=_searcher(space, experiment, queue), scheduler=scheduler,
-                num_samples=len(queue), max_concurrent_trials=r.max_concurrent_trials,
-                reuse_actors=True),
+                search_alg=searcher, scheduler=scheduler, num_samples=len(queue),
+                max_concurrent_trials=limit, reuse_actors=True),
             run_config=tune.RunConfig(
                 name=name, storage_path=storage_path, verbose=0,
                 callbacks=[SweepProgress(len(queue)), SpentCheckpoints(path, experiment),
@@ -472,8 +478,9 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
 
 
 def _print_summary(experiment: str, local: Path) -> None:
-    """What ASHA stopped, how many trials landed on target, the best trial per cell (by the
-    selection score, which chose it; dev beside it), and where the table and models are."""
+    """What early stopping stopped, how many trials landed on target, the best trial per cell
+    (by the selection score, which chose it; dev beside it), and where the table and models
+    are."""
     import pandas as pd
 
     table_path = local / TABLE_FILE
@@ -484,8 +491,12 @@ def _print_summary(experiment: str, local: Path) -> None:
     if len(stopped):
         per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()
                              .sort_index().items())
-        print(f"[sweep] ASHA stopped {len(stopped)} trial(s) early, each against its own "
-              f"cell's selection scores while pruning ({per_cell})")
+        space_file = storage.join(experiment, "space.json")
+        kind = json.loads(storage.read_text(space_file))["scheduler"]["type"] \
+            if storage.exists(space_file) else "asha"
+        print(f"[sweep] {'halving' if kind == 'halving' else 'ASHA'} stopped {len(stopped)} "
+              f"trial(s) early, each against its own cell's selection scores while pruning "
+              f"({per_cell})")
     done = table[table["status"] == "finished"]
     cofi = done[done["method"] == "cofi"]
     if len(cofi) and "on_target" in cofi:

@@ -130,12 +130,18 @@ class SearcherConfig:
 
 @dataclass
 class SchedulerConfig:
-    """ASHA per cell on selection-split scores, counted in ranked pruning evaluations (masks
-    at the target's current value; see cofi_sweep/scheduler.py)."""
+    """Early stopping per cell on selection-split scores, counted in ranked pruning evaluations
+    (masks at the target's current value; see cofi_sweep/scheduler.py): ``asha`` (async: a
+    trial is judged when it reaches a rung, against those there before it) or ``halving``
+    (synchronous: trials pause at each rung until the cell's others reach it)."""
 
-    type: Literal["asha", "none"] = "asha"
+    type: Literal["asha", "halving", "none"] = "asha"
     grace_period: int = 2  # ranked evaluations before a trial can first be stopped
     reduction_factor: int = 2  # keep the top 1/reduction_factor at each rung
+
+    @property
+    def name(self) -> str:
+        return {"asha": "ASHA", "halving": "synchronous halving"}.get(self.type, self.type)
 
     def check(self) -> list[str]:
         return below(self, {"grace_period": 1, "reduction_factor": 2})
@@ -236,17 +242,19 @@ class SweepSpace:
         for key, dist in self.search.items():
             problems += _search_problems(key, dist, base, cofi_fields)
         late = [k for k in self.search if set(_names(k)) & set(POST_COMPACTION)]
-        if late and self.scheduler.type == "asha":
+        if late and self.scheduler.type != "none":
             problems.append(
-                f"search: {', '.join(late)} act(s) only after compaction, but ASHA ranks "
+                f"search: {', '.join(late)} act(s) only after compaction, but "
+                f"{self.scheduler.name} ranks "
                 "trials on pruning-stage scores, before that; fix it in job.cofi, or set "
                 "scheduler.type: none to search it")
         timing = [k for k in self.search if set(_names(k)) & set(SCHEDULE)]
-        if timing and self.scheduler.type == "asha":
+        if timing and self.scheduler.type != "none":
             problems.append(
                 f"search: {', '.join(timing)} move(s) the evaluations or the target's warm-up, "
-                "but ASHA compares a cell's trials at the same evaluation, which must be the "
-                "same step and target for all; fix it in job.cofi (or per ablation), or set "
+                f"but {self.scheduler.name} compares a cell's trials at the same evaluation, "
+                "which must be the same step and target for all; fix it in job.cofi (or per "
+                "ablation), or set "
                 "scheduler.type: none to search it")
         return problems
 
@@ -440,9 +448,12 @@ def describe_plan(space: SweepSpace) -> str:
              f"{space.searcher.seed}, learns after {space.searcher.startup_trials} trials of a "
              f"cell); trial i of a cell runs with seed cofi.seed + i",
              f"scheduler: {space.scheduler.type}"
-             + (" (per cell, on selection-split scores during pruning, at the target's "
-               "current value)"
-                if space.scheduler.type == "asha" else ""),
+             + (f" (per cell, on selection-split scores during pruning, at the target's "
+                f"current value; grace {space.scheduler.grace_period}, reduction factor "
+                f"{space.scheduler.reduction_factor}"
+                + ("; trials pause at each rung until the cell's others reach it)"
+                   if space.scheduler.type == "halving" else ")")
+                if space.scheduler.type != "none" else ""),
              "selection: " + (f"{space.job.data.selection_size} training examples held out "
                               "choose checkpoints, stop trials and steer the search; dev is "
                               "only reported" if space.job.data.selection_size else
@@ -475,13 +486,16 @@ def disk_estimate(space: SweepSpace) -> str:
     # also keeps one best snapshot beside its checkpoints, and writes a new checkpoint before
     # Tune deletes the oldest
     checkpoint = 4 * params * (1 + (2 if c.keep_optimizer else 0))
-    running = space.resources.max_concurrent_trials * ((c.num_to_keep + 1) * checkpoint
-                                                       + 4 * params)
-    models = len(space.cells()) * space.trials_per_cell * 4 * params  # compact: at most dense
+    trials = len(space.cells()) * space.trials_per_cell
+    holders, held = space.resources.max_concurrent_trials, "running"
+    if space.scheduler.type == "halving":  # paused trials keep theirs, with AdamW's moments
+        holders, held, checkpoint = trials, "running or paused", 4 * params * 3
+    running = holders * ((c.num_to_keep + 1) * checkpoint + 4 * params)
+    models = trials * 4 * params  # compact: at most dense
     gib = 1024 ** 3
     return (f"disk: checkpoints of {checkpoint / gib:.2f} GiB each; peak about "
-            f"{(running + models) / gib:.1f} GiB ({space.resources.max_concurrent_trials} "
-            f"running trial(s) x {c.num_to_keep}+1 checkpoints and a best snapshot, plus "
+            f"{(running + models) / gib:.1f} GiB ({holders} {held} "
+            f"trial(s) x {c.num_to_keep}+1 checkpoints and a best snapshot, plus "
             f"compact models); a "
             f"finished trial's checkpoints are removed, leaving at most {models / gib:.1f} GiB of "
             f"compact models" + ("" if c.keep_optimizer else

@@ -35,7 +35,7 @@ from analysis.results import TRIALS_DIR
 from cofi_sweep.config import from_dict
 from cofi_sweep.model import count_flops
 from cofi_sweep.prune import CofiPruner
-from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC
+from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, milestones
 from cofi_sweep.search import FINAL_METRIC
 from cofi_sweep.space import SweepSpace, job_for_trial
 from cofi_sweep.teacher import TEACHER_FILE, Teacher
@@ -72,6 +72,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     if sweep.resources.gpus_per_trial > 0 and torch.cuda.is_available():
         job.device = "cuda"
     every = sweep.checkpoint.every_n_evals
+    rungs = set(milestones(sweep.scheduler.grace_period, sweep.scheduler.reduction_factor)
+                if sweep.scheduler.type == "halving" else [])
     # evaluations so far, and the seconds the job stood still in Tune's hands: a function
     # trainable's report blocks until the driver has taken the result and asks for the next
     # (the checkpoint's save and copy included), which is what a trial pays over a direct job
@@ -91,9 +93,13 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
             metrics[ASHA_METRIC] = event["metric"]
             metrics[ASHA_CLOCK] = sum(1 for e in pruner.history if e.get("ranked"))
         start = time.perf_counter()
-        if every and evals["n"] % every == 0:
+        # halving pauses a trial at each rung and resumes it from there: exactly, so with the
+        # optimizer's state whatever checkpoint.keep_optimizer says
+        at_rung = metrics.get(ASHA_CLOCK) in rungs
+        if at_rung or (every and evals["n"] % every == 0):
             with tempfile.TemporaryDirectory() as tmp:
-                if pruner.save_checkpoint(tmp, optimizer=sweep.checkpoint.keep_optimizer,
+                if pruner.save_checkpoint(tmp, optimizer=at_rung or
+                                          sweep.checkpoint.keep_optimizer,
                                           best_file=best_local) and copied:
                     storage.upload(best_local, best_stored)
                 tune.report(metrics, checkpoint=tune.Checkpoint.from_directory(tmp))

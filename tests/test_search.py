@@ -11,7 +11,8 @@ import pytest
 from ray.tune.schedulers import TrialScheduler
 
 from cofi_sweep.config import from_dict
-from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, RUNGS_FILE, PerCellASHA
+from cofi_sweep.scheduler import (ASHA_CLOCK, ASHA_METRIC, HALVING_FILE, RUNGS_FILE,
+                                  PerCellASHA, PerCellHalving)
 from cofi_sweep.search import PerCellOptunaSearch
 from cofi_sweep.space import SweepSpace
 
@@ -144,7 +145,7 @@ def test_a_retried_trial_is_learned_from_after_a_restore(tmp_path: Path) -> None
 
 
 def trial(trial_id: str, cell: str) -> SimpleNamespace:
-    return SimpleNamespace(trial_id=trial_id, config={"cell_id": cell})
+    return SimpleNamespace(trial_id=trial_id, config={"cell_id": cell}, status="RUNNING")
 
 
 def result(clock: int, score: float) -> dict:
@@ -179,3 +180,79 @@ def test_asha_rung_records_survive_a_resume(tmp_path: Path) -> None:
     restored.on_trial_add(None, b)
     assert restored.on_trial_result(None, b, result(1, 0.5)) == TrialScheduler.STOP
     assert restored.rungs("t0.5")[-1][1] == {"a": 0.9, "b": 0.5}
+
+
+class Controller:
+    """What the halving scheduler asks of Tune's controller: the trials, and stopping one."""
+
+    def __init__(self, *trials: SimpleNamespace) -> None:
+        self.trials, self.stopped = list(trials), []
+
+    def get_trials(self) -> list[SimpleNamespace]:
+        return self.trials
+
+    def stop_trial(self, t: SimpleNamespace) -> None:
+        t.status = "TERMINATED"
+        self.stopped.append(t.trial_id)
+
+
+def halving(tmp_path: Path, sizes: dict[str, int], concurrent: int = 2) -> PerCellHalving:
+    return PerCellHalving(grace_period=1, reduction_factor=2, cell_sizes=sizes,
+                          max_concurrent=concurrent, experiment=str(tmp_path))
+
+
+def test_halving_waits_for_the_whole_cell_then_keeps_the_top_half(tmp_path: Path) -> None:
+    h = halving(tmp_path, {"t0.5": 4, "t0.9": 1})
+    ts = [trial(i, "t0.5") for i in "abcd"]
+    other = trial("x", "t0.9")
+    ctl = Controller(*ts, other)
+    for t in [*ts, other]:
+        h.on_trial_add(ctl, t)
+    # the first trials at the rung wait, whatever their score: no start order decides
+    for t, score in zip(ts[:3], (0.6, 0.9, 0.7)):
+        assert h.on_trial_result(ctl, t, result(1, score)) == TrialScheduler.PAUSE
+        t.status = "PAUSED"
+    assert h.on_trial_result(ctl, other, result(1, 0.1)) == TrialScheduler.CONTINUE  # alone
+    other.status = "TERMINATED"
+    assert h.choose_trial_to_run(ctl) is None  # nobody kept yet
+    # the last of the cell decides the rung: b (0.9) and d (0.8) go on, a and c stop
+    assert h.on_trial_result(ctl, ts[3], result(1, 0.8)) == TrialScheduler.CONTINUE
+    assert sorted(ctl.stopped) == ["a", "c"]
+    assert h.choose_trial_to_run(ctl) is ts[1]  # one running (d), one slot: b resumes
+    ts[1].status = "RUNNING"
+    assert h.choose_trial_to_run(ctl) is None  # two running: the limit
+    # unranked results (fine-tuning) never count; the next rung (2) has b and d only
+    assert h.on_trial_result(ctl, ts[1], {"selection_score": 0.1}) == TrialScheduler.CONTINUE
+    assert h.on_trial_result(ctl, ts[1], result(2, 0.5)) == TrialScheduler.PAUSE
+    assert h.on_trial_result(ctl, ts[3], result(2, 0.7)) == TrialScheduler.CONTINUE
+    assert ctl.stopped[-1] == "b"
+    assert h.cell_state("t0.5")["kept"] == {"1": ["b", "d"], "2": ["d"]}
+
+
+def test_halving_does_not_wait_for_a_trial_that_ended(tmp_path: Path) -> None:
+    h = halving(tmp_path, {"t0.5": 3})
+    a, b, c = (trial(i, "t0.5") for i in "abc")
+    ctl = Controller(a, b, c)
+    assert h.on_trial_result(ctl, a, result(1, 0.9)) == TrialScheduler.PAUSE
+    a.status = "PAUSED"
+    assert h.on_trial_result(ctl, b, result(1, 0.5)) == TrialScheduler.PAUSE
+    b.status = "PAUSED"
+    h.on_trial_error(ctl, c)  # c failed before the rung: the rung decides without it
+    assert ctl.stopped == ["b"] and h.choose_trial_to_run(ctl) is a
+
+
+def test_halving_records_survive_a_resume_and_judge_late_trials(tmp_path: Path) -> None:
+    h = halving(tmp_path, {"t0.5": 2})
+    a, b = trial("a", "t0.5"), trial("b", "t0.5")
+    ctl = Controller(a, b)
+    h.on_trial_result(ctl, a, result(1, 0.9))
+    h.on_trial_result(ctl, b, result(1, 0.5))
+    assert (tmp_path / HALVING_FILE).is_file()
+    restored = pickle.loads(pickle.dumps(halving(tmp_path, {"t0.5": 1})))
+    # a trial a resume added reaches the decided rung: ranked against every score there
+    late, later = trial("c", "t0.5"), trial("d", "t0.5")
+    assert restored.on_trial_result(ctl, late, result(1, 0.95)) == TrialScheduler.CONTINUE
+    assert restored.on_trial_result(ctl, later, result(1, 0.1)) == TrialScheduler.STOP
+    # a kept trial restored from a checkpoint before the rung reports it again: still kept
+    assert restored.on_trial_result(ctl, a, result(1, 0.9)) == TrialScheduler.CONTINUE
+    assert restored.on_trial_result(ctl, b, result(1, 0.5)) == TrialScheduler.STOP

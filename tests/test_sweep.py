@@ -205,6 +205,57 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert json.loads((experiment / "latency.json").read_text()) == default  # untouched
 
 
+def test_halving_pauses_at_rungs_and_resumes_exactly(tmp_path: Path, teacher_cache: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    """Synchronous halving: trials wait at each rung (paused) for their cell's others; the
+    kept ones go on from the rung's checkpoint and finish exactly as they would unpaused."""
+    from cofi_sweep.run import run_sweep
+
+    def sweep(name: str, scheduler: dict) -> pd.DataFrame:
+        raw = tiny_space(tmp_path, teacher_cache, name=name, search={}, trials_per_cell=4,
+                         scheduler=scheduler)
+        raw["grid"] = {"target_sparsity": [0.6], "ablations": {"full": {}}}
+        raw["checkpoint"]["keep_optimizer"] = False  # rungs keep it all the same
+        table = pd.read_parquet(run_sweep(load_space(write(tmp_path, raw))) / "results.parquet")
+        return table.set_index("config/cofi.seed")
+
+    halved = sweep("halved", {"type": "halving", "grace_period": 1, "reduction_factor": 2})
+    out = capsys.readouterr().out
+    unpaused = sweep("unpaused", {"type": "none"})
+    # 4 trials: the top 2 of the cell go on at rung 1, the top 1 at rung 2; 3 stopped
+    assert (halved["status"] == "finished").sum() == 1
+    assert (halved["status"] == "stopped early").sum() == 3
+    assert "halving stopped 3 trial(s) early" in out
+    rungs = json.loads((tmp_path / "sweeps" / "halved" / "halving_rungs.json").read_text())
+    counts = [len(v) for v in rungs["t0.6-full"]["scores"].values()]
+    assert counts[:3] == [4, 2, 1] and set(counts[3:]) <= {1}  # alone after rung 2: no waiting
+    kept = halved[halved["status"] == "finished"].iloc[0]
+    # ranked by rung score, as recorded: the kept trial was in the top 2 of 4, then led
+    for m, top in (("1", 2), ("2", 1)):
+        scores = rungs["t0.6-full"]["scores"][m]
+        assert scores[kept["trial_id"]] >= sorted(scores.values())[-top]
+        assert rungs["t0.6-full"]["kept"][m] == sorted(scores, key=scores.get)[::-1][:top]
+    # a trial that waited at a rung went on from its checkpoint there (the last to arrive at
+    # a rung never waits), and every evaluation it made is the one it made unpaused
+    def starts(row: pd.Series) -> list[str]:
+        log = tmp_path / "sweeps" / "halved" / "trials" / row["trial_id"] / "starts.log"
+        return [json.loads(line)["start"] for line in log.read_text().splitlines()]
+
+    def evaluations(row: pd.Series) -> list[tuple]:
+        lines = (Path(row["trial_dir"]) / "result.json").read_text().splitlines()
+        return [(r["step"], r["selection_score"]) for r in map(json.loads, lines)
+                if "selection_score" in r and not r.get("done_job")]
+
+    resumed = [seed for seed, row in halved.iterrows() if "resumed" in starts(row)]
+    assert resumed
+    for seed, row in halved.iterrows():
+        run = evaluations(row)
+        assert run == evaluations(unpaused.loc[seed])[:len(run)], seed
+    same = unpaused.loc[kept.name]
+    for column in ("selection_score", "score", "realized_sparsity", "step"):
+        assert kept[column] == same[column], column
+
+
 def test_resume_with_added_cells_and_seeds_runs_just_the_new_trials(
         tmp_path: Path, teacher_cache: Path, capsys: pytest.CaptureFixture) -> None:
     from cofi_sweep.run import run_sweep
