@@ -234,7 +234,7 @@ def selection_statement(table: pd.DataFrame) -> str:
                 "search and the frontier points, and it is the reported score, so the scores "
                 "below are optimistic (best-of-N on the published number). Set "
                 "`job.data.selection_size` to hold out a selection split.")
-    return (f"Selection: checkpoints, early stopping (ASHA), the search (Optuna), which points "
+    return (f"Selection: checkpoints, early stopping, the search (Optuna), which points "
             f"stand on a frontier and which seed's model ships were decided on a "
             f"{'; '.join(chosen)}. The scores below are dev, evaluated once per finished model "
             f"and never used to choose (so a frontier's dev scores need not rise with "

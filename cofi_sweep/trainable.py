@@ -221,6 +221,9 @@ class SweepProgress(tune.Callback):
         self.latest: dict[str, dict[str, Any]] = {}  # trial id -> cell, last result, start
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:  # noqa: ANN001
+        for t in trials:  # synchronous halving pauses trials at its rungs
+            if self.state.get(t.trial_id) in ("running", "paused"):
+                self.state[t.trial_id] = "paused" if t.status == "PAUSED" else "running"
         self.state[trial.trial_id] = "running"
         seen = self.latest.setdefault(trial.trial_id, {"cell": trial.config.get("cell_id", "?"),
                                                       "start": time.time()})
@@ -240,7 +243,8 @@ class SweepProgress(tune.Callback):
         """The progress table (see the class docstring)."""
         now = now or time.time()
         states = list(self.state.values())
-        out = [f"[sweep] {states.count('running')} running, {states.count('done')} done, "
+        paused = f"{states.count('paused')} paused, " if "paused" in states else ""
+        out = [f"[sweep] {states.count('running')} running, {paused}{states.count('done')} done, "
                f"{states.count('stopped')} stopped, {states.count('errored')} errored "
                f"(of {self.total})"]
         running = [t for t, s in self.state.items() if s == "running" and t in self.latest]

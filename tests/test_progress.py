@@ -32,3 +32,17 @@ def test_progress_table_shows_each_running_trial_with_its_time_left(capsys) -> N
     assert "finetune" in other and "800/900" in other and "–/0.50/–" in other
     assert not any("cccc0003" in line for line in lines[1:])  # ended trials leave the table
     assert "[sweep] 2 running, 1 done" in capsys.readouterr().out  # printed when one ended
+
+
+def test_progress_counts_trials_halving_paused_apart_from_running() -> None:
+    progress = SweepProgress(total=3)
+    a, b = trial("aaaa0001", "t0.8-full"), trial("bbbb0002", "t0.8-full")
+    progress.on_trial_result(0, [], a, {"stage": "prune", "step": 81, "total_steps": 781})
+    a.status, b.status = "PAUSED", "RUNNING"  # a waits at a rung for the cell's others
+    progress.on_trial_result(0, [a, b], b, {"stage": "prune", "step": 56, "total_steps": 781})
+    lines = progress.lines()
+    assert lines[0] == "[sweep] 1 running, 1 paused, 0 done, 0 stopped, 0 errored (of 3)"
+    assert not any("aaaa0001" in line for line in lines[1:])
+    a.status = "RUNNING"  # kept at the rung: resumed
+    progress.on_trial_result(0, [a, b], a, {"stage": "prune", "step": 106, "total_steps": 781})
+    assert progress.lines()[0].startswith("[sweep] 2 running, 0 done")
