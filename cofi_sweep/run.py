@@ -465,7 +465,7 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
             if (local / name).exists():
                 storage.upload(local / name, storage.join(experiment, name))
         print(f"[sweep] results uploaded to {experiment}; local copy: {local}")
-    _print_summary(experiment, local)
+    _print_summary(experiment, local, space.scheduler.name)
     if exported:
         print("frontier models, exported to load with transformers alone "
               "(AutoModelForSequenceClassification.from_pretrained):")
@@ -477,10 +477,10 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     return local
 
 
-def _print_summary(experiment: str, local: Path) -> None:
-    """What early stopping stopped, how many trials landed on target, the best trial per cell
-    (by the selection score, which chose it; dev beside it), and where the table and models
-    are."""
+def _print_summary(experiment: str, local: Path, stopper: str) -> None:
+    """What ``stopper`` (the scheduler's name) stopped, how many trials landed on target, the
+    best trial per cell (by the selection score, which chose it; dev beside it), and where the
+    table and models are."""
     import pandas as pd
 
     table_path = local / TABLE_FILE
@@ -491,12 +491,8 @@ def _print_summary(experiment: str, local: Path) -> None:
     if len(stopped):
         per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()
                              .sort_index().items())
-        space_file = storage.join(experiment, "space.json")
-        kind = json.loads(storage.read_text(space_file))["scheduler"]["type"] \
-            if storage.exists(space_file) else "asha"
-        print(f"[sweep] {'halving' if kind == 'halving' else 'ASHA'} stopped {len(stopped)} "
-              f"trial(s) early, each against its own cell's selection scores while pruning "
-              f"({per_cell})")
+        print(f"[sweep] {stopper} stopped {len(stopped)} trial(s) early, each against its own "
+              f"cell's selection scores while pruning ({per_cell})")
     done = table[table["status"] == "finished"]
     cofi = done[done["method"] == "cofi"]
     if len(cofi) and "on_target" in cofi:

@@ -157,7 +157,7 @@ class PerCellHalving(FIFOScheduler):
         self.cell_sizes = dict(cell_sizes)
         self.max_concurrent = max_concurrent
         self.experiment = experiment
-        self.paused: set[str] = set()  # trial ids paused here, not yet resumed or stopped
+        self.paused: dict[str, int] = {}  # trial id -> the rung it waits at, until it goes on
         self._trials: dict[str, Any] = {}
         self._state: dict[str, dict] = self._read()
 
@@ -210,15 +210,20 @@ class PerCellHalving(FIFOScheduler):
             complete = not (expected - ended - set(scores))
         if not scores or not complete:
             return
-        ranked = sorted(scores, key=lambda t: -scores[t])
-        keep = max(1, math.ceil(len(ranked) / self.reduction_factor))
-        state["kept"][key], state["stopped"][key] = ranked[:keep], ranked[keep:]
+        kept = self._top(scores)
+        state["kept"][key] = kept
+        state["stopped"][key] = [t for t in scores if t not in kept]
         self._persist()
         for trial_id in state["stopped"][key]:
             trial = self._trials.get(trial_id)
             if trial_id in self.paused and trial is not None:
-                self.paused.discard(trial_id)
+                del self.paused[trial_id]
                 tune_controller.stop_trial(trial)
+
+    def _top(self, scores: dict[str, float]) -> list[str]:
+        """The trials a rung keeps: the top ceil(n / reduction_factor), at least one."""
+        ranked = sorted(scores, key=lambda t: -scores[t])
+        return ranked[:max(1, math.ceil(len(ranked) / self.reduction_factor))]
 
     @staticmethod
     def _cell_of(trial: Any) -> str:
@@ -243,20 +248,19 @@ class PerCellHalving(FIFOScheduler):
         if trial_id not in scores:
             scores[trial_id] = float(result[ASHA_METRIC])
             if key in state["kept"]:  # decided before it came (a resume's added trial):
-                ranked = sorted(scores, key=lambda t: -scores[t])  # ranked against all there
-                keep = math.ceil(len(ranked) / self.reduction_factor)
-                state["kept" if trial_id in ranked[:keep] else "stopped"][key].append(trial_id)
+                kept = trial_id in self._top(scores)  # ranked against all there
+                state["kept" if kept else "stopped"][key].append(trial_id)
             self._persist()
         self._decide(tune_controller, cell, m)
         if trial_id in state["kept"].get(str(m), []):
             return self.CONTINUE
         if trial_id in state["stopped"].get(str(m), []):
             return self.STOP
-        self.paused.add(trial_id)
+        self.paused[trial_id] = m
         return self.PAUSE
 
     def _ended(self, tune_controller: Any, trial: Any) -> None:
-        self.paused.discard(trial.trial_id)
+        self.paused.pop(trial.trial_id, None)
         cell = self._cell_of(trial)
         state = self.cell_state(cell)
         stopped = {t for ts in state["stopped"].values() for t in ts}
@@ -289,16 +293,10 @@ class PerCellHalving(FIFOScheduler):
             if trial.status != Trial.PAUSED or trial.trial_id not in self.paused:
                 continue
             state = self.cell_state(self._cell_of(trial))
-            if self._rung(state, trial.trial_id) != self._paused_at(state, trial.trial_id):
-                self.paused.discard(trial.trial_id)  # kept at the rung it waited at
+            if trial.trial_id in state["kept"].get(str(self.paused[trial.trial_id]), []):
+                del self.paused[trial.trial_id]  # kept at the rung it waited at
                 return trial
         return None
-
-    @staticmethod
-    def _paused_at(state: dict, trial_id: str) -> int | None:
-        """The rung the trial waits at: the last one it has a score for."""
-        waited = [int(m) for m, scores in state["scores"].items() if trial_id in scores]
-        return max(waited, default=None)
 
     def debug_string(self) -> str:
         return f"synchronous halving per cell; {len(self.paused)} paused"
@@ -313,7 +311,7 @@ class RunningLimiter(ConcurrencyLimiter):
         self.halving = halving
 
     def suggest(self, trial_id: str) -> dict | None:
-        if len(self.live_trials - self.halving.paused) >= self.max_concurrent:
+        if len(self.live_trials - self.halving.paused.keys()) >= self.max_concurrent:
             return None
         suggestion = self.searcher.suggest(trial_id)
         if suggestion not in (None, Searcher.FINISHED):
