@@ -88,7 +88,8 @@ def teacher_folder(job: JobConfig) -> Path:
     a folder of that name anywhere holds this very teacher."""
     key = teacher_key(job.model, job.task, job.data, job.teacher)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    root = (Path(job.teacher.cache_dir).expanduser() if job.teacher.cache_dir
+    # absolute: trials run in folders of their own, where a relative cache names nothing
+    root = (Path(job.teacher.cache_dir).expanduser().resolve() if job.teacher.cache_dir
             else pretrained.cache_root() / "teachers")
     return root / f"{job.task}-{pretrained.model_slug(job.model)}-{digest}"
 
