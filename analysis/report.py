@@ -30,8 +30,9 @@ import pandas as pd
 
 from analysis.pareto import (METRIC_SPAN, SPEEDUP_SPAN, normalized_hypervolume, pareto_front,
                              value_at)
-from analysis.results import (LATENCY_FILE, TABLE_FILE, experiment_from_args, read_latency,
-                              write_table)
+from analysis.layout import LATENCY_FILE, TABLE_FILE
+from analysis.results import experiment_from_args, read_latency, write_table
+from analysis.layout import PARETO_FILE, PLOTS_DIR, REPORT_FILE, SPACE_FILE
 
 PUBLISHED = Path(__file__).with_name("published.csv")
 CHOSEN_ON = {"speedup": "max", "selection_score": "max"}  # the frontier; dev is reported
@@ -40,7 +41,7 @@ SPEEDUPS = (2, 3, 4, 6, 8, 10)  # the "accuracy at kx" table
 # else the trial's own FLOP ratio
 PREDICTORS = {"flop_predicted_speedup": "matmul FLOPs", "latency_model_speedup":
               "latency model (calibrated)"}
-OUTPUTS = (TABLE_FILE, "pareto.csv", "report.md", "plots")  # what write_report writes
+OUTPUTS = (TABLE_FILE, PARETO_FILE, REPORT_FILE, PLOTS_DIR)  # what write_report writes
 
 
 def load_results(experiment: Path, latency_table: str = LATENCY_FILE,
@@ -427,7 +428,7 @@ def write_report(experiment: Path, latency: str = LATENCY_FILE, out: Path | None
     experiment = Path(experiment)
     out = Path(out or experiment)
     table = load_results(experiment, latency, out)
-    space_file = experiment / "space.json"
+    space_file = experiment / SPACE_FILE
     table.attrs["space"] = json.loads(space_file.read_text()) if space_file.is_file() else {}
     title = f"Sweep report: {experiment.name}" + (
         "" if latency == LATENCY_FILE else f", re-timed ({latency})")
@@ -461,12 +462,12 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
                 "prunable_params", "trial_ids", "compact_dir", "compact_uri"]
         out = front[[c for c in keep if c in front]].copy()
         out["hypervolume"] = out["frontier"].map(volumes)
-        out.to_csv(experiment / "pareto.csv", index=False)
+        out.to_csv(experiment / PARETO_FILE, index=False)
     else:
         pd.DataFrame(columns=["frontier", "score", "speedup"]).to_csv(
-            experiment / "pareto.csv", index=False)
+            experiment / PARETO_FILE, index=False)
     published = published_points(table)
-    plots = write_plots(table, front, published, experiment / "plots") if len(table) else []
+    plots = write_plots(table, front, published, experiment / PLOTS_DIR) if len(table) else []
 
     lines = [f"# {title}", ""]
     counts = table["status"].value_counts().to_dict() if len(table) else {}
@@ -507,7 +508,7 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     if plots:
         lines += ["", "## Plots", ""] + [f"![{p.stem}](plots/{p.name})" for p in plots
                                          if p.suffix == ".png"]
-    path = experiment / "report.md"
+    path = experiment / REPORT_FILE
     path.write_text("\n".join(lines) + "\n")
     return path
 
@@ -517,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     if experiment is None:
         return 2
     path = write_report(experiment)
-    print(f"report: {path}\nplots: {experiment / 'plots'}\nfrontier: {experiment / 'pareto.csv'}")
+    print(f"report: {path}\nplots: {experiment / PLOTS_DIR}\nfrontier: {experiment / PARETO_FILE}")
     return 0
 
 

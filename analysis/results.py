@@ -21,14 +21,10 @@ from typing import Any
 import pandas as pd
 
 from analysis import storage
+from analysis.layout import (ADDITIONS_PREFIX, COMPACT_DIR, JOB_DIR, LATENCY_FILE, TABLE_FILE,
+                             TRIALS_DIR)
+from analysis.layout import SWEEP_DONE
 
-SWEEP_DONE = "sweep_done.json"  # written by the driver once every trial has ended
-LATENCY_FILE = "latency.json"  # written by the exclusive latency pass, keyed by trial id
-TRIALS_DIR = "trials"  # <experiment>/trials/<trial_id>/: compact model, job result, audit
-TABLE_FILE = "results.parquet"
-# trials a resume added run as Tune experiments of their own: <experiment>/additions-<k>/
-ADDITIONS_FILE = "additions.json"  # [{"name": "additions-<k>", "queue": [[cell, seed], ...]}]
-ADDITIONS_PREFIX = "additions-"
 
 
 def _last_result(trial_dir: Path) -> dict[str, Any]:
@@ -97,7 +93,7 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
                 continue
             row.setdefault(key, value)
         row["job_dir"] = str(experiment / TRIALS_DIR / str(row["trial_id"]))  # our outputs
-        compact = Path(row["job_dir"]) / "job" / "compact"
+        compact = Path(row["job_dir"]) / JOB_DIR / COMPACT_DIR
         if compact.is_dir():  # where it is here (a URI's mirror, a moved folder)
             if storage.is_uri(row.get("compact_dir") or ""):
                 row["compact_uri"] = row["compact_dir"]

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 import pyarrow.fs as pafs
+from analysis.layout import TEACHER_COPY
 
-TEACHER_COPY = "teacher"  # <experiment>/teacher/: the teacher, for nodes that cannot see its cache
 
 
 def is_uri(location: str | Path) -> bool:

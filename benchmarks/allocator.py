@@ -39,9 +39,10 @@ OUT = HERE / "results" / "allocator.json"
 def child(label: str, repeats: int) -> dict:
     """One round: every model timed interleaved in this (fresh) process."""
     import torch
-    from cofi_sweep.latency import available_cpus, time_models
-    from cofi_sweep.model import CofiBert, EncoderShape
-    from cofi_sweep.space import load_space
+
+    from cofi_sweep.core.model import CofiBert, EncoderShape
+    from cofi_sweep.latency.timing import available_cpus, time_models
+    from cofi_sweep.sweep.space import load_space
 
     lat = load_space(HERE.parent / "search_spaces" / "sst2_minilm_cpu.yaml").latency
     dense = EncoderShape.from_pretrained("minilm", 2)
@@ -92,10 +93,10 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.label, args.repeats)))
         return
-    from cofi_sweep.latency import describe_device
+    import torch
     from sparsity_control import commit
 
-    import torch
+    from cofi_sweep.latency.timing import describe_device
 
     rounds: dict[str, list[dict]] = {"system": [], "keep": []}
     for i in range(args.rounds):

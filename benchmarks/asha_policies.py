@@ -57,9 +57,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sparsity_control import commit
 
 from analysis.report import frontiers, points
-from sparsity_control import commit
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_policies.json"

@@ -76,8 +76,8 @@ def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
     models alternating), and each sweep's frontier hypervolume from those speedups, as the
     report computes it (points chosen on selection scores, dev reported)."""
     from analysis.report import frontiers, points
-    from cofi_sweep.model import CofiBert
-    from cofi_sweep.retime import Protocol, Timer, experiment_teacher
+    from cofi_sweep.core.model import CofiBert
+    from cofi_sweep.sweep.retime import Protocol, Timer, experiment_teacher
 
     first = next(iter(experiments.values()))
     space = json.loads((first / "space.json").read_text())

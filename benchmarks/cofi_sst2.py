@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
-from cofi_sweep.config import load_job_config
-from cofi_sweep.latency import measure_latency
-from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import format_report, run_cofi
-from cofi_sweep.teacher import get_teacher
+from cofi_sweep.core.config import load_job_config
+from cofi_sweep.core.model import CofiBert
+from cofi_sweep.core.teacher import get_teacher
+from cofi_sweep.job.cli import format_report
+from cofi_sweep.job.recipe import run_cofi
+from cofi_sweep.latency.timing import measure_latency
 
 HERE = Path(__file__).resolve().parent
 

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from torch import nn
-
-from cofi_sweep.latency import available_cpus, describe_device, time_models
-from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.modeling_cofi_bert import CofiBertForSequenceClassification
-from cofi_sweep.export import remote_code_config
 from sparsity_control import commit
 from speedup_fidelity import load, pruned_models
+from torch import nn
+
+from cofi_sweep.core.model import CofiBert, EncoderShape
+from cofi_sweep.core.modeling_cofi_bert import CofiBertForSequenceClassification
+from cofi_sweep.deploy.export import remote_code_config
+from cofi_sweep.latency.timing import available_cpus, describe_device, time_models
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "compact_vs_minimal.json"

@@ -36,16 +36,16 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-
-from analysis.report import render_report
-from cofi_sweep.latency import available_cpus, describe_device
-from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import CofiPruner
-from cofi_sweep.retime import Protocol, Timer
-from cofi_sweep.space import SweepSpace, job_for_trial, load_space
-from cofi_sweep.teacher import get_teacher
 from sparsity_control import commit, control_row, merge_rows
 from speedup_fidelity import load
+
+from analysis.report import render_report
+from cofi_sweep.core.model import CofiBert
+from cofi_sweep.core.teacher import get_teacher
+from cofi_sweep.job.recipe import CofiPruner
+from cofi_sweep.latency.timing import available_cpus, describe_device
+from cofi_sweep.sweep.retime import Protocol, Timer
+from cofi_sweep.sweep.space import SweepSpace, job_for_trial, load_space
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"

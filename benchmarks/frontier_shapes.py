@@ -8,8 +8,8 @@ import argparse
 import json
 from pathlib import Path
 
-from cofi_sweep.space import LatencyConfig, load_space
-from cofi_sweep.model import EncoderShape
+from cofi_sweep.core.model import EncoderShape
+from cofi_sweep.sweep.space import LatencyConfig, load_space
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,13 +22,13 @@ import json
 from pathlib import Path
 
 import torch
-
-from cofi_sweep.latency import available_cpus, describe_device
-from cofi_sweep.latency_model import latency_table
-from cofi_sweep.model import CofiBert
-from cofi_sweep.retime import Protocol, Timer
 from frontier_shapes import frontier_rows, setup
 from sparsity_control import commit
+
+from cofi_sweep.core.model import CofiBert
+from cofi_sweep.latency.latency_model import latency_table
+from cofi_sweep.latency.timing import available_cpus, describe_device
+from cofi_sweep.sweep.retime import Protocol, Timer
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "latency_model_fit.json"

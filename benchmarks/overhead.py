@@ -36,15 +36,15 @@ import time
 from pathlib import Path
 
 import torch
-
-from cofi_sweep.config import JobConfig, from_dict
-from cofi_sweep.evaluation import model_inputs, task_loss
-from cofi_sweep.latency import available_cpus, describe_device
-from cofi_sweep.pretrained import load_model, resolve
-from cofi_sweep.prune import CofiPruner
-from cofi_sweep.teacher import Teacher
-from cofi_sweep.teacher_cache import TeacherCache
 from sparsity_control import commit
+
+from cofi_sweep.core.config import JobConfig, from_dict
+from cofi_sweep.core.evaluation import model_inputs, task_loss
+from cofi_sweep.core.pretrained import load_model, resolve
+from cofi_sweep.core.teacher import Teacher
+from cofi_sweep.core.teacher_cache import TeacherCache
+from cofi_sweep.job.recipe import CofiPruner
+from cofi_sweep.latency.timing import available_cpus, describe_device
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "overhead.json"

@@ -24,12 +24,12 @@ import statistics
 from pathlib import Path
 
 import torch
-
-from cofi_sweep.latency import available_cpus, describe_device, time_models
-from cofi_sweep.latency_model import aligned
-from cofi_sweep.model import CofiBert, EncoderShape
 from frontier_shapes import frontier_rows, setup
 from sparsity_control import commit
+
+from cofi_sweep.core.model import CofiBert, EncoderShape
+from cofi_sweep.latency.latency_model import aligned
+from cofi_sweep.latency.timing import available_cpus, describe_device, time_models
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "shape_rounding.json"

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import torch
 
-from cofi_sweep.prune import CofiResult, run_cofi
-from cofi_sweep.space import load_space
+from cofi_sweep.job.recipe import CofiResult, run_cofi
+from cofi_sweep.sweep.space import load_space
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "sparsity_control.json"

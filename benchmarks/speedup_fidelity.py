@@ -22,13 +22,13 @@ import json
 from pathlib import Path
 
 import torch
-
-from cofi_sweep.latency import available_cpus, describe_device
-from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.retime import Protocol, Timer, median_pass
-from cofi_sweep.space import load_space
-from cofi_sweep.teacher import get_teacher
 from sparsity_control import commit
+
+from cofi_sweep.core.model import CofiBert, EncoderShape
+from cofi_sweep.core.teacher import get_teacher
+from cofi_sweep.latency.timing import available_cpus, describe_device
+from cofi_sweep.sweep.retime import Protocol, Timer, median_pass
+from cofi_sweep.sweep.space import load_space
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "speedup_fidelity.json"

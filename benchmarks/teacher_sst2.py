@@ -18,8 +18,8 @@ from pathlib import Path
 
 import torch
 
-from cofi_sweep.config import load_job_config
-from cofi_sweep.teacher import get_teacher
+from cofi_sweep.core.config import load_job_config
+from cofi_sweep.core.teacher import get_teacher
 
 
 def main() -> None:

@@ -33,13 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-from cofi_sweep.latency import available_cpus
-from cofi_sweep.prune import CofiPruner
-from cofi_sweep.run import run_trials
-from cofi_sweep.space import job_for_trial, load_space
-from cofi_sweep.teacher import Teacher, get_teacher
 from sparsity_control import commit
+
+from cofi_sweep.core.teacher import Teacher, get_teacher
+from cofi_sweep.job.recipe import CofiPruner
+from cofi_sweep.latency.timing import available_cpus
+from cofi_sweep.sweep.driver import run_trials
+from cofi_sweep.sweep.space import job_for_trial, load_space
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "tune_overhead.json"

@@ -12,7 +12,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("COFI_SWEEP_CACHE", tempfile.mkdtemp(prefix="cofi_sweep_test_cache_"))
-import cofi_sweep.ray_settings  # noqa: E402,F401  (test modules import ray before cofi_sweep)
+import cofi_sweep.sweep.ray_settings  # noqa: E402,F401  (test modules import ray before cofi_sweep)
 
 import pytest  # noqa: E402
 import torch  # noqa: E402

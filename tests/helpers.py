@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from cofi_sweep import pretrained
-from cofi_sweep.model import CofiBert
+from cofi_sweep.core import pretrained
+from cofi_sweep.core.model import CofiBert
 
 
 def tiny(name: str = "tiny-bert", num_labels: int = 3) -> CofiBert:

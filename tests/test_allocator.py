@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from cofi_sweep.allocator import keep_freed_memory
+from cofi_sweep.core.allocator import keep_freed_memory
 
-CHILD = ("from cofi_sweep.allocator import keep_freed_memory as k;"
+CHILD = ("from cofi_sweep.core.allocator import keep_freed_memory as k;"
          "print(k(), k.cache_info().hits)")
 
 

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from test_sweep import tiny_space, write
 
 pytestmark = pytest.mark.sweep
@@ -152,7 +151,7 @@ def test_a_driver_without_a_token_attaches_to_a_cluster_started_without_auth(
         # the driver's own attach step (code shipped, storage checked), ray not imported before
         raw = tiny_space(tmp_path, teacher_cache, cluster={"pin_dependencies": False})
         attach = ("import os, sys; from cofi_sweep.run import _attach; "
-                  "from cofi_sweep.space import load_space; "
+                  "from cofi_sweep.sweep.space import load_space; "
                   f"_attach('127.0.0.1:{PORT + 1}', load_space(sys.argv[1]), sys.argv[2]); "
                   "import ray; "
                   "print('CPUS', ray.cluster_resources()['CPU'], os.environ['RAY_AUTH_MODE'])")

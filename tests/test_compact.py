@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from cofi_sweep.compact import compact, compact_projection
-from cofi_sweep.distill import identity_projection
-from cofi_sweep.model import CofiBert
 from helpers import all_on_masks, random_batch, tiny
+
+from cofi_sweep.core.compact import compact, compact_projection
+from cofi_sweep.core.distill import identity_projection
+from cofi_sweep.core.model import CofiBert
 
 
 def binary(shape: tuple[int, ...], keep: float) -> torch.Tensor:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from cofi_sweep.config import ConfigError, JobConfig, from_dict, load_job_config
+from cofi_sweep.core.config import ConfigError, JobConfig, from_dict, load_job_config
 
 
 def problems(raw: dict) -> list[str]:

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cofi_sweep.config import DataConfig
-from cofi_sweep.data import DataError, compute_metrics, get_task, load_task
+from cofi_sweep.core.config import DataConfig
+from cofi_sweep.core.data import DataError, compute_metrics, get_task, load_task
 
 # rows, label values: the official GLUE sizes (shared/data/glue/README.md)
 GLUE = {
@@ -61,7 +61,7 @@ def test_synthetic_task_is_deterministic_and_balanced() -> None:
 def test_synthetic_labels_follow_negation_and_clause_order() -> None:
     import random
 
-    from cofi_sweep.data import synthetic_example
+    from cofi_sweep.core.data import synthetic_example
 
     rng = random.Random(0)
     for _ in range(500):

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from cofi_sweep.distill import (align_layers, default_teacher_layers, identity_projection,
-                                layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
 from helpers import random_batch, tiny
+
+from cofi_sweep.core.distill import (align_layers, default_teacher_layers, identity_projection,
+                                     layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
 
 
 def test_default_teacher_layers() -> None:

@@ -9,13 +9,14 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from cofi_sweep.compact import compact
-from cofi_sweep.export import export_frontier, export_hf, export_onnx, is_uniform, main
-from cofi_sweep.model import CofiBert
-from cofi_sweep.pretrained import build_tiny_model
 from helpers import all_on_masks, random_batch, tiny
 from test_compact import case_masks
+
+from cofi_sweep.core.compact import compact
+from cofi_sweep.core.model import CofiBert
+from cofi_sweep.core.pretrained import build_tiny_model
+from cofi_sweep.sweep.exports import export_frontier, main
+from cofi_sweep.deploy.export import export_hf, export_onnx, is_uniform
 
 # Run in a fresh interpreter where importing cofi_sweep fails: only transformers loads it.
 RELOAD = """
@@ -122,16 +123,16 @@ def test_onnx_graph_masks_padding_even_when_traced_without_it(tmp_path: Path,
     """An unpadded batch skips the attention mask in PyTorch; a trace must not bake that in."""
     import onnxruntime as ort
 
-    from cofi_sweep import export
+    from cofi_sweep.latency import onnx
 
     def unpadded(shape, batch: int = 2, seq: int = 16) -> dict[str, torch.Tensor]:
         ids = torch.randint(5, shape.vocab_size, (batch, seq))
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids),
                 "token_type_ids": torch.zeros_like(ids)}
 
-    monkeypatch.setattr(export, "_sample_inputs", unpadded)  # traced on an all-ones mask
+    monkeypatch.setattr(onnx, "sample_inputs", unpadded)  # traced on an all-ones mask
     model = CofiBert.from_pretrained(saved_compact(tmp_path, "tiny-bert", "everything")).eval()
-    export.to_onnx(model, tmp_path / "m.onnx")
+    onnx.to_onnx(model, tmp_path / "m.onnx")
     ids, mask = random_batch(100, batch=3, length=11)  # row 0 padded
     got = ort.InferenceSession(str(tmp_path / "m.onnx")).run(None, {
         "input_ids": ids.numpy(), "attention_mask": mask.numpy(),

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from cofi_sweep.latency_model import ALIGN, LatencyTable, interp, latency_table
-from cofi_sweep.model import EncoderShape, count_flops
+from cofi_sweep.core.model import EncoderShape, count_flops
+from cofi_sweep.latency.latency_model import ALIGN, LatencyTable, interp, latency_table
 
 
 def bert_shape(hidden: int, layers: int, heads: int, ffn: int) -> EncoderShape:
@@ -111,7 +111,7 @@ def test_calibration_in_onnxruntime(tmp_path: Path) -> None:
 
 
 def test_whole_model_fit_recovers_scale_and_per_sublayer_costs() -> None:
-    from cofi_sweep.latency_model import fit_whole_models
+    from cofi_sweep.latency.latency_model import fit_whole_models
 
     table = synthetic_table()
     shapes = [shape(200, [4, 2], [400, 100]), shape(150, [1, 0], [300, 0]),
@@ -135,7 +135,7 @@ def test_whole_model_fit_recovers_scale_and_per_sublayer_costs() -> None:
 
 
 def test_whole_model_fit_drops_a_pass_slowed_throughout() -> None:
-    from cofi_sweep.latency_model import fit_whole_models
+    from cofi_sweep.latency.latency_model import fit_whole_models
 
     table = synthetic_table()
     shapes = [shape(200, [4, 2], [400, 100]), shape(150, [1, 0], [300, 0]),
@@ -153,8 +153,8 @@ def test_whole_model_fit_drops_a_pass_slowed_throughout() -> None:
 
 
 def test_fitting_shapes_cover_the_high_sparsity_region_with_live_sublayers() -> None:
-    from cofi_sweep.latency_model import _fitting_shapes
-    from cofi_sweep.model import count_flops
+    from cofi_sweep.core.model import count_flops
+    from cofi_sweep.latency.latency_model import _fitting_shapes
 
     shapes = _fitting_shapes(bert_shape(384, 6, 12, 1536))  # MiniLM-L6's
     work = [count_flops(s, 64) for s in shapes]  # matmul work: proportional to the weights
@@ -169,7 +169,7 @@ def test_fitting_shapes_cover_the_high_sparsity_region_with_live_sublayers() -> 
 
 
 def test_table_widths_are_aligned_like_rounded_compact_models() -> None:
-    from cofi_sweep.latency_model import _grid_points
+    from cofi_sweep.latency.latency_model import _grid_points
 
     widths = _grid_points(1536, 24, 8, ALIGN)
     assert len(widths) >= 6 and all(w % ALIGN == 0 for w in widths), widths

@@ -4,11 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import all_on_masks, random_batch, tiny
 from transformers import AutoModelForSequenceClassification, BertConfig
 
-from cofi_sweep import pretrained
-from cofi_sweep.model import CofiBert, EncoderShape, dropout
-from helpers import all_on_masks, random_batch, tiny
+from cofi_sweep.core import pretrained
+from cofi_sweep.core.model import CofiBert, EncoderShape, dropout
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "minilm"])
@@ -76,7 +76,7 @@ def test_masked_layer_norm_normalizes_over_the_kept_dims_only(pruned: int) -> No
     """The fused form (pruned dims filled with the kept mean, hidden_z folded into the affine
     part) equals LayerNorm over the kept dims written out, times hidden_z, in value and in
     gradient, for any values at the pruned dims."""
-    from cofi_sweep.model import layer_norm
+    from cofi_sweep.core.model import layer_norm
 
     torch.manual_seed(pruned)
     norm = torch.nn.LayerNorm(64, eps=1e-12)

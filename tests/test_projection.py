@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from cofi_sweep.gates import Gates, masks_as_probs
-from cofi_sweep.projection import project_to_band, round_shapes
-from cofi_sweep.sparsity import dense_size, expected_size
+from cofi_sweep.core.gates import Gates, masks_as_probs
+from cofi_sweep.core.projection import project_to_band, round_shapes
+from cofi_sweep.core.sparsity import dense_size, expected_size
 
 # a head is 0.6 % of the prunable parameters here, finer than the band (as in MiniLM: 0.5 %)
 L, H, D_H, F, D = 4, 8, 8, 512, 64

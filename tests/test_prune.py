@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from cofi_sweep.config import JobConfig, from_dict
-from cofi_sweep.gates import Gates
-from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import (CHECKPOINT_FILE, CofiPruner, format_report, print_progress,
-                              run_cofi)
-from cofi_sweep.sparsity import dense_size
+from cofi_sweep.core.config import JobConfig, from_dict
+from cofi_sweep.core.gates import Gates
+from cofi_sweep.core.model import CofiBert
+from cofi_sweep.core.sparsity import dense_size
+from cofi_sweep.job.checkpoint import CHECKPOINT_FILE
+from cofi_sweep.job.recipe import CofiPruner, run_cofi
+from cofi_sweep.job.cli import format_report, print_progress
 
 
 def job(tmp_path: Path, teacher_cache: Path, **cofi: object) -> JobConfig:
@@ -184,7 +185,7 @@ def test_short_budget_lands_on_target_with_projection(tmp_path: Path, teacher_ca
 def test_selection_split_chooses_and_dev_only_reports(tmp_path: Path, teacher_cache: Path,
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture) -> None:
-    import cofi_sweep.prune as prune
+    import cofi_sweep.job.recipe as prune
 
     config = job(tmp_path, teacher_cache)
     config.data.selection_size = 48

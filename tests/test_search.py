@@ -10,11 +10,11 @@ import optuna
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
-from cofi_sweep.config import from_dict
-from cofi_sweep.scheduler import (ASHA_CLOCK, ASHA_METRIC, HALVING_FILE, RUNGS_FILE,
-                                  PerCellASHA, PerCellHalving)
-from cofi_sweep.search import PerCellOptunaSearch
-from cofi_sweep.space import SweepSpace
+from cofi_sweep.core.config import from_dict
+from cofi_sweep.sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, PerCellASHA, PerCellHalving
+from analysis.layout import HALVING_FILE, RUNGS_FILE
+from cofi_sweep.sweep.search import PerCellOptunaSearch
+from cofi_sweep.sweep.space import SweepSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

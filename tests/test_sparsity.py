@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from cofi_sweep.compact import compact
-from cofi_sweep.gates import Gates, masks_as_probs
-from cofi_sweep.sparsity import Lagrangian, dense_size, expected_size, target_at
 from helpers import tiny
+
+from cofi_sweep.core.compact import compact
+from cofi_sweep.core.gates import Gates, masks_as_probs
+from cofi_sweep.core.sparsity import Lagrangian, dense_size, expected_size, target_at
 
 FAMILIES = ["head", "mha", "int", "ffn", "hidden"]
 

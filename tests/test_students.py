@@ -6,12 +6,13 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from cofi_sweep.config import BaselineConfig, ConfigError, from_dict
-from cofi_sweep.model import CofiBert
-from cofi_sweep.prune import CofiPruner, run_cofi
-from cofi_sweep.students import kept_layers, student_masks
 from test_prune import job, quiet
+
+from cofi_sweep.core.config import BaselineConfig, ConfigError, from_dict
+from cofi_sweep.core.model import CofiBert
+from cofi_sweep.core.students import kept_layers, student_masks
+from cofi_sweep.job.recipe import CofiPruner, run_cofi
+
 
 def baseline_job(tmp_path: Path, teacher_cache: Path, **baseline: object):
     config = job(tmp_path, teacher_cache)
@@ -65,7 +66,7 @@ def test_cut_students_train_compact_and_load(tmp_path: Path, teacher_cache: Path
 
 
 def test_a_pretrained_checkpoint_is_a_student(tmp_path: Path, teacher_cache: Path) -> None:
-    from cofi_sweep import pretrained
+    from cofi_sweep.core import pretrained
 
     # a tiny random RoBERTa-family transformers checkpoint stands in for a hub model
     folder = pretrained.build_tiny_model("tiny-roberta", seed=1)

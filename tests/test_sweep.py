@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from cofi_sweep.space import load_space
+from cofi_sweep.sweep.space import load_space
 
 pytestmark = pytest.mark.sweep
 
@@ -55,7 +55,7 @@ def write(tmp_path: Path, space: dict) -> Path:
 
 def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache: Path,
                                                   capsys: pytest.CaptureFixture) -> None:
-    from cofi_sweep.run import run_sweep
+    from cofi_sweep.sweep.driver import run_sweep
 
     raw = tiny_space(tmp_path, teacher_cache)
     raw["grid"]["ablations"]["broken"] = {"teacher_layers": [99]}  # valid YAML, fails at run
@@ -186,7 +186,7 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert "interleaved with the teacher" in report
     assert "| latency model (calibrated) | " in report and "| matmul FLOPs | " in report
     # re-timed under other settings without retraining: a table and a frontier beside each
-    from cofi_sweep.retime import main as retime
+    from cofi_sweep.sweep.retime import main as retime
 
     for runtime in ("pytorch", "onnxruntime"):
         assert retime([str(experiment), "--batch-size", "1", "--seq-len", "8", "--threads", "1",
@@ -209,7 +209,7 @@ def test_halving_pauses_at_rungs_and_resumes_exactly(tmp_path: Path, teacher_cac
                                                      capsys: pytest.CaptureFixture) -> None:
     """Synchronous halving: trials wait at each rung (paused) for their cell's others; the
     kept ones go on from the rung's checkpoint and finish exactly as they would unpaused."""
-    from cofi_sweep.run import run_sweep
+    from cofi_sweep.sweep.driver import run_sweep
 
     def sweep(name: str, scheduler: dict) -> pd.DataFrame:
         raw = tiny_space(tmp_path, teacher_cache, name=name, search={}, trials_per_cell=4,
@@ -258,7 +258,7 @@ def test_halving_pauses_at_rungs_and_resumes_exactly(tmp_path: Path, teacher_cac
 
 def test_resume_with_added_cells_and_seeds_runs_just_the_new_trials(
         tmp_path: Path, teacher_cache: Path, capsys: pytest.CaptureFixture) -> None:
-    from cofi_sweep.run import run_sweep
+    from cofi_sweep.sweep.driver import run_sweep
 
     raw = tiny_space(tmp_path, teacher_cache, trials_per_cell=1, scheduler={"type": "none"})
     raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
@@ -439,7 +439,7 @@ def test_retry_errored_reruns_failed_trials_from_their_checkpoint(tmp_path: Path
 @pytest.mark.parametrize("flag", ["--passes", "--threads", "--repeats", "--batch-size"])
 def test_retime_rejects_zero_counts_instead_of_taking_a_default(tmp_path: Path, flag: str,
                                                                 capsys) -> None:
-    from cofi_sweep.retime import main as retime
+    from cofi_sweep.sweep.retime import main as retime
 
     assert retime([str(tmp_path), flag, "0"]) == 2
     assert f"{flag} must be >= 1" in capsys.readouterr().err

@@ -8,15 +8,16 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from cofi_sweep.compact import compact
-from cofi_sweep.config import ConfigError, JobConfig, from_dict
-from cofi_sweep.gates import MASK_NAMES, Gates, masks_as_probs
-from cofi_sweep.latency_model import LatencyTable
-from cofi_sweep.preflight import check_job
-from cofi_sweep.prune import format_report, run_cofi
-from cofi_sweep.targets import expected_latency, max_speedup
 from helpers import tiny
+
+from cofi_sweep.core.compact import compact
+from cofi_sweep.core.config import ConfigError, JobConfig, from_dict
+from cofi_sweep.core.gates import MASK_NAMES, Gates, masks_as_probs
+from cofi_sweep.job.preflight import check_job
+from cofi_sweep.job.cli import format_report
+from cofi_sweep.job.recipe import run_cofi
+from cofi_sweep.latency.latency_model import LatencyTable
+from cofi_sweep.latency.targets import expected_latency, max_speedup
 
 FAMILIES = list(MASK_NAMES)
 
@@ -101,7 +102,7 @@ def job(tmp_path: Path, teacher_cache: Path, **cofi: object) -> JobConfig:
 
 def test_a_speedup_target_job_ends_within_its_band(tmp_path: Path,
                                                    teacher_cache: Path) -> None:
-    from cofi_sweep.latency_model import latency_table
+    from cofi_sweep.latency.latency_model import latency_table
 
     events: list[dict] = []
     result = run_cofi(job(tmp_path, teacher_cache), callback=lambda p, e: events.append(e))
@@ -110,7 +111,7 @@ def test_a_speedup_target_job_ends_within_its_band(tmp_path: Path,
     # the prediction is the deployment setting's latency model on the saved compact model
     torch.set_num_threads(1)
     lat = latency_table(tiny(num_labels=2).shape, batch_size=32, seq_len=32)  # cached
-    from cofi_sweep.model import CofiBert
+    from cofi_sweep.core.model import CofiBert
 
     saved = CofiBert.from_pretrained(result.compact_dir)
     dense = tiny(num_labels=2).shape

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cofi_sweep.config import JobConfig, from_dict
-from cofi_sweep.teacher import get_teacher, teacher_folder
+from cofi_sweep.core.config import JobConfig, from_dict
+from cofi_sweep.core.teacher import get_teacher, teacher_folder
 
 
 def tiny_job(cache: Path, **teacher: object) -> JobConfig:
@@ -80,8 +80,8 @@ def test_a_given_fine_tuned_teacher_is_measured_not_trained(tmp_path: Path) -> N
     import json
     import shutil
 
-    from cofi_sweep.config import ConfigError
-    from cofi_sweep.export import export_hf
+    from cofi_sweep.core.config import ConfigError
+    from cofi_sweep.deploy.export import export_hf
 
     trained = get_teacher(tiny_job(tmp_path / "a"), progress=False)
     export_hf(trained.path, tmp_path / "hf")  # a stock BertForSequenceClassification folder

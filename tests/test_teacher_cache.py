@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 import torch
-
-from cofi_sweep.distill import real_tokens
-from cofi_sweep.teacher_cache import TeacherCache, cache_bytes
 from helpers import tiny
+
+from cofi_sweep.core.distill import real_tokens
+from cofi_sweep.core.teacher_cache import TeacherCache, cache_bytes
 
 LAYERS = [2, 4]
 

@@ -273,7 +273,7 @@ class JobConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def check(self) -> list[str]:
-        from cofi_sweep.data import SYNTHETIC_TASKS, TASKS  # late: data imports torch/datasets
+        from cofi_sweep.core.data import SYNTHETIC_TASKS, TASKS  # late: data imports torch/datasets
 
         known = sorted(TASKS) + sorted(SYNTHETIC_TASKS)
         if self.task not in known:

@@ -26,11 +26,11 @@ import json
 import pickle
 from typing import Any
 
-import cofi_sweep.ray_settings  # noqa: F401  (before ray)
+import cofi_sweep.sweep.ray_settings  # noqa: F401  (before ray)
 import optuna
 from ray.tune.search import Searcher
 
-from cofi_sweep.space import Distribution, SweepSpace
+from cofi_sweep.sweep.space import Distribution, SweepSpace
 
 FINAL_METRIC = "final_score"
 

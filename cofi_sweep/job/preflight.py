@@ -14,12 +14,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cofi_sweep.config import CofiSweepError, JobConfig
+from cofi_sweep.core.config import CofiSweepError, JobConfig
 
 
 def model_problem(key: str, name: str) -> str | None:
     """Why ``name`` cannot be loaded here, or None."""
-    from cofi_sweep import pretrained
+    from cofi_sweep.core import pretrained
 
     try:
         resolved = pretrained.resolve(name)
@@ -41,7 +41,7 @@ def model_problem(key: str, name: str) -> str | None:
 
 def data_problem(job: JobConfig, key: str = "data") -> str | None:
     """Why the task's data does not load, or None (loads and parses it: seconds for GLUE)."""
-    from cofi_sweep.data import load_task
+    from cofi_sweep.core.data import load_task
 
     try:
         load_task(job.task, job.data)
@@ -74,9 +74,9 @@ def speedup_problem(job: JobConfig, where: str = "", say: bool = True) -> str | 
     latency model is calibrated here on a first use (seconds; cached)."""
     if job.cofi.target_speedup is None or job.method != "cofi":
         return None
-    from cofi_sweep.data import get_task
-    from cofi_sweep.model import EncoderShape
-    from cofi_sweep.targets import deployment_table, reach_problem
+    from cofi_sweep.core.data import get_task
+    from cofi_sweep.core.model import EncoderShape
+    from cofi_sweep.latency.targets import deployment_table, reach_problem
 
     dense = EncoderShape.from_pretrained(job.teacher.path or job.model,
                                          get_task(job.task).num_labels)
@@ -102,7 +102,7 @@ def check_job(job: JobConfig, where: str = "") -> list[str]:
 
 def check_space(space: Any) -> list[str]:
     """The problems of a sweep: its job, every pretrained baseline student, its storage."""
-    from cofi_sweep.space import job_for_trial
+    from cofi_sweep.sweep.space import job_for_trial
 
     problems = check_job(space.job, "job.")
     speedup_cells = [c for c in space.cells() if c.get("target_speedup")]

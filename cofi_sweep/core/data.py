@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from cofi_sweep.config import CofiSweepError, DataConfig
+from cofi_sweep.core.config import CofiSweepError, DataConfig
 
 
 class DataError(CofiSweepError):

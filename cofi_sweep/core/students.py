@@ -25,10 +25,10 @@ from typing import Iterable
 
 import torch
 
-from cofi_sweep.config import BaselineConfig
-from cofi_sweep.data import TaskSpec
-from cofi_sweep.evaluation import model_inputs, task_loss, to_device
-from cofi_sweep.model import CofiBert, EncoderShape
+from cofi_sweep.core.config import BaselineConfig
+from cofi_sweep.core.data import TaskSpec
+from cofi_sweep.core.evaluation import model_inputs, task_loss, to_device
+from cofi_sweep.core.model import CofiBert, EncoderShape
 
 UNIT_MASKS = {"head": "head_z", "int": "intermediate_z", "hidden": "hidden_z"}
 

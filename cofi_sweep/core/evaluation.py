@@ -1,4 +1,4 @@
-"""Dev-set evaluation, shared by the teacher and every CoFi stage (timing: cofi_sweep.latency)."""
+"""Dev-set evaluation, shared by the teacher and every CoFi stage (timing: cofi_sweep.latency.timing)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from cofi_sweep.data import TaskSpec, compute_metrics
+from cofi_sweep.core.data import TaskSpec, compute_metrics
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

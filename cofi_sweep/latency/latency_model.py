@@ -5,7 +5,7 @@ does not shrink (embeddings, LayerNorms, residual adds, softmax, per-layer overh
 traffic) dominates, so FLOPs promise 24x where the model runs 10x. Instead we *measure*, once
 per device and protocol (batch, sequence length, threads, runtime: PyTorch or onnxruntime):
 
-  * an MHA block (our :class:`~cofi_sweep.model.Layer` with only attention) over head counts,
+  * an MHA block (our :class:`~cofi_sweep.core.model.Layer` with only attention) over head counts,
   * an FFN block over widths,
   * the fixed part (embeddings, pooler, classifier: a model whose layers are all removed),
 
@@ -42,10 +42,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cofi_sweep.latency import describe_device, time_models
-from cofi_sweep.model import CofiBert, EncoderShape, Layer
-from cofi_sweep.pretrained import cache_root
-from cofi_sweep.projection import nearest_multiple
+from cofi_sweep.core.model import CofiBert, EncoderShape, Layer
+from cofi_sweep.core.pretrained import cache_root
+from cofi_sweep.core.projection import nearest_multiple
+from cofi_sweep.latency.timing import describe_device, time_models
 
 # bump when what is measured (or how it is fitted) changes; 6: unpadded batches run without
 # an attention mask; 7: timed with freed memory kept (cofi_sweep/allocator.py: 3-10 % faster);
@@ -178,7 +178,7 @@ def _run_block(block: _Block, x: torch.Tensor, bias: torch.Tensor, ids: torch.Te
 
 def _layer_runners(shape: EncoderShape, heads: list[int], widths: list[int], *,
                    batch_size: int, seq_len: int, runtime: str, workdir: Path) -> tuple[dict, int]:
-    """Runners (see :func:`cofi_sweep.latency.time_models`) whose times give one layer's cost
+    """Runners (see :func:`cofi_sweep.latency.timing.time_models`) whose times give one layer's cost
     at each head count (``h<n>``) and FFN width (``f<n>``), and the number of layers each runs.
 
     PyTorch: one block alone, on fixed hidden states. onnxruntime: a whole model of that many
@@ -205,7 +205,7 @@ def _layer_runners(shape: EncoderShape, heads: list[int], widths: list[int], *,
 def _model_runner(model: CofiBert, runtime: str, workdir: Path):
     if runtime == "pytorch":
         return model
-    from cofi_sweep.export import onnx_runner, onnx_session, to_onnx
+    from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
 
     path = workdir / f"model{len(list(workdir.iterdir()))}.onnx"
     to_onnx(model, path)

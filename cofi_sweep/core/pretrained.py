@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from cofi_sweep.config import CofiSweepError
+from cofi_sweep.core.config import CofiSweepError
 
 TINY_MODELS = ("tiny-bert", "tiny-roberta")
 ALIASES = ("minilm",) + TINY_MODELS
@@ -65,14 +65,14 @@ def load_tokenizer(name: str) -> Any:
 
 
 def load_model(name: str, num_labels: int) -> Any:
-    """A :class:`~cofi_sweep.model.CofiBert` with the pretrained weights of ``name``."""
-    from cofi_sweep.model import CofiBert
+    """A :class:`~cofi_sweep.core.model.CofiBert` with the pretrained weights of ``name``."""
+    from cofi_sweep.core.model import CofiBert
 
     return CofiBert.from_hf(resolve(name), num_labels=num_labels)
 
 
 def _tiny_vocabulary() -> list[str]:
-    from cofi_sweep.data import synthetic_vocabulary
+    from cofi_sweep.core.data import synthetic_vocabulary
 
     chars = list(string.ascii_lowercase + string.digits + string.punctuation)
     return (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + synthetic_vocabulary()
@@ -82,8 +82,13 @@ def _tiny_vocabulary() -> list[str]:
 def build_tiny_model(name: str, seed: int = 0) -> Path:
     """Builds (once, under a file lock) a random-weight tiny model folder and returns it."""
     import torch
-    from transformers import (BertConfig, BertForSequenceClassification, BertTokenizerFast,
-                              RobertaConfig, RobertaForSequenceClassification)
+    from transformers import (
+        BertConfig,
+        BertForSequenceClassification,
+        BertTokenizerFast,
+        RobertaConfig,
+        RobertaForSequenceClassification,
+    )
 
     vocab = _tiny_vocabulary()
     digest = hashlib.sha256("\n".join(vocab).encode()).hexdigest()[:8]

@@ -7,7 +7,7 @@ runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
   * at every evaluation: stage, iteration, target, expected, deterministic and realized
     sparsity, lambdas, and the selection-split metric(s) (``selection_score``); at ranked
     pruning evaluations (masks at the target's current value) also ``rung_score`` and ASHA's
-    clock ``ranked_evals`` (:mod:`cofi_sweep.scheduler`);
+    clock ``ranked_evals`` (:mod:`cofi_sweep.sweep.scheduler`);
   * at the end (``done_job``): ``score`` (dev, for the report), ``final_score`` (selection
     split: what Optuna learns from), realized sparsity and ``on_target``, parameter counts,
     per-layer structure, the compact model's path, the FLOP- and latency-model-predicted
@@ -24,24 +24,23 @@ import time
 from pathlib import Path
 from typing import Any
 
-import cofi_sweep.ray_settings  # noqa: F401  (before ray)
+import cofi_sweep.sweep.ray_settings  # noqa: F401  (before ray)
 import ray
 import torch
 from filelock import FileLock
 from ray import tune
 
 from analysis import storage
-from analysis.results import TRIALS_DIR
-from cofi_sweep.config import from_dict
-from cofi_sweep.model import count_flops
-from cofi_sweep.prune import CofiPruner
-from cofi_sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, milestones
-from cofi_sweep.search import FINAL_METRIC
-from cofi_sweep.space import SweepSpace, job_for_trial
-from cofi_sweep.teacher import TEACHER_FILE, Teacher
+from analysis.layout import TRIALS_DIR
+from cofi_sweep.core.config import from_dict
+from cofi_sweep.core.model import count_flops
+from cofi_sweep.job.recipe import CofiPruner
+from cofi_sweep.sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, milestones
+from cofi_sweep.sweep.search import FINAL_METRIC
+from cofi_sweep.sweep.space import SweepSpace, job_for_trial
+from cofi_sweep.core.teacher import TEACHER_FILE, Teacher
+from analysis.layout import BEST_FILE, COMPACT_DIR, JOB_DIR, STARTS_LOG, TEACHER_COPY
 
-STARTS_LOG = "starts.log"
-BEST_FILE = "best.pt"
 
 
 def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
@@ -65,7 +64,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
     stored = storage.join(experiment_dir, TRIALS_DIR, trial_id)
     # the job writes its outputs only at its end: staged here, then uploaded to `stored`
     staging = Path(tempfile.gettempdir()) / "cofi_sweep_trials" / trial_id
-    job = job_for_trial(sweep, cell, params, output_dir=str(staging / "job"))
+    job = job_for_trial(sweep, cell, params, output_dir=str(staging / JOB_DIR))
     threads = max(1, int(sweep.resources.cpus_per_trial))
     torch.set_num_threads(threads)
     job.num_threads = threads
@@ -144,7 +143,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "teacher_score": result.teacher_metrics.get(result.main_metric),
         "pruned_score": result.pruned_metrics.get(result.main_metric),
         "main_metric": result.main_metric,
-        "compact_dir": storage.join(stored, "job", "compact"),
+        "compact_dir": storage.join(stored, JOB_DIR, COMPACT_DIR),
         "structure": json.dumps(result.structure),
         "layer_alignment": json.dumps(result.layer_alignment),
         "predicted_speedup": count_flops(teacher.shape, seq_len)
@@ -154,7 +153,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
     # stored before the final report, so a trial reported done always has its model in storage
-    storage.upload(staging / "job", storage.join(stored, "job"))
+    storage.upload(staging / "job", storage.join(stored, JOB_DIR))
     shutil.rmtree(staging, ignore_errors=True)
     tune.report(final)
 
@@ -162,7 +161,7 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
 def stored_teacher(experiment_dir: str, teacher_dir: str | Path) -> str:
     """Where the driver stores the teacher with the experiment: under its cache folder's name,
     which ends in a digest of its settings, so only that very teacher is ever found there."""
-    return storage.join(experiment_dir, storage.TEACHER_COPY, Path(teacher_dir).name)
+    return storage.join(experiment_dir, TEACHER_COPY, Path(teacher_dir).name)
 
 
 def store_teacher(experiment_dir: str, teacher_dir: Path) -> None:

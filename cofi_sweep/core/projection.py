@@ -19,7 +19,7 @@ reference starts FFN units at 0 and heads at ln 100, and a global order would re
 FFN unit before the first head.
 
 The target is in any quantity that grows as units go -- parameter sparsity, or the latency
-model's reduction for a speedup target (:mod:`cofi_sweep.targets`) -- counted exactly for each
+model's reduction for a speedup target (:mod:`cofi_sweep.latency.targets`) -- counted exactly for each
 candidate: the fewest moves that reach it are found by bisection on their number, so it lands
 within one unit of the target, well inside the band. Hidden dims are left as the gates chose
 them (so a target below what the kept hidden width allows ends at the closest reachable). The
@@ -100,7 +100,7 @@ def project_to_band(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.T
         masks: binary masks by mask name; not modified.
         log_alpha: the gates' scores by family (``head``, ``int`` are used when present).
         reduction: what the target is in, for a set of binary masks -- sparsity, or the
-            latency model's 1 - 1/speedup (:mod:`cofi_sweep.targets`); it must not decrease
+            latency model's 1 - 1/speedup (:mod:`cofi_sweep.latency.targets`); it must not decrease
             when a unit is switched off.
         target, low, high: the aim and the band, in ``reduction``'s units.
         multiple: FFN units move in groups of this many per layer (see :func:`round_shapes`).

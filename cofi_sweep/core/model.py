@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 
-from cofi_sweep.modeling_cofi_bert import FusedQKV
+from cofi_sweep.core.modeling_cofi_bert import FusedQKV
 
 CONFIG_FILE = "cofi_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -83,7 +83,7 @@ class EncoderShape:
         config alone: no weights are loaded."""
         from transformers import AutoConfig
 
-        from cofi_sweep.pretrained import resolve
+        from cofi_sweep.core.pretrained import resolve
 
         return cls.from_hf_config(AutoConfig.from_pretrained(resolve(model)), num_labels)
 

@@ -8,7 +8,7 @@ folder holds this file, ``config.json``, ``model.safetensors`` and the tokenizer
 on a machine without this project. The architecture is BERT/RoBERTa (post-LayerNorm) with what
 CoFi leaves behind, recorded in the config: per-layer attention head counts and FFN widths (0 =
 that sub-layer removed: the block passes its input through), and a hidden width that may be
-smaller than the pretrained one. Weight names are those of ``cofi_sweep.model.CofiBert``, so an
+smaller than the pretrained one. Weight names are those of ``cofi_sweep.core.model.CofiBert``, so an
 export is a copy of the compact model's weights.
 """
 
@@ -94,7 +94,7 @@ class FusedQKV:
     training, and one fused GEMM for inference, whose stacked weights are rebuilt only when a
     weight changed. At high sparsity, with few heads left, reading the hidden states three
     times -- not the multiply-adds -- is the attention's cost. (Also used by
-    ``cofi_sweep.model``: this file must stay importable on its own.)"""
+    ``cofi_sweep.core.model``: this file must stay importable on its own.)"""
 
     _fused: tuple | None = None
 

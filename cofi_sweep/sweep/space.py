@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cofi_sweep.cluster import ClusterConfig
-from cofi_sweep.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig, _did_you_mean,
-                               apply_overrides, below, from_dict, load_yaml)
-from cofi_sweep.pretrained import ALIASES
+from cofi_sweep.core.config import (BaselineConfig, CofiConfig, ConfigError, JobConfig,
+                                    _did_you_mean, apply_overrides, below, from_dict, load_yaml)
+from cofi_sweep.core.pretrained import ALIASES
+from cofi_sweep.sweep.cluster import ClusterConfig
 
 
 @dataclass
@@ -507,7 +507,7 @@ def _parameter_count(model: str) -> int | None:
     try:
         from transformers import AutoConfig
 
-        from cofi_sweep.pretrained import resolve
+        from cofi_sweep.core.pretrained import resolve
 
         hf = AutoConfig.from_pretrained(resolve(model))
     except Exception:  # an offline hub name, a missing package: the estimate is optional

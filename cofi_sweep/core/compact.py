@@ -2,7 +2,7 @@
 
 Heads with z_head * z_MHA = 0, FFN units with z_int * z_FFN = 0, hidden dims with z_hidn = 0, and
 whole sub-layers whose group is empty are sliced out of the weights; the result is a smaller
-:class:`~cofi_sweep.model.CofiBert` whose logits equal the masked model's (same binary masks).
+:class:`~cofi_sweep.core.model.CofiBert` whose logits equal the masked model's (same binary masks).
 The sub-layer LayerNorms of removed sub-layers are dropped too (CoFi's reference leaves them).
 """
 
@@ -13,7 +13,7 @@ import dataclasses
 import torch
 from torch import nn
 
-from cofi_sweep.model import CofiBert, EncoderShape
+from cofi_sweep.core.model import CofiBert, EncoderShape
 
 
 def kept_indices(masks: dict[str, torch.Tensor], shape: EncoderShape
@@ -59,7 +59,7 @@ def compact(model: CofiBert, masks: dict[str, torch.Tensor]) -> CofiBert:
 
     Args:
         model: a dense (or already compact) model; it is not modified.
-        masks: binary masks by mask name (see :mod:`cofi_sweep.gates`); absent = all on.
+        masks: binary masks by mask name (see :mod:`cofi_sweep.core.gates`); absent = all on.
     """
     shape = model.shape
     device = next(model.parameters()).device

@@ -5,7 +5,7 @@ Both are one quantity the Lagrangian drives, the *reduction* r in [0, 1) (0 = th
     target_sparsity t:  r = 1 - prunable params / dense params      aimed at t
     target_speedup  S:  r = 1 - latency / dense latency              aimed at 1 - 1/S
 
-where latency is the calibrated latency model's prediction (:mod:`cofi_sweep.latency_model`)
+where latency is the calibrated latency model's prediction (:mod:`cofi_sweep.latency.latency_model`)
 in ``job.deploy``'s setting (batch, sequence length, threads) on this machine's CPU. Under the
 gates, the expected latency plugs expected counts into the model's interpolated tables:
 
@@ -19,7 +19,7 @@ prediction for the compacted model; the tables are non-decreasing, so it is mono
 gate, and every enabled family moves it.
 
 The target's warm-up (0 -> goal over ``sparsity_warmup_epochs``), the band that decides the best
-checkpoint, and the projection onto the band before compaction (:mod:`cofi_sweep.projection`)
+checkpoint, and the projection onto the band before compaction (:mod:`cofi_sweep.core.projection`)
 all work on r. A speedup target's band is the predicted speedup within ``speedup_tolerance``
 (3 %) of the target; the compact model's *measured* speedup is reported beside it.
 """
@@ -31,11 +31,11 @@ import math
 
 import torch
 
-from cofi_sweep.config import ConfigError, DeployConfig, JobConfig
-from cofi_sweep.latency import available_cpus
-from cofi_sweep.latency_model import LatencyTable, latency_table
-from cofi_sweep.model import CofiBert, EncoderShape
-from cofi_sweep.sparsity import dense_size, expected_size
+from cofi_sweep.core.config import ConfigError, DeployConfig, JobConfig
+from cofi_sweep.core.model import CofiBert, EncoderShape
+from cofi_sweep.core.sparsity import dense_size, expected_size
+from cofi_sweep.latency.latency_model import LatencyTable, latency_table
+from cofi_sweep.latency.timing import available_cpus
 
 
 class SparsityTarget:

@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from cofi_sweep.config import ConfigError
+from cofi_sweep.core.config import ConfigError
 
 # distributions the trials import (Ray itself must already match on every node)
 DEPENDENCIES = ("torch", "transformers", "datasets", "optuna", "pandas", "pyarrow",

@@ -21,7 +21,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from cofi_sweep.allocator import keep_freed_memory
+from cofi_sweep.core.allocator import keep_freed_memory
 
 
 @dataclass

@@ -27,16 +27,15 @@ import json
 import math
 from typing import Any
 
-import cofi_sweep.ray_settings  # noqa: F401  (before ray)
+import cofi_sweep.sweep.ray_settings  # noqa: F401  (before ray)
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from ray.tune.search import ConcurrencyLimiter, Searcher
 
 from analysis import storage
+from analysis.layout import HALVING_FILE, RUNGS_FILE
 
 ASHA_CLOCK = "ranked_evals"
 ASHA_METRIC = "rung_score"
-RUNGS_FILE = "asha_rungs.json"
-HALVING_FILE = "halving_rungs.json"
 
 
 class PerCellASHA(FIFOScheduler):

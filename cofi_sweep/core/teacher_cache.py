@@ -23,7 +23,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from cofi_sweep.evaluation import model_inputs, to_device
+from cofi_sweep.core.evaluation import model_inputs, to_device
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,61 @@
+"""Every file name of an experiment folder, ``<storage_path>/<name>/``, in one place.
+
+Everything that writes or reads an experiment -- the sweep, the timing pass, the report, the
+exports -- takes its names from here; ``docs/outputs.md`` describes each file.
+
+    <experiment>/
+      space.json              the sweep as started (a --resume is checked against it)
+      additions.json          trials that resumes added, each batch a Tune experiment of its own
+      sweep_done.json         written once every trial has ended
+      results.parquet         one row per trial (analysis.results)
+      latency.json            the sweep's timing pass, keyed by trial id
+      latency-<setting>.json  a retime under another deployment setting
+      pareto.csv, report.md, plots/   the frontiers and the report (analysis.report)
+      retimed/<setting>/      a retime's own frontier, report and plots
+      export/                 the frontier's models, exported to load with transformers alone
+      trials/<trial_id>/      per trial: job/compact (the compact model), job/result.json,
+                              starts.log, best.pt (the stage's best snapshot while it runs)
+      teacher/<key>/          the teacher, for nodes that cannot see the driver's cache
+      asha_rungs.json, halving_rungs.json, optuna.db   scheduler and searcher records
+      <name>/, additions-<k>/ Tune's own experiment folders (trial dirs and checkpoints)
+"""
+
+from __future__ import annotations
+
+SPACE_FILE = "space.json"
+ADDITIONS_FILE = "additions.json"  # [{"name": "additions-<k>", "queue": [[cell, seed], ...]}]
+ADDITIONS_PREFIX = "additions-"
+SWEEP_DONE = "sweep_done.json"
+TABLE_FILE = "results.parquet"
+LATENCY_FILE = "latency.json"
+PARETO_FILE = "pareto.csv"
+REPORT_FILE = "report.md"
+PLOTS_DIR = "plots"
+RETIMED_DIR = "retimed"
+EXPORT_DIR = "export"
+TRIALS_DIR = "trials"
+TEACHER_COPY = "teacher"
+OPTUNA_DB = "optuna.db"
+RUNGS_FILE = "asha_rungs.json"
+HALVING_FILE = "halving_rungs.json"
+# inside trials/<trial_id>/
+JOB_DIR = "job"
+COMPACT_DIR = "compact"  # inside a job's output folder (also a single job's)
+JOB_RESULT = "result.json"
+STARTS_LOG = "starts.log"
+BEST_FILE = "best.pt"
+
+
+def latency_file(setting: str) -> str:
+    """The table of a retime under ``setting`` (e.g. ``b1x128-2t-cpu-pytorch``)."""
+    return f"latency-{setting}.json"
+
+
+def trial_dir(trial_id: str) -> str:
+    """A trial's own outputs, relative to the experiment."""
+    return f"{TRIALS_DIR}/{trial_id}"
+
+
+def compact_dir(trial_id: str) -> str:
+    """A trial's compact model, relative to the experiment."""
+    return f"{TRIALS_DIR}/{trial_id}/{JOB_DIR}/{COMPACT_DIR}"
