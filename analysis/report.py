@@ -28,19 +28,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.pareto import (METRIC_SPAN, SPEEDUP_SPAN, normalized_hypervolume, pareto_front,
-                             value_at)
-from analysis.layout import LATENCY_FILE, TABLE_FILE
+from analysis.layout import (LATENCY_FILE, PARETO_FILE, PLOTS_DIR, REPORT_FILE, SPACE_FILE,
+                             TABLE_FILE)
+from analysis.pareto import METRIC_SPAN, SPEEDUP_SPAN, value_at
+from analysis.plots import write_plots
+from analysis.points import (PREDICTORS, accuracy_at_speedups, frontiers, points, speedup_targets,
+                             teacher_score)
 from analysis.results import experiment_from_args, read_latency, write_table
-from analysis.layout import PARETO_FILE, PLOTS_DIR, REPORT_FILE, SPACE_FILE
 
 PUBLISHED = Path(__file__).with_name("published.csv")
-CHOSEN_ON = {"speedup": "max", "selection_score": "max"}  # the frontier; dev is reported
-SPEEDUPS = (2, 3, 4, 6, 8, 10)  # the "accuracy at kx" table
-# speedup predictions beside the measured one: the latency table's (at its sequence length),
-# else the trial's own FLOP ratio
-PREDICTORS = {"flop_predicted_speedup": "matmul FLOPs", "latency_model_speedup":
-              "latency model (calibrated)"}
 OUTPUTS = (TABLE_FILE, PARETO_FILE, REPORT_FILE, PLOTS_DIR)  # what write_report writes
 
 
@@ -54,95 +50,6 @@ def load_results(experiment: Path, latency_table: str = LATENCY_FILE,
     if "speedup" not in table:
         table["speedup"] = np.nan  # exclusive timing not done yet (running experiment)
     return table
-
-
-def frontier_label(row: pd.Series) -> str:
-    """``cofi:<ablation>`` or ``distill:<baseline name>``: each baseline is its own series.
-
-    CoFi cells that aimed at a sparsity and those that aimed at a speedup share their
-    ablation's frontier: how a target is named does not change the method, and apart a
-    0.5-sparsity point at 1.94x and a 5x-target point at 5.17x each missed a baseline at
-    1.98x (one did not reach it, the other scored below it). Speedup-target cells are also
-    reported on their own (:func:`speedup_target_section`)."""
-    return f"{row.get('method', 'cofi') or 'cofi'}:{row.get('ablation')}"
-
-
-def speedup_targets(table: pd.DataFrame) -> pd.DataFrame:
-    """Finished trials that aimed at a speedup (``cofi.target_speedup``)."""
-    if "target_speedup" not in table or "status" not in table:
-        return table.iloc[:0]
-    return table[(table["status"] == "finished") & table["target_speedup"].notna()]
-
-
-def eligible(table: pd.DataFrame) -> pd.DataFrame:
-    """Finished trials that may stand on a frontier: baselines, and CoFi trials on target."""
-    if table.empty or "status" not in table:
-        return table.iloc[:0]
-    done = table[table["status"] == "finished"]
-    if "on_target" in done:
-        done = done[done["on_target"].map(lambda v: v is not False)]
-    return done
-
-
-def points(table: pd.DataFrame) -> pd.DataFrame:
-    """One row per (cell, searched values): the mean over its seeds, with the spread.
-
-    ``selection_score`` is the seeds' mean selection-split score (dev where no split was held
-    out), which decides the frontier; the seed whose model ships is the one with the best
-    selection score. Dev (``score``) is only reported."""
-    done = eligible(table).copy()
-    if done.empty or "speedup" not in done:
-        return pd.DataFrame()
-    chooser = done["selection_score"] if "selection_score" in done else done["score"]
-    done["selection_score"] = chooser.fillna(done["score"])  # older trials: dev chose
-    searched = sorted(c for c in done if c.startswith("config/cofi.") and c != "config/cofi.seed")
-    done["frontier"] = done.apply(frontier_label, axis=1)
-    done["point"] = done["cell_id"].astype(str) + done[searched].astype(str).agg(
-        " ".join, axis=1) if searched else done["cell_id"].astype(str)
-    rows = []
-    for _, group in done.sort_values("trial_id").groupby("point", sort=True):
-        best = group.loc[group["selection_score"].idxmax()]  # its compact model ships
-        row = best.to_dict()
-        row.update(score=group["score"].mean(), speedup=group["speedup"].mean(),
-                   selection_score=group["selection_score"].mean(),
-                   realized_sparsity=group["realized_sparsity"].mean(), seeds=len(group),
-                   score_std=group["score"].std(ddof=1) if len(group) > 1 else np.nan,
-                   trial_ids=" ".join(sorted(map(str, group["trial_id"]))))
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def teacher_score(table: pd.DataFrame) -> float:
-    done = table[table["status"] == "finished"] if len(table) else table
-    return float(done["teacher_score"].iloc[0]) if len(done) else float("nan")
-
-
-def frontiers(pts: pd.DataFrame, teacher: float) -> tuple[pd.DataFrame, dict[str, float]]:
-    """Per method/ablation, the :func:`points` that no other point beats in measured speedup
-    and selection score, and the hypervolume of their dev scores (the one reference point of
-    :func:`analysis.pareto.normalized_hypervolume`). Choosing on dev would publish the best of
-    N draws of the reported number; choosing on the selection split leaves dev unbiased."""
-    if pts.empty:
-        return pd.DataFrame(), {}
-    fronts, volumes = [], {}
-    for label, group in pts.groupby("frontier"):
-        front = pareto_front(group, objectives=CHOSEN_ON)
-        fronts.append(front)
-        volumes[label] = normalized_hypervolume(front["speedup"], front["score"], teacher)
-    return pd.concat(fronts), volumes
-
-
-def accuracy_at_speedups(front: pd.DataFrame) -> pd.DataFrame:
-    """Each frontier's mean score and spread at every k of ``SPEEDUPS`` it reaches."""
-    rows = []
-    for label, f in front.groupby("frontier"):
-        for k in SPEEDUPS:
-            score = value_at(f["speedup"], f["score"], k)
-            if score is not None:
-                spread = value_at(f["speedup"], f["score_std"], k)
-                rows.append({"speedup": k, "frontier": label, "score": score, "std": spread,
-                             "seeds": int(f["seeds"].min())})
-    return pd.DataFrame(rows)
 
 
 def mean_sd(value: float, sd: float, fmt: str = ".4f") -> str:
@@ -248,114 +155,6 @@ def published_points(table: pd.DataFrame) -> pd.DataFrame:
     space = table.attrs.get("space", {})
     model, task = space.get("job", {}).get("model"), space.get("job", {}).get("task")
     return points[(points["model"] == model) & (points["task"] == task)]
-
-
-def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFrame,
-                out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out.mkdir(parents=True, exist_ok=True)
-    done = table[table["status"] == "finished"].copy()
-    done["frontier"] = done.apply(frontier_label, axis=1) if len(done) else []
-    metric = str(done["main_metric"].iloc[0]) if len(done) and "main_metric" in done else "score"
-    teacher = teacher_score(table)
-    off = done[~done.index.isin(eligible(table).index)]
-    done = done[done.index.isin(eligible(table).index)]
-    written = []
-
-    def save(fig: plt.Figure, name: str) -> None:
-        fig.tight_layout()
-        for ext in ("png", "svg"):
-            fig.savefig(out / f"{name}.{ext}", dpi=130)
-            written.append(out / f"{name}.{ext}")
-        plt.close(fig)
-
-    # 1. metric vs measured speedup
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    for i, (label, group) in enumerate(done.groupby("frontier")):
-        color = f"C{i}"
-        ax.scatter(group["speedup"], group["score"], facecolors="none", edgecolors=color,
-                   s=30, label=f"{label} (all finished trials)")
-        f = front[front["frontier"] == label] if len(front) else group.iloc[:0]
-        ax.plot(f["speedup"], f["score"], "-o", color=color, label=f"{label} (frontier)", ms=5)
-        if len(f) and f["score_std"].notna().any():
-            ax.errorbar(f["speedup"], f["score"], yerr=f["score_std"], fmt="none",
-                        ecolor=color, capsize=3, lw=1)
-    if len(off):
-        ax.scatter(off["speedup"], off["score"], marker="x", color="gray", s=30,
-                   label="off target (never on a frontier)")
-    for k in sorted(speedup_targets(table)["target_speedup"].unique()):  # where they aimed
-        ax.axvline(k, color="gray", ls="-.", lw=0.8)
-        ax.annotate(f"target {k:g}x", (k, 0.02), xycoords=("data", "axes fraction"),
-                    rotation=90, fontsize=7, color="gray", xytext=(2, 0),
-                    textcoords="offset points")
-    if np.isfinite(teacher):
-        ax.axhline(teacher, color="k", ls="--", lw=1, label=f"teacher ({teacher:.3f})")
-        ax.axhline(0.95 * teacher, color="gray", ls=":", lw=1, label="95 % of teacher")
-    for _, p in published.iterrows():  # each labelled: name, hardware, metric convention
-        ax.scatter(p["speedup"], p["score"] / 100, marker="x", color="k", s=25)
-        ax.annotate(f"{p['method']} ({p['hardware']}; {p['source']})",
-                    (p["speedup"], p["score"] / 100), fontsize=6, xytext=(3, 3),
-                    textcoords="offset points")
-    if len(published):
-        ax.scatter([], [], marker="x", color="k", label="published (other hardware, paper's "
-                                                         "teacher; dev score)")
-    ax.set_xscale("log", base=2)
-    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
-    ax.set_xlabel("measured speedup over the teacher (log scale)")
-    ax.set_ylabel(f"dev {metric}")
-    ax.set_title("Accuracy vs measured speedup (frontier points: mean ± sd over seeds)")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over data
-    ax.grid(alpha=0.3)
-    save(fig, "metric_vs_speedup")
-
-    # 2. metric vs remaining prunable parameters
-    fig, ax = plt.subplots(figsize=(9, 4.8))
-    for i, (label, group) in enumerate(done.groupby("frontier")):
-        ax.scatter(group["prunable_params"] / 1e6, group["score"], color=f"C{i}", label=label,
-                   s=22)
-    ax.set_xlabel("remaining prunable parameters (millions, encoder Linear layers)")
-    ax.set_ylabel(f"dev {metric}")
-    ax.set_title("Accuracy vs model size")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-    ax.grid(alpha=0.3)
-    save(fig, "metric_vs_params")
-
-    # 3. predicted (FLOPs, latency model) vs measured speedup
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    top = 1.0
-    for column, label in PREDICTORS.items():
-        if column in done and done[column].notna().any():
-            ax.scatter(done[column], done["speedup"], s=22, label=label)
-            top = float(np.nanmax([top, done[column].max(), done["speedup"].max()]))
-    ax.plot([1, top], [1, top], "k--", lw=1, label="measured = predicted")
-    ax.set_xlabel("predicted speedup (x)")
-    ax.set_ylabel("measured speedup (x)")
-    ax.set_title("Predicted vs measured speedup")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    save(fig, "predicted_vs_measured")
-
-    # 4. kept structure of the frontier models
-    models = front.sort_values("speedup") if len(front) else front
-    if len(models):
-        fig, axes = plt.subplots(1, 2, figsize=(10, 0.5 + 0.45 * len(models) + 1.5))
-        rows = [json.loads(s) for s in models["structure"]]
-        names = [f"{r['frontier']} {r['speedup']:.1f}x" for _, r in models.iterrows()]
-        for ax, key, title in ((axes[0], "heads", "attention heads kept"),
-                               (axes[1], "ffn", "FFN units kept")):
-            grid = np.array([r[key] for r in rows], dtype=float)
-            image = ax.imshow(grid, aspect="auto", cmap="viridis")
-            ax.set_xticks(range(grid.shape[1]), [str(i + 1) for i in range(grid.shape[1])])
-            ax.set_yticks(range(len(names)), names, fontsize=7)
-            ax.set_xlabel("layer")
-            ax.set_title(title)
-            fig.colorbar(image, ax=ax)
-        save(fig, "frontier_structure")
-    return written
 
 
 def prediction_section(table: pd.DataFrame) -> list[str]:

@@ -15,8 +15,8 @@ import os
 from pathlib import Path
 
 import pyarrow.fs as pafs
-from analysis.layout import TEACHER_COPY
 
+from analysis.layout import TEACHER_COPY
 
 
 def is_uri(location: str | Path) -> bool:

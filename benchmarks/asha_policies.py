@@ -59,7 +59,7 @@ import numpy as np
 import pandas as pd
 from sparsity_control import commit
 
-from analysis.report import frontiers, points
+from analysis.points import frontiers, points
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "asha_policies.json"

@@ -75,13 +75,14 @@ def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
     """Every finished on-target CoFi model of the experiments timed in one pass (the sweeps'
     models alternating), and each sweep's frontier hypervolume from those speedups, as the
     report computes it (points chosen on selection scores, dev reported)."""
-    from analysis.report import frontiers, points
+    from analysis.points import frontiers, points
     from cofi_sweep.core.model import CofiBert
-    from cofi_sweep.sweep.retime import Protocol, Timer, experiment_teacher
+    from cofi_sweep.latency.interleaved import InterleavedTimer, TimingSetting
+    from cofi_sweep.sweep.retime import experiment_teacher
 
     first = next(iter(experiments.values()))
     space = json.loads((first / "space.json").read_text())
-    protocol = Protocol(space["latency"]["batch_size"], space["latency"]["seq_len"],
+    protocol = TimingSetting(space["latency"]["batch_size"], space["latency"]["seq_len"],
                         repeats=REPEATS, passes=PASSES)
     rows = {}
     for name, experiment in experiments.items():
@@ -93,7 +94,7 @@ def retime_together(experiments: dict[str, Path]) -> dict[str, dict]:
     # noise cannot separate the sweeps where their models are the same.
     structures = pd.concat(rows.values()).drop_duplicates("structure")
     speedup = {}
-    with Timer(CofiBert.from_pretrained(experiment_teacher(first)), protocol,
+    with InterleavedTimer(CofiBert.from_pretrained(experiment_teacher(first)), protocol,
                latency_model=False) as timer:
         for _, row in structures.iterrows():
             model = CofiBert.from_pretrained(row["compact_dir"])

@@ -43,8 +43,8 @@ from analysis.report import render_report
 from cofi_sweep.core.model import CofiBert
 from cofi_sweep.core.teacher import get_teacher
 from cofi_sweep.job.recipe import CofiPruner
+from cofi_sweep.latency.interleaved import InterleavedTimer, TimingSetting
 from cofi_sweep.latency.timing import available_cpus, describe_device
-from cofi_sweep.sweep.retime import Protocol, Timer
 from cofi_sweep.sweep.space import SweepSpace, job_for_trial, load_space
 
 HERE = Path(__file__).resolve().parent
@@ -86,7 +86,7 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
     teacher = get_teacher(job).load()  # a cache hit
     # timed right after training; the latency model's prediction is added by --retime, on a
     # quiet machine (its calibration is cached, so it must not be taken beside other work)
-    with Timer(teacher, protocol(space), latency_model=False) as timer:
+    with InterleavedTimer(teacher, protocol(space), latency_model=False) as timer:
         timing = timer.time(CofiBert.from_pretrained(result.compact_dir))
     row = {
         "trial_id": f"{cell['id']}@{offset}", "cell_id": cell["id"], "method": cell["method"],
@@ -110,9 +110,9 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
     return row, result
 
 
-def protocol(space: SweepSpace) -> Protocol:
+def protocol(space: SweepSpace) -> TimingSetting:
     lat = space.latency
-    return Protocol(lat.batch_size, lat.seq_len, available_cpus(), warmup=lat.warmup,
+    return TimingSetting(lat.batch_size, lat.seq_len, available_cpus(), warmup=lat.warmup,
                     repeats=REPEATS)
 
 
@@ -123,7 +123,7 @@ def retime(space: SweepSpace, path: Path) -> None:
     weights (a forward's time depends on its shapes only) and the row marked ``rebuilt``."""
     rows = json.loads(path.read_text())
     teacher = get_teacher(space.job).load()
-    with Timer(teacher, dataclasses.replace(protocol(space), passes=RETIME_PASSES)) as timer:
+    with InterleavedTimer(teacher, dataclasses.replace(protocol(space), passes=RETIME_PASSES)) as timer:
         for row in rows:
             model, rebuilt = load({"compact_dir": row["compact_dir"],
                                    "structure": json.loads(row["structure"])}, teacher.shape)

@@ -26,9 +26,9 @@ from frontier_shapes import frontier_rows, setup
 from sparsity_control import commit
 
 from cofi_sweep.core.model import CofiBert
+from cofi_sweep.latency.interleaved import InterleavedTimer, TimingSetting
 from cofi_sweep.latency.latency_model import latency_table
 from cofi_sweep.latency.timing import available_cpus, describe_device
-from cofi_sweep.sweep.retime import Protocol, Timer
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "latency_model_fit.json"
@@ -39,10 +39,10 @@ def main() -> None:
     torch.manual_seed(0)
     teacher = CofiBert(dense).eval()
     rows = frontier_rows(args.label)
-    protocol = Protocol(lat.batch_size, lat.seq_len, available_cpus(), repeats=args.repeats)
+    protocol = TimingSetting(lat.batch_size, lat.seq_len, available_cpus(), repeats=args.repeats)
     table = latency_table(dense, batch_size=lat.batch_size, seq_len=lat.seq_len)
     out = []
-    with Timer(teacher, protocol, latency_model=False) as timer:
+    with InterleavedTimer(teacher, protocol, latency_model=False) as timer:
         for r in rows:
             shape = dense.with_structure(json.loads(r["structure"]))
             t = timer.time(CofiBert(shape).eval(), r["trial_id"])

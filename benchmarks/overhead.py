@@ -40,7 +40,8 @@ from sparsity_control import commit
 
 from cofi_sweep.core.config import JobConfig, from_dict
 from cofi_sweep.core.evaluation import model_inputs, task_loss
-from cofi_sweep.core.pretrained import load_model, resolve
+from cofi_sweep.core.model import load_model
+from cofi_sweep.core.pretrained import resolve
 from cofi_sweep.core.teacher import Teacher
 from cofi_sweep.core.teacher_cache import TeacherCache
 from cofi_sweep.job.recipe import CofiPruner

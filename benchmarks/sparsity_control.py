@@ -27,7 +27,8 @@ from pathlib import Path
 
 import torch
 
-from cofi_sweep.job.recipe import CofiResult, run_cofi
+from cofi_sweep.job.recipe import run_cofi
+from cofi_sweep.job.result import CofiResult
 from cofi_sweep.sweep.space import load_space
 
 HERE = Path(__file__).resolve().parent

@@ -26,8 +26,8 @@ from sparsity_control import commit
 
 from cofi_sweep.core.model import CofiBert, EncoderShape
 from cofi_sweep.core.teacher import get_teacher
+from cofi_sweep.latency.interleaved import InterleavedTimer, TimingSetting, median_pass
 from cofi_sweep.latency.timing import available_cpus, describe_device
-from cofi_sweep.sweep.retime import Protocol, Timer, median_pass
 from cofi_sweep.sweep.space import load_space
 
 HERE = Path(__file__).resolve().parent
@@ -81,11 +81,11 @@ def main() -> None:
     for batch, seq, runtime in SETTINGS:
         if f"{runtime} b{batch}x{seq}" not in args.settings:
             continue
-        protocol = Protocol(batch, seq, available_cpus(), runtime=runtime, repeats=args.repeats)
+        protocol = TimingSetting(batch, seq, available_cpus(), runtime=runtime, repeats=args.repeats)
         passes: dict[str, list[dict]] = {r["trial_id"]: [] for r in models}
         rebuilt: dict[str, bool] = {}
         for i in range(args.passes):  # every model once per pass, fresh sessions each time
-            with Timer(teacher, protocol) as timer:
+            with InterleavedTimer(teacher, protocol) as timer:
                 for r in models:
                     model, rebuilt[r["trial_id"]] = load(r, teacher.shape)
                     passes[r["trial_id"]].append(timer.time(model, r["trial_id"]))

@@ -14,7 +14,7 @@ import importlib.util
 import sys
 from types import ModuleType
 
-MOVED = {
+MOVED: dict[str, str | tuple[str, ...]] = {
     "cofi_sweep.allocator": "cofi_sweep.core.allocator",
     "cofi_sweep.compact": "cofi_sweep.core.compact",
     "cofi_sweep.config": "cofi_sweep.core.config",
@@ -37,7 +37,10 @@ MOVED = {
     "cofi_sweep.scheduler": "cofi_sweep.sweep.scheduler",
     "cofi_sweep.search": "cofi_sweep.sweep.search",
     "cofi_sweep.space": "cofi_sweep.sweep.space",
-    "cofi_sweep.trainable": "cofi_sweep.sweep.trainable",
+    # the trainable module also held the progress table and the checkpoint clean-up, which
+    # Tune pickled as the experiment's callbacks
+    "cofi_sweep.trainable": ("cofi_sweep.sweep.trainable", "cofi_sweep.sweep.callbacks",
+                             "cofi_sweep.sweep.checkpoints", "cofi_sweep.sweep.teacher_store"),
 }
 
 
@@ -49,7 +52,15 @@ class MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         return importlib.util.spec_from_loader(name, self) if name in MOVED else None
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        return importlib.import_module(MOVED[spec.name])
+        homes = MOVED[spec.name]
+        if isinstance(homes, str):
+            return importlib.import_module(homes)
+        merged = ModuleType(spec.name)  # one old module split in several: their names, merged
+        for home in homes:
+            module = importlib.import_module(home)
+            merged.__dict__.update({k: v for k, v in vars(module).items()
+                                    if not k.startswith("__")})
+        return merged
 
     def exec_module(self, module: ModuleType) -> None:
         pass  # already executed under its new name

@@ -2,7 +2,7 @@
 
 import sys
 
-from cofi_sweep.sweep.driver import main
+from cofi_sweep.sweep.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,20 +19,8 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
-
-
-class CofiSweepError(Exception):
-    """Base class of the errors this package raises for bad input."""
-
-
-class ConfigError(CofiSweepError, ValueError):
-    """A configuration is malformed. ``problems`` holds one line per problem."""
-
-    def __init__(self, problems: list[str], source: str = "config") -> None:
-        self.problems = problems
-        self.source = source
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{len(problems)} problem(s) in {source}:\n{lines}")
+from cofi_sweep.core.errors import ConfigError
+from cofi_sweep.core.tasks import SYNTHETIC_TASKS, TASKS
 
 
 def below(obj: Any, minimums: dict[str, float], *, strict: bool = False) -> list[str]:
@@ -273,8 +261,6 @@ class JobConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def check(self) -> list[str]:
-        from cofi_sweep.core.data import SYNTHETIC_TASKS, TASKS  # late: data imports torch/datasets
-
         known = sorted(TASKS) + sorted(SYNTHETIC_TASKS)
         if self.task not in known:
             return [f"task: unknown task {self.task!r}; known: {known}"
@@ -308,11 +294,33 @@ def to_dict(obj: Any) -> dict[str, Any]:
     return dataclasses.asdict(obj)
 
 
-def load_yaml(path: str | Path) -> Any:
-    """Reads a YAML file, turning a missing file or a syntax error into a ConfigError."""
+# the spaces and job configs that ship with the package (python -m cofi_sweep.run --space NAME)
+SHIPPED = {"space": Path(__file__).resolve().parents[1] / "spaces",
+           "config": Path(__file__).resolve().parents[1] / "configs"}
+
+
+def find_shipped(path: str | Path, kind: str = "space") -> Path:
+    """``path`` when it names a file; else the shipped space (``kind="config"``: job config) of
+    that name, with or without ``.yaml`` and its folder (``pareto``, ``pareto.yaml``,
+    ``search_spaces/pareto.yaml``), so a shipped one runs from any folder and after pip install."""
     path = Path(path)
+    if path.is_file():
+        return path
+    name = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+    shipped = SHIPPED[kind] / name
+    return shipped if shipped.is_file() else path
+
+
+def load_yaml(path: str | Path, kind: str | None = None) -> Any:
+    """Reads a YAML file (``kind``: also a shipped one by name, see :func:`find_shipped`),
+    turning a missing file or a syntax error into a ConfigError."""
+    given = Path(path)
+    path = find_shipped(given, kind) if kind else given
     if not path.is_file():
-        raise ConfigError([f"file not found: {path}"], str(path))
+        shipped = sorted(f.stem for f in SHIPPED[kind].glob("*.yaml")) if kind else []
+        raise ConfigError([f"file not found: {given}" + (
+            f" (nor a shipped {kind} of that name: {', '.join(shipped)})" if shipped else "")],
+            str(given))
     try:
         return yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e:
@@ -337,7 +345,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 def load_job_config(path: str | Path | None = None, overrides: list[str] = ()) -> JobConfig:
     """Loads a :class:`JobConfig` from YAML (or defaults) plus ``key=value`` overrides."""
-    raw = load_yaml(path) if path is not None else {}
+    raw = load_yaml(path, "config") if path is not None else {}
     if not isinstance(raw, dict):
         raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
     raw = apply_overrides(raw, list(overrides))

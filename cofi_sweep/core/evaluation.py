@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from cofi_sweep.core.data import TaskSpec, compute_metrics
+from cofi_sweep.core.tasks import TaskSpec, compute_metrics
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:

@@ -31,6 +31,7 @@ from torch import nn
 from transformers.activations import ACT2FN
 
 from cofi_sweep.core.modeling_cofi_bert import FusedQKV
+from cofi_sweep.core.pretrained import resolve
 
 CONFIG_FILE = "cofi_config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -82,8 +83,6 @@ class EncoderShape:
         """The dense shape of ``model`` (an alias, a hub name or a folder), read from its
         config alone: no weights are loaded."""
         from transformers import AutoConfig
-
-        from cofi_sweep.core.pretrained import resolve
 
         return cls.from_hf_config(AutoConfig.from_pretrained(resolve(model)), num_labels)
 
@@ -424,3 +423,8 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
 
+
+def load_model(name: str, num_labels: int) -> CofiBert:
+    """A :class:`CofiBert` with the pretrained weights of ``name`` (an alias, a folder or a hub
+    name: :func:`cofi_sweep.core.pretrained.resolve`)."""
+    return CofiBert.from_hf(resolve(name), num_labels=num_labels)

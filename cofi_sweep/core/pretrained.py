@@ -18,7 +18,7 @@ from typing import Any
 
 from filelock import FileLock
 
-from cofi_sweep.core.config import CofiSweepError
+from cofi_sweep.core.errors import CofiSweepError
 
 TINY_MODELS = ("tiny-bert", "tiny-roberta")
 ALIASES = ("minilm",) + TINY_MODELS
@@ -62,13 +62,6 @@ def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(resolve(name))
-
-
-def load_model(name: str, num_labels: int) -> Any:
-    """A :class:`~cofi_sweep.core.model.CofiBert` with the pretrained weights of ``name``."""
-    from cofi_sweep.core.model import CofiBert
-
-    return CofiBert.from_hf(resolve(name), num_labels=num_labels)
 
 
 def _tiny_vocabulary() -> list[str]:

@@ -21,14 +21,19 @@ selection split, so the comparison is like for like.
 
 from __future__ import annotations
 
+import itertools
 from typing import Iterable
 
 import torch
 
+from cofi_sweep.core.compact import compact, compact_projection
 from cofi_sweep.core.config import BaselineConfig
-from cofi_sweep.core.data import TaskSpec
+from cofi_sweep.core.errors import CofiSweepError
+from cofi_sweep.core.tasks import TaskSpec
 from cofi_sweep.core.evaluation import model_inputs, task_loss, to_device
+from cofi_sweep.core.distill import identity_projection
 from cofi_sweep.core.model import CofiBert, EncoderShape
+from cofi_sweep.core.model import load_model
 
 UNIT_MASKS = {"head": "head_z", "int": "intermediate_z", "hidden": "hidden_z"}
 
@@ -106,3 +111,27 @@ def student_masks(shape: EncoderShape, cfg: BaselineConfig,
 def needs_importance(cfg: BaselineConfig) -> bool:
     return cfg.rank == "importance" and any(
         v is not None for v in (cfg.heads, cfg.ffn, cfg.hidden))
+
+
+def make_student(baseline: BaselineConfig, dense: CofiBert, projection: torch.nn.Linear,
+                 teacher: CofiBert, task: TaskSpec, loader: Iterable, device: torch.device
+                 ) -> tuple[CofiBert, torch.nn.Linear]:
+    """A baseline's student and its layer map: a pretrained checkpoint (sharing the teacher's
+    tokenizer), or ``dense`` cut to the baseline's units -- ranked by the teacher's importance
+    on the first ``importance_batches`` of ``loader`` when the baseline asks for it."""
+    b = baseline
+    if b.pretrained:
+        model = load_model(b.pretrained, task.num_labels).to(device)
+        if model.shape.vocab_size != teacher.shape.vocab_size:
+            raise CofiSweepError(
+                f"baseline.pretrained: {b.pretrained} has a vocabulary of "
+                f"{model.shape.vocab_size}, the teacher {teacher.shape.vocab_size}"
+                "; the student must share the teacher's tokenizer")
+        return model, identity_projection(model.shape.hidden_size,
+                                          teacher.shape.hidden_size).to(device)
+    importance = None
+    if needs_importance(b):  # the teacher's, on the first training batches
+        importance = unit_importance(teacher, itertools.islice(loader, b.importance_batches),
+                                     task, device)
+    masks = {k: v.to(device) for k, v in student_masks(dense.shape, b, importance).items()}
+    return compact(dense, masks), compact_projection(projection, masks)

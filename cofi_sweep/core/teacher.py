@@ -30,11 +30,13 @@ from tqdm.auto import tqdm
 
 from cofi_sweep.core import pretrained
 from cofi_sweep.core.allocator import keep_freed_memory
-from cofi_sweep.core.config import (ConfigError, DataConfig, JobConfig, TeacherConfig,
-                                    load_job_config)
-from cofi_sweep.core.data import get_task, load_task, make_loader, tokenize
+from cofi_sweep.core.errors import ConfigError
+from cofi_sweep.core.config import DataConfig, JobConfig, TeacherConfig, load_job_config
+from cofi_sweep.core.tasks import get_task
+from cofi_sweep.core.data import load_task, make_loader, tokenize
 from cofi_sweep.core.evaluation import describe, evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.core.model import CofiBert, resolve_device
+from cofi_sweep.core.model import load_model
 
 log = logging.getLogger(__name__)
 TEACHER_FILE = "teacher.json"
@@ -158,7 +160,7 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     train_loader = make_loader(data["train"], tokenizer, batch_size=cfg.batch_size,
                                shuffle=True, seed=cfg.seed)
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
-    model = pretrained.load_model(job.model, task.num_labels).to(dev).train()
+    model = load_model(job.model, task.num_labels).to(dev).train()
 
     steps = math.ceil(cfg.epochs * len(train_loader))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)

@@ -31,10 +31,10 @@ from typing import Any
 import torch
 
 from cofi_sweep.core import modeling_cofi_bert
-from cofi_sweep.core.config import CofiSweepError
+from cofi_sweep.core.errors import CofiSweepError
 from cofi_sweep.core.model import CofiBert, EncoderShape
-from cofi_sweep.latency.timing import available_cpus, time_models
 from cofi_sweep.latency.onnx import ONNX_INPUTS, onnx_runner, onnx_session, sample_inputs, to_onnx
+from cofi_sweep.latency.timing import available_cpus, time_models
 
 MODELING_FILE = Path(modeling_cofi_bert.__file__)  # shipped as is: it imports no cofi_sweep
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",

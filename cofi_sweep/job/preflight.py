@@ -10,11 +10,10 @@ setting and the fix; the CLIs print them and exit 2, without a traceback.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
-from typing import Any
 
-from cofi_sweep.core.config import CofiSweepError, JobConfig
+from cofi_sweep.core.errors import CofiSweepError
+from cofi_sweep.core.config import JobConfig
 
 
 def model_problem(key: str, name: str) -> str | None:
@@ -54,27 +53,12 @@ def data_problem(job: JobConfig, key: str = "data") -> str | None:
     return None
 
 
-def storage_problem(path: str, key: str = "storage_path") -> str | None:
-    """Whether a local storage folder can be created and written (URIs are checked by Ray)."""
-    if "://" in path:
-        return None
-    folder = Path(path).expanduser()
-    probe = folder / f".cofi_sweep_probe_{uuid.uuid4().hex[:8]}"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe.write_text("")
-        probe.unlink()
-    except OSError as e:
-        return f"{key}: cannot write to {folder} ({e.strerror or e}); choose a writable folder"
-    return None
-
-
 def speedup_problem(job: JobConfig, where: str = "", say: bool = True) -> str | None:
     """Whether the job's speedup target (if any) is reachable in its deployment setting; the
     latency model is calibrated here on a first use (seconds; cached)."""
     if job.cofi.target_speedup is None or job.method != "cofi":
         return None
-    from cofi_sweep.core.data import get_task
+    from cofi_sweep.core.tasks import get_task
     from cofi_sweep.core.model import EncoderShape
     from cofi_sweep.latency.targets import deployment_table, reach_problem
 
@@ -98,23 +82,3 @@ def check_job(job: JobConfig, where: str = "") -> list[str]:
     if not any(problems):  # the model loads: a speedup target can be checked against it
         problems.append(speedup_problem(job, where))
     return [p for p in problems if p]
-
-
-def check_space(space: Any) -> list[str]:
-    """The problems of a sweep: its job, every pretrained baseline student, its storage."""
-    from cofi_sweep.sweep.space import job_for_trial
-
-    problems = check_job(space.job, "job.")
-    speedup_cells = [c for c in space.cells() if c.get("target_speedup")]
-    for i, cell in enumerate(speedup_cells if not problems else []):
-        job = job_for_trial(space, cell, {}, output_dir="unused")
-        problem = speedup_problem(job, f"grid cell {cell['id']}: ", say=i == 0)
-        if problem:
-            problems.append(problem)
-    for name, baseline in space.baselines.items():
-        if baseline.pretrained:
-            problem = model_problem(f"baselines.{name}.pretrained", baseline.pretrained)
-            if problem:
-                problems.append(problem)
-    storage = storage_problem(space.storage_path)
-    return problems + ([storage] if storage else [])

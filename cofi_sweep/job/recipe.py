@@ -12,7 +12,7 @@ Checkpoints are chosen on the *selection* split (``data.selection_size`` example
 the training data) when there is one, else on dev; dev is evaluated once per finished model
 (the best pruning checkpoint and the final compact model), for the report.
 
-    python -m cofi_sweep.prune --config configs/sst2_minilm_cpu.yaml cofi.target_sparsity=0.9
+Run one from the command line with ``python -m cofi_sweep.prune`` (:mod:`cofi_sweep.job.cli`).
 
 The :class:`CofiPruner` reports through a callback at every evaluation, and can save and load a
 complete checkpoint (weights, log_alphas, lambdas, optimizer states, stage, step, RNG) so that a
@@ -22,12 +22,11 @@ sweep can pause and resume it.
 from __future__ import annotations
 
 import copy
-import itertools
 import json
 import logging
 import random
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Callable
 
@@ -36,8 +35,9 @@ import torch
 
 from cofi_sweep.core.allocator import keep_freed_memory
 from cofi_sweep.core.compact import compact, compact_projection, kept_indices
-from cofi_sweep.core.config import CofiSweepError, JobConfig
-from cofi_sweep.core.data import get_task, load_task, make_loader, tokenize
+from cofi_sweep.core.config import JobConfig
+from cofi_sweep.core.data import endless_batches, load_task, make_loader, tokenize
+from cofi_sweep.core.tasks import get_task
 from cofi_sweep.core.distill import (align_layers, default_teacher_layers, identity_projection,
                                      layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
 from cofi_sweep.core.evaluation import evaluate, model_inputs, task_loss, to_device
@@ -45,62 +45,18 @@ from cofi_sweep.core.gates import Gates, masks_as_probs
 from cofi_sweep.core.model import group_alive, resolve_device
 from cofi_sweep.core.projection import project_to_band, round_shapes
 from cofi_sweep.core.sparsity import Lagrangian, dense_size, expected_size, target_at
-from cofi_sweep.core.students import needs_importance, student_masks, unit_importance
 from cofi_sweep.core.teacher import Teacher, get_teacher, linear_schedule, param_groups
 from cofi_sweep.core.teacher_cache import TeacherCache, build_for_job
 from cofi_sweep.job.checkpoint import Resumable
+from cofi_sweep.job.result import CofiResult
 from cofi_sweep.job.selection import replaces_best
 from cofi_sweep.latency.targets import make_target
+from cofi_sweep.core.students import make_student
 
 log = logging.getLogger(__name__)
 STAGES = ("distill", "prune", "finetune", "done")
 
 Callback = Callable[["CofiPruner", dict[str, Any]], None]
-
-
-@dataclass
-class CofiResult:
-    """What a finished job returns (and writes as ``result.json`` next to the compact model)."""
-
-    compact_dir: str
-    target_sparsity: float | None  # None: a speedup target
-    realized_sparsity: float
-    reached_target: bool  # the expected sparsity (speedup) reached its band during pruning
-    # realized sparsity in [target - eps, target + max_overshoot], or the predicted speedup
-    # within its tolerance of a speedup target; None: a baseline
-    on_target: bool | None
-    prunable_params: int
-    dense_prunable_params: int
-    total_params: int
-    teacher_metrics: dict[str, float]
-    pruned_metrics: dict[str, float]  # dev: the best pruning checkpoint, compacted
-    compact_metrics: dict[str, float]  # dev: the compact model after fine-tuning
-    selection_metrics: dict[str, float]  # selection split: the same final model
-    selection: str  # which split chose the checkpoints ("dev" when there is no selection split)
-    # the compacted pruning checkpoint: step, expected, gates' deterministic (before projection)
-    # and realized sparsity; empty for a baseline
-    pruned_checkpoint: dict[str, Any]
-    main_metric: str
-    structure: dict[str, Any]
-    layer_alignment: list[int | None]  # student layer (1-based) per teacher layer
-    teacher_layers: list[int]
-    wall_seconds: float
-    history: list[dict[str, Any]] = field(default_factory=list)
-    target_speedup: float | None = None
-    latency_model_speedup: float | None = None  # predicted, for a speedup target
-    target_miss: float = 0.0  # how far off its band a CoFi job ended (what the search avoids)
-
-
-def _cycle(loader: Any, seed: int, start_epoch: int, skip: int):
-    """Endless batches; epoch e is shuffled with seed + e so a resumed job sees the same
-    order, and the first ``skip`` batches of the resumed epoch are passed over."""
-    epoch = start_epoch
-    while True:
-        loader.generator.manual_seed(seed + epoch)
-        for i, batch in enumerate(loader):
-            if i >= skip:
-                yield epoch, batch
-        skip, epoch = 0, epoch + 1
 
 
 class CofiPruner(Resumable):
@@ -161,7 +117,7 @@ class CofiPruner(Resumable):
         if cfg.init_from == "teacher":
             self.model = copy.deepcopy(self.teacher).requires_grad_(True)
         else:
-            from cofi_sweep.core.pretrained import load_model
+            from cofi_sweep.core.model import load_model
             self.model = load_model(job.model, self.task.num_labels).to(self.device)
         self.model.train()
         s = self.model.shape
@@ -190,26 +146,9 @@ class CofiPruner(Resumable):
 
     def _make_student(self) -> None:
         """A distillation baseline's dense student (see :mod:`cofi_sweep.core.students`)."""
-        b = self.job.baseline
-        if b.pretrained:
-            from cofi_sweep.core.pretrained import load_model
-            self.model = load_model(b.pretrained, self.task.num_labels).to(self.device)
-            if self.model.shape.vocab_size != self.teacher.shape.vocab_size:
-                raise CofiSweepError(
-                    f"baseline.pretrained: {b.pretrained} has a vocabulary of "
-                    f"{self.model.shape.vocab_size}, the teacher {self.teacher.shape.vocab_size}"
-                    "; the student must share the teacher's tokenizer")
-            self.projection = identity_projection(
-                self.model.shape.hidden_size, self.teacher.shape.hidden_size).to(self.device)
-        else:
-            importance = None
-            if needs_importance(b):  # the teacher's, on the first training batches
-                importance = unit_importance(self.teacher, itertools.islice(
-                    self.train_loader, b.importance_batches), self.task, self.device)
-            masks = {k: v.to(self.device) for k, v in
-                     student_masks(self.dense_shape, b, importance).items()}
-            self.model = compact(self.model, masks)
-            self.projection = compact_projection(self.projection, masks)
+        self.model, self.projection = make_student(
+            self.job.baseline, self.model, self.projection, self.teacher, self.task,
+            self.train_loader, self.device)
         self.model.train()
         self.reached_target = True  # a dense student is at its final size from the start
 
@@ -247,7 +186,7 @@ class CofiPruner(Resumable):
         cfg, stage = self.cfg, self.stage
         total = self.steps[stage]
         per_epoch = len(self.train_loader)
-        batches = _cycle(self.train_loader, cfg.seed, self.stage_step // per_epoch,
+        batches = endless_batches(self.train_loader, cfg.seed, self.stage_step // per_epoch,
                          self.stage_step % per_epoch)
         self.model.train()
         while self.stage_step < total:

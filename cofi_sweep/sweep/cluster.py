@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.metadata
+import os
 import uuid
 from pathlib import Path
 from typing import Any
 
-from cofi_sweep.core.config import ConfigError
+from analysis import storage
+from cofi_sweep.core.errors import CofiSweepError, ConfigError
 
 # distributions the trials import (Ray itself must already match on every node)
 DEPENDENCIES = ("torch", "transformers", "datasets", "optuna", "pandas", "pyarrow",
@@ -106,3 +108,75 @@ def check_storage(folder: str | Path) -> None:
     problems = storage_problems(folder)
     if problems:
         raise ConfigError(problems, "storage_path")
+
+
+def cluster_address(address: str | None) -> str | None:
+    """``--address`` or RAY_ADDRESS; a Ray Client address (ray://) is refused up front."""
+    address = address or os.environ.get("RAY_ADDRESS")
+    if address and address.startswith("ray://"):
+        raise ConfigError([
+            f"{address}: Ray Client (ray://) addresses are not supported: the driver trains "
+            "or loads the teacher, calibrates, times and reports on its own filesystem, so it "
+            "must run on a node of the cluster. Submit it there instead: ray job submit "
+            "--address http://<head>:8265 --working-dir . -- python -m cofi_sweep.run "
+            "--space <space.yaml> --address auto"], "--address")
+    return address
+
+
+def connect(address: str, env: dict[str, Any] | None = None) -> None:
+    """``ray.init`` on a running cluster. Its auth must match the cluster's: a plain
+    ``ray start`` runs without auth, ``RAY_AUTH_MODE=token ray start`` with a token. Without a
+    token here (and no RAY_AUTH_MODE of the user's), only the first can take this driver, so
+    it attaches without auth; a failure says how to get the token."""
+    from cofi_sweep.sweep import ray_settings
+
+    if not ray_settings.AUTH_MODE_CHOSEN and not ray_settings.has_auth_token():
+        os.environ["RAY_AUTH_MODE"] = "disabled"  # Ray reads it when first imported, below
+    import ray
+    from ray.exceptions import AuthenticationError
+
+    try:
+        ray.init(address=address, logging_level="warning", log_to_driver=False,
+                 runtime_env=env or None)
+    except (AuthenticationError, ConnectionError) as e:
+        token = ("this machine has none (RAY_AUTH_MODE=disabled was tried)"
+                 if os.environ["RAY_AUTH_MODE"] == "disabled" else "the one here was refused")
+        raise CofiSweepError(
+            f"cannot attach to the Ray cluster at {address} ({type(e).__name__}). A cluster "
+            f"started with token auth needs its token, and {token}: copy the head node's "
+            "~/.ray/auth_token to this machine (or set RAY_AUTH_TOKEN / RAY_AUTH_TOKEN_PATH). "
+            "A cluster started without it takes RAY_AUTH_MODE=disabled. Also check that the "
+            "address is right and the head is up (`ray status`)") from e
+
+
+def attach(address: str, cluster: ClusterConfig, experiment: str) -> None:
+    """Attaches to a cluster (``--address`` / RAY_ADDRESS, resolved by cluster_address; auth as
+    :func:`connect` says) with the runtime_env that ships the code and pins the dependencies,
+    and checks that every node sees a folder ``storage_path`` (:mod:`cofi_sweep.sweep.cluster`).
+    Done before anything is written or trained, so a cluster this driver cannot use stops the
+    sweep first."""
+    env = runtime_env(cluster)
+    print(f"[sweep] attaching to the Ray cluster at {address}; runtime_env: "
+          + (", ".join(f"{k} ({len(v) if k == 'py_modules' else len(v['packages'])})"
+                       for k, v in env.items()) or "none (cluster.* turned it off)"),
+          flush=True)
+    connect(address, env)  # the first import of ray: connect may set its auth mode
+    import ray
+
+    if cluster.check_storage and not storage.is_uri(experiment):
+        try:  # the storage root: the experiment folder is made only once the sweep starts
+            check_storage(Path(experiment).parent)
+        except Exception:
+            ray.shutdown()
+            raise
+
+
+def start_local() -> None:
+    """A quiet local Ray with this machine's CPUs -- "local": a fresh one, even when an earlier
+    `ray start` left its address file."""
+    import ray
+
+    from cofi_sweep.latency.timing import available_cpus
+
+    ray.init(address="local", num_cpus=available_cpus(), include_dashboard=False,
+             log_to_driver=False, logging_level="warning", configure_logging=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.layout import EXPORT_DIR, PARETO_FILE, compact_dir
-from cofi_sweep.core.config import CofiSweepError
+from cofi_sweep.core.errors import CofiSweepError
 from cofi_sweep.core.model import CONFIG_FILE
 from cofi_sweep.deploy.export import export_hf, export_onnx
 

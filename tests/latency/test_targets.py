@@ -11,10 +11,11 @@ import torch
 from helpers import tiny
 
 from cofi_sweep.core.compact import compact
-from cofi_sweep.core.config import ConfigError, JobConfig, from_dict
+from cofi_sweep.core.config import JobConfig, from_dict
+from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.gates import MASK_NAMES, Gates, masks_as_probs
-from cofi_sweep.job.preflight import check_job
 from cofi_sweep.job.cli import format_report
+from cofi_sweep.job.preflight import check_job
 from cofi_sweep.job.recipe import run_cofi
 from cofi_sweep.latency.latency_model import LatencyTable
 from cofi_sweep.latency.targets import expected_latency, max_speedup

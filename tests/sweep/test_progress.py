@@ -5,7 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import cofi_sweep.sweep.ray_settings  # noqa: F401  (before ray)
-from cofi_sweep.sweep.trainable import SweepProgress
+from cofi_sweep.sweep.callbacks import SweepProgress
 
 
 def trial(trial_id: str, cell: str, last: dict | None = None) -> SimpleNamespace:

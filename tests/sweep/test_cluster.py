@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_sweep import tiny_space, write
+from helpers import tiny_space, write
 
 pytestmark = pytest.mark.sweep
 PORT = 6391
@@ -150,9 +150,9 @@ def test_a_driver_without_a_token_attaches_to_a_cluster_started_without_auth(
         assert head.communicate(timeout=120)[0] is not None and head.returncode == 0
         # the driver's own attach step (code shipped, storage checked), ray not imported before
         raw = tiny_space(tmp_path, teacher_cache, cluster={"pin_dependencies": False})
-        attach = ("import os, sys; from cofi_sweep.run import _attach; "
+        attach = ("import os, sys; from cofi_sweep.sweep.cluster import attach; "
                   "from cofi_sweep.sweep.space import load_space; "
-                  f"_attach('127.0.0.1:{PORT + 1}', load_space(sys.argv[1]), sys.argv[2]); "
+                  f"attach('127.0.0.1:{PORT + 1}', load_space(sys.argv[1]).cluster, sys.argv[2]); "
                   "import ray; "
                   "print('CPUS', ray.cluster_resources()['CPU'], os.environ['RAY_AUTH_MODE'])")
         run = subprocess.run([sys.executable, "-c", attach, str(write(tmp_path, raw)),

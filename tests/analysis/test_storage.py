@@ -96,7 +96,7 @@ def test_download_is_whole_and_the_mirror_skips_the_teacher_copy(tmp_path: Path)
 def test_a_node_without_the_drivers_cache_gets_the_stored_teacher(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from cofi_sweep.core.teacher import TEACHER_FILE
-    from cofi_sweep.sweep.trainable import local_teacher, store_teacher
+    from cofi_sweep.sweep.teacher_store import local_teacher, store_teacher
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "node_tmp"))  # the node's local disk
 
@@ -120,7 +120,7 @@ def test_a_node_without_the_drivers_cache_gets_the_stored_teacher(
 def test_a_driver_resuming_elsewhere_takes_the_stored_teacher(tmp_path: Path) -> None:
     from cofi_sweep.core.config import JobConfig, from_dict
     from cofi_sweep.core.teacher import TEACHER_FILE, teacher_folder
-    from cofi_sweep.sweep.trainable import fetch_teacher
+    from cofi_sweep.sweep.teacher_store import fetch_teacher
 
     settings = {"model": "tiny-bert", "task": "synthetic", "data": {"source": "synthetic"},
                 "teacher": {"cache_dir": str(tmp_path / "new_machine")}}

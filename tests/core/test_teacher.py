@@ -80,7 +80,7 @@ def test_a_given_fine_tuned_teacher_is_measured_not_trained(tmp_path: Path) -> N
     import json
     import shutil
 
-    from cofi_sweep.core.config import ConfigError
+    from cofi_sweep.core.errors import ConfigError
     from cofi_sweep.deploy.export import export_hf
 
     trained = get_teacher(tiny_job(tmp_path / "a"), progress=False)

@@ -10,9 +10,9 @@ import optuna
 import pytest
 from ray.tune.schedulers import TrialScheduler
 
+from analysis.layout import HALVING_FILE, RUNGS_FILE
 from cofi_sweep.core.config import from_dict
 from cofi_sweep.sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, PerCellASHA, PerCellHalving
-from analysis.layout import HALVING_FILE, RUNGS_FILE
 from cofi_sweep.sweep.search import PerCellOptunaSearch
 from cofi_sweep.sweep.space import SweepSpace
 

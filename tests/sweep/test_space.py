@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from cofi_sweep.core.config import ConfigError
+from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.sweep.space import job_for_trial, load_space
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -139,7 +139,7 @@ def test_sweeps_hold_out_a_selection_split_unless_told_not_to(tmp_path: Path) ->
 
 
 def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture) -> None:
-    from cofi_sweep.sweep.driver import main
+    from cofi_sweep.sweep.cli import main
 
     assert main(["--space", str(ROOT / "search_spaces" / "quickstart.yaml"), "--dry-run"]) == 0
     out = capsys.readouterr().out
@@ -187,7 +187,7 @@ def test_an_empty_space_file_is_an_error(tmp_path: Path) -> None:
 
 def test_overrides_may_stand_anywhere_on_the_command_line(capsys: pytest.CaptureFixture
                                                           ) -> None:
-    from cofi_sweep.sweep.driver import main
+    from cofi_sweep.sweep.cli import main
 
     space = str(ROOT / "search_spaces" / "quickstart.yaml")
     assert main(["trials_per_cell=3", "--space", space, "--dry-run", "name=elsewhere"]) == 0
@@ -201,7 +201,7 @@ def test_resume_refuses_a_changed_space_and_names_what_changed(tmp_path: Path,
     import dataclasses
     import json
 
-    from cofi_sweep.sweep.driver import check_resume
+    from cofi_sweep.sweep.resume import check_resume
 
     space = load_space(write(tmp_path, VALID))
     experiment = tmp_path / "experiment"
@@ -224,7 +224,7 @@ def test_resume_adds_cells_and_seeds_but_refuses_any_other_change(tmp_path: Path
     import dataclasses
     import json
 
-    from cofi_sweep.sweep.driver import check_resume, read_additions, record_additions
+    from cofi_sweep.sweep.resume import check_resume, read_additions, record_additions
 
     space = load_space(write(tmp_path, VALID))  # cells t0.5-full, t0.8-full; 1 trial each
     experiment = tmp_path / "experiment"
@@ -300,7 +300,7 @@ def test_the_mlflow_tracker_logs_beside_the_results(tmp_path: Path,
 def test_ray_client_addresses_are_refused_before_anything_starts(tmp_path: Path,
                                                                  capsys: pytest.CaptureFixture
                                                                  ) -> None:
-    from cofi_sweep.sweep.driver import main
+    from cofi_sweep.sweep.cli import main
 
     path = write(tmp_path, {**VALID, "storage_path": str(tmp_path / "sweeps")})
     assert main(["--space", str(path), "--address", "ray://head:10001"]) == 2

@@ -5,31 +5,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import job, quiet
 
-from cofi_sweep.core.config import JobConfig, from_dict
 from cofi_sweep.core.gates import Gates
 from cofi_sweep.core.model import CofiBert
 from cofi_sweep.core.sparsity import dense_size
 from cofi_sweep.job.checkpoint import CHECKPOINT_FILE
-from cofi_sweep.job.recipe import CofiPruner, run_cofi
 from cofi_sweep.job.cli import format_report, print_progress
-
-
-def job(tmp_path: Path, teacher_cache: Path, **cofi: object) -> JobConfig:
-    settings = {"target_sparsity": 0.5, "distill_epochs": 0.25, "prune_epochs": 4,
-                "sparsity_warmup_epochs": 1, "finetune_epochs": 0.5, "batch_size": 16,
-                "learning_rate": 1e-4, "reg_learning_rate": 0.1, "eval_every": 5,
-                **cofi}
-    return from_dict(JobConfig, {
-        "model": "tiny-bert", "task": "synthetic", "output_dir": str(tmp_path / "out"),
-        "data": {"source": "synthetic", "synthetic_train_size": 320, "synthetic_eval_size": 64,
-                 "max_seq_length": 32},
-        "teacher": {"epochs": 2, "learning_rate": 1e-3, "cache_dir": str(teacher_cache)},
-        "cofi": settings})
-
-
-def quiet(pruner: CofiPruner, event: dict) -> None:
-    pass
+from cofi_sweep.job.recipe import CofiPruner, run_cofi
 
 
 def test_full_job_reports_and_saves_a_loadable_compact_model(tmp_path: Path,

@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import all_on_masks, random_batch, tiny
-from test_compact import case_masks
+from helpers import all_on_masks, case_masks, random_batch, tiny
 
 from cofi_sweep.core.compact import compact
 from cofi_sweep.core.model import CofiBert
 from cofi_sweep.core.pretrained import build_tiny_model
-from cofi_sweep.sweep.exports import export_frontier, main
 from cofi_sweep.deploy.export import export_hf, export_onnx, is_uniform
+from cofi_sweep.sweep.exports import export_frontier, main
 
 # Run in a fresh interpreter where importing cofi_sweep fails: only transformers loads it.
 RELOAD = """

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from cofi_sweep.core.config import ConfigError, JobConfig, from_dict, load_job_config
+from cofi_sweep.core.config import JobConfig, from_dict, load_job_config
+from cofi_sweep.core.errors import ConfigError
 
 
 def problems(raw: dict) -> list[str]:

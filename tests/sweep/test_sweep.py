@@ -12,45 +12,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+from helpers import tiny_space, write
 
 from cofi_sweep.sweep.space import load_space
 
 pytestmark = pytest.mark.sweep
-
-
-def tiny_space(tmp_path: Path, teacher_cache: Path, **changes: object) -> dict:
-    space = {
-        "name": "tiny", "storage_path": str(tmp_path / "sweeps"),
-        "job": {"model": "tiny-bert", "task": "synthetic",
-                "data": {"source": "synthetic", "synthetic_train_size": 2000,
-                         "selection_size": 128,
-                         "max_train_samples": 512, "synthetic_eval_size": 128,
-                         "max_seq_length": 32},
-                "teacher": {"epochs": 15, "learning_rate": 5e-4, "max_train_samples": 2000,
-                            "cache_dir": str(teacher_cache)},
-                "cofi": {"batch_size": 32, "distill_epochs": 0.25, "prune_epochs": 4,
-                         "sparsity_warmup_epochs": 1, "finetune_epochs": 1,
-                         "learning_rate": 2e-4, "reg_learning_rate": 0.1, "eval_every": 4}},
-        "grid": {"target_sparsity": [0.3, 0.6],
-                 "ablations": {"full": {}, "no_hidden": {"families": ["head", "mha", "int",
-                                                                     "ffn"]}}},
-        "search": {"cofi.alpha_layer,alpha_pred": {"type": "choice",
-                                                   "values": [[0.9, 0.1], [0.5, 0.5]]}},
-        "trials_per_cell": 2,
-        "scheduler": {"type": "asha", "grace_period": 1, "reduction_factor": 2},
-        "resources": {"cpus_per_trial": 1, "max_concurrent_trials": 2},
-        "checkpoint": {"every_n_evals": 3, "num_to_keep": 2},
-        "latency": {"batch_size": 4, "seq_len": 16, "repeats": 2, "warmup": 1},
-    }
-    space.update(changes)
-    return space
-
-
-def write(tmp_path: Path, space: dict) -> Path:
-    path = tmp_path / "space.yaml"
-    path.write_text(yaml.safe_dump(space))
-    return path
 
 
 def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache: Path,

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from cofi_sweep.job.cli import main as prune_main
-from cofi_sweep.sweep.driver import main as run_main
+from cofi_sweep.sweep.cli import main as run_main
 
 GOOD_JOB = {"model": "tiny-bert", "task": "synthetic", "data": {"source": "synthetic"}}
 

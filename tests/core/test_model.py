@@ -8,7 +8,7 @@ from helpers import all_on_masks, random_batch, tiny
 from transformers import AutoModelForSequenceClassification, BertConfig
 
 from cofi_sweep.core import pretrained
-from cofi_sweep.core.model import CofiBert, EncoderShape, dropout
+from cofi_sweep.core.model import CofiBert, EncoderShape, dropout, load_model
 
 
 @pytest.mark.parametrize("name", ["tiny-bert", "tiny-roberta", "minilm"])
@@ -35,11 +35,11 @@ def test_all_gates_on_equals_hf(name: str) -> None:
 def test_prunable_counts() -> None:
     bert_base = CofiBert(EncoderShape.from_hf_config(BertConfig(), 2))  # from config, offline
     assert bert_base.prunable_parameters() == 85_017_600
-    assert pretrained.load_model("minilm", 2).prunable_parameters() == 10_637_568
+    assert load_model("minilm", 2).prunable_parameters() == 10_637_568
 
 
 def test_save_load_round_trip(tmp_path: Path) -> None:
-    model = pretrained.load_model("tiny-roberta", 2).eval()
+    model = load_model("tiny-roberta", 2).eval()
     model.save_pretrained(tmp_path)
     again = CofiBert.from_pretrained(tmp_path)
     ids, mask = random_batch(100)
@@ -48,7 +48,7 @@ def test_save_load_round_trip(tmp_path: Path) -> None:
 
 
 def test_hidden_states_are_block_outputs() -> None:
-    model = pretrained.load_model("tiny-bert", 2).eval()
+    model = load_model("tiny-bert", 2).eval()
     ids, mask = random_batch(100)
     out = model(ids, mask, output_hidden_states=True)
     assert len(out.hidden_states) == model.shape.num_layers + 1

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from cofi_sweep.core.config import DataConfig
-from cofi_sweep.core.data import DataError, compute_metrics, get_task, load_task
+from cofi_sweep.core.data import load_task
+from cofi_sweep.core.tasks import DataError, compute_metrics, get_task
 
 # rows, label values: the official GLUE sizes (shared/data/glue/README.md)
 GLUE = {

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_prune import job, quiet
+from helpers import job, quiet
 
-from cofi_sweep.core.config import BaselineConfig, ConfigError, from_dict
+from cofi_sweep.core.config import BaselineConfig, from_dict
+from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.model import CofiBert
 from cofi_sweep.core.students import kept_layers, student_masks
 from cofi_sweep.job.recipe import CofiPruner, run_cofi

@@ -4,43 +4,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import all_on_masks, random_batch, tiny
+from helpers import CASES, case_masks, random_batch, tiny
 
 from cofi_sweep.core.compact import compact, compact_projection
 from cofi_sweep.core.distill import identity_projection
 from cofi_sweep.core.model import CofiBert
-
-
-def binary(shape: tuple[int, ...], keep: float) -> torch.Tensor:
-    return (torch.rand(shape) < keep).float()
-
-
-def case_masks(model: CofiBert, case: str) -> dict[str, torch.Tensor]:
-    m = all_on_masks(model)
-    m["head_z"], m["intermediate_z"] = binary((4, 4), 0.7), binary((4, 128), 0.6)
-    m["head_z"][:, 0] = 1
-    m["intermediate_z"][:, 0] = 1
-    if case == "removed_mha":
-        m["head_layer_z"][1] = 0
-    elif case == "removed_ffn":
-        m["mlp_z"][2] = 0
-    elif case == "all_heads_off_mha_on":
-        m["head_z"][0] = 0
-    elif case == "all_units_off_ffn_on":
-        m["intermediate_z"][3] = 0
-    elif case == "hidden_dims_removed":
-        m["hidden_z"] = binary((64,), 0.7)
-    elif case == "whole_layer_removed":
-        m["head_layer_z"][2], m["mlp_z"][2] = 0, 0
-    elif case == "everything":
-        m["head_layer_z"][1], m["mlp_z"][2], m["head_z"][0] = 0, 0, 0
-        m["intermediate_z"][3] = 0
-        m["hidden_z"] = binary((64,), 0.7)
-    return m
-
-
-CASES = ["removed_mha", "removed_ffn", "all_heads_off_mha_on", "all_units_off_ffn_on",
-         "hidden_dims_removed", "whole_layer_removed", "everything"]
 
 
 @pytest.mark.parametrize("family", ["tiny-bert", "tiny-roberta"])

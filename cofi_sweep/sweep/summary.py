@@ -1,0 +1,57 @@
+"""What the driver prints when a sweep ends: what was stopped, what landed on target, the best
+trial per cell, and where the table, report, plot and models are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from analysis import storage
+from analysis.layout import PARETO_FILE, PLOTS_DIR, TABLE_FILE, compact_dir
+
+
+def print_summary(experiment: str, local: Path, stopper: str) -> None:
+    """What ``stopper`` (the scheduler's name) stopped, how many trials landed on target, the
+    best trial per cell (by the selection score, which chose it; dev beside it), and where the
+    table and models are."""
+    import pandas as pd
+
+    table_path = local / TABLE_FILE
+    table = pd.read_parquet(table_path)
+    print(f"[sweep] {len(table)} trials: " + ", ".join(
+        f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    stopped = table[table["status"] == "stopped early"]
+    if len(stopped):
+        per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()
+                             .sort_index().items())
+        print(f"[sweep] {stopper} stopped {len(stopped)} trial(s) early, each against its own "
+              f"cell's selection scores while pruning ({per_cell})")
+    done = table[table["status"] == "finished"]
+    cofi = done[done["method"] == "cofi"]
+    if len(cofi) and "on_target" in cofi:
+        hits = int((cofi["on_target"] == True).sum())  # noqa: E712
+        print(f"[sweep] on target: {hits} of {len(cofi)} finished CoFi trials are within "
+              f"their target's band (realized sparsity in [target - eps, target + "
+              f"max_overshoot], or predicted speedup within speedup_tolerance)")
+    if len(done):
+        cols = ["cell_id", "selection_score", "score", "realized_sparsity",
+                "latency_model_speedup", "speedup", "compact_dir"]
+        best = done.sort_values("selection_score").groupby("cell_id").tail(1)
+        print("best trial per cell (chosen on selection_score; score = dev, reported):")
+        print(best.sort_values("cell_id")[[c for c in cols if c in best]].to_string(index=False))
+    print(f"results table: {table_path}")
+    models = compact_dir("<trial_id>")
+    print(f"compact models: {storage.join(experiment, models)}"
+          + (f" (local copies: {local / models})" if storage.is_uri(experiment) else ""))
+
+
+def print_exports(exported: list[dict[str, Any]], local: Path, report: Path) -> None:
+    """The frontier models exported, and where the report, plot and frontier table are."""
+    if exported:
+        print("frontier models, exported to load with transformers alone "
+              "(AutoModelForSequenceClassification.from_pretrained):")
+        for e in exported:
+            print(f"  {e['frontier']:<24} {e['speedup']:5.2f}x  score {e['score']:.4f}  "
+                  f"{e['out']}  ({'trust_remote_code=True' if e['remote_code'] else e['class']})")
+    print(f"report: {report}\nplot: {local / PLOTS_DIR / 'metric_vs_speedup.png'}\n"
+          f"frontier (with compact model paths): {local / PARETO_FILE}")
