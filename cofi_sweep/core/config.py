@@ -50,10 +50,10 @@ class DataConfig:
     # a seeded split carved from train that decides checkpoints, early stopping and search,
     # so dev is only reported (None: dev does both; sweeps default to 500)
     selection_size: int | None = None
-    max_seq_length: int = 128
+    max_seq_length: int = 128  # tokens per example; longer ones are cut
     seed: int = 0  # subsampling and synthetic generation
-    synthetic_train_size: int = 4000
-    synthetic_eval_size: int = 1000
+    synthetic_train_size: int = 4000  # examples the synthetic task generates for training
+    synthetic_eval_size: int = 1000  # and for dev
 
     def check(self) -> list[str]:
         problems = below(self, {"max_train_samples": 1, "max_eval_samples": 1,
@@ -70,12 +70,12 @@ class DataConfig:
 class TeacherConfig:
     """Fine-tuning of the dense teacher (cached on disk by everything listed here)."""
 
-    epochs: float = 3.0
-    learning_rate: float = 5e-5
-    batch_size: int = 32
+    epochs: float = 3.0  # epochs of teacher fine-tuning
+    learning_rate: float = 5e-5  # AdamW peak learning rate
+    batch_size: int = 32  # examples per step
     warmup_ratio: float = 0.1  # linear LR warm-up over this fraction of steps, then linear decay
-    weight_decay: float = 0.01
-    seed: int = 0
+    weight_decay: float = 0.01  # AdamW weight decay (not on biases and LayerNorm)
+    seed: int = 0  # initialisation and data order
     max_train_samples: int | None = None  # teacher's own subset size; None = data's subset
     cache_dir: str | None = None  # None: <COFI_SWEEP_CACHE or ~/.cache/cofi_sweep>/teachers
     # an already fine-tuned teacher for this task (hub name or folder of a BERT/RoBERTa
@@ -101,12 +101,12 @@ class CofiConfig:
     # (0.5 when neither is set), or the speedup over the dense model that the calibrated
     # latency model predicts in job.deploy's setting on this machine (cofi_sweep/targets.py)
     target_sparsity: float | None = None
-    target_speedup: float | None = None
+    target_speedup: float | None = None  # e.g. 4: 4x faster than the dense model (see target_sparsity)
     speedup_tolerance: float = 0.03  # a speedup target's band: within +- this fraction
     families: list[str] = field(default_factory=lambda: list(MASK_FAMILIES))  # mask families on
     distill: DistillMode = "dynamic"  # layer mapping; prediction = KL only; none = hard labels
     init_from: Literal["teacher", "pretrained"] = "teacher"  # student's starting weights
-    batch_size: int = 32
+    batch_size: int = 32  # examples per step, every stage
     learning_rate: float = 2e-5  # model AdamW, linear decay over the pruning stage
     reg_learning_rate: float = 0.01  # log-alpha (descent) and lambda (ascent) optimizers
     distill_epochs: float = 1.0  # stage 1: distillation-only warm-up before masks appear
@@ -118,7 +118,7 @@ class CofiConfig:
     # the best pruning checkpoint is kept only once expected sparsity >= target - eps, and
     # only where realized sparsity is in [target - eps, target + max_overshoot] (null: no cap)
     sparsity_epsilon: float = 0.01
-    max_overshoot: float | None = 0.01
+    max_overshoot: float | None = 0.01  # see sparsity_epsilon
     # before compaction and at every pruning evaluation (during the target's warm-up, onto its
     # current value), move the deterministic masks onto the band by the fewest heads/FFN units
     # (cofi_sweep/projection.py); false = reference, and ASHA then ranks only once at target
@@ -127,19 +127,19 @@ class CofiConfig:
     # widths to multiples of this (odd widths run 10-18 % slower here; projection.py); 1 = off
     # (the reference: project_to_band false and shape_multiple 1)
     shape_multiple: int = 8
-    temperature: float = 2.0
-    alpha_layer: float = 0.9
-    alpha_pred: float = 0.1
+    temperature: float = 2.0  # softmax temperature of the prediction distillation (tau)
+    alpha_layer: float = 0.9  # weight of the layer-wise MSE in the distillation loss
+    alpha_pred: float = 0.1  # weight of the prediction KL
     teacher_layers: list[int] | None = None  # 1-based; default every quarter of the depth
     droprate_init_int: float = 0.5  # initial drop rate of FFN units (reference: 0.5)
     droprate_init: float = 0.0  # initial drop rate of the other families (reference: ~0)
-    freeze_embeddings: bool = True
-    max_grad_norm: float = 1.0
+    freeze_embeddings: bool = True  # embeddings stay as the teacher's (not pruned either way)
+    max_grad_norm: float = 1.0  # gradient clipping
     # the teacher's outputs on the training data are computed once and kept when they fit in
     # this many MB (cofi_sweep/teacher_cache.py; a pruning step then skips the teacher's
     # forward); 0 = recompute them every step
     teacher_cache_mb: float = 1024
-    seed: int = 0
+    seed: int = 0  # initialisation, mask samples and data order; a sweep's trial i adds i
 
     def __post_init__(self) -> None:
         if self.target_sparsity is None and self.target_speedup is None:
@@ -236,8 +236,8 @@ class DeployConfig:
     machine's CPU, full batches of ``batch_size`` x ``seq_len``. A sweep takes it from its
     ``latency:`` section, so trials aim at the speedup the sweep then measures."""
 
-    batch_size: int = 32
-    seq_len: int = 128
+    batch_size: int = 32  # the batch a speedup target is timed and predicted at
+    seq_len: int = 128  # and its sequence length
     num_threads: int | None = None  # None: every core this process may use
 
     def check(self) -> list[str]:
@@ -249,8 +249,8 @@ class JobConfig:
     """One CoFi job: teacher, pruning to one target, compaction, fine-tuning."""
 
     model: str = "minilm"  # alias (minilm, tiny-bert, tiny-roberta), hub name or local path
-    task: str = "sst2"
-    output_dir: str = "runs/prune"
+    task: str = "sst2"  # a GLUE task (sst2, mrpc, rte, cola, stsb, qnli, mnli, qqp) or synthetic
+    output_dir: str = "runs/prune"  # where a single job writes compact/ and result.json (a sweep sets it per trial)
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
     method: Literal["cofi", "distill"] = "cofi"  # distill = the dense-student baseline

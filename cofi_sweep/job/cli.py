@@ -1,6 +1,6 @@
 """One CoFi job from the command line: ``python -m cofi_sweep.prune --config job.yaml``.
 
-    python -m cofi_sweep.prune --config configs/sst2_minilm_cpu.yaml cofi.target_sparsity=0.9
+    python -m cofi_sweep.prune --config sst2_minilm_cpu.yaml cofi.target_sparsity=0.9
 
 Preflight first (a user mistake ends in one message, exit code 2), then the job with one line
 per evaluation, then a short report of the compact model.
@@ -71,7 +71,7 @@ def format_report(result: CofiResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cofi_sweep.prune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="job YAML (see configs/)")
+    parser.add_argument("--config", help="job YAML, or the name of a shipped one (cofi_sweep/configs/)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
     args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.INFO, format="%(message)s")

@@ -1,10 +1,6 @@
-"""Run a CoFi sweep with Ray Tune: targets x ablations, Optuna search, ASHA, checkpoints, resume.
+"""The sweep driver: teacher once, one Tune experiment for the whole grid, timing, report.
 
-    python -m cofi_sweep.run --space search_spaces/quickstart.yaml
-    python -m cofi_sweep.run --space search_spaces/pareto.yaml --dry-run
-    python -m cofi_sweep.run --space search_spaces/pareto.yaml --resume
-    python -m cofi_sweep.run --space search_spaces/pareto.yaml --retry-errored
-    python -m cofi_sweep.run --space search_spaces/pareto.yaml --address auto   # a Ray cluster
+The command in front of it is :mod:`cofi_sweep.sweep.cli` (``python -m cofi_sweep.run``).
 
 Design. The space is validated before anything starts. The driver trains (or loads) the teacher
 once; trials load it by path. The whole grid is one Tune experiment in ``<storage>/<name>``, so
@@ -18,8 +14,8 @@ Optuna study per cell that learns from finished, on-target trials' selection-spl
 ASHA (:mod:`cofi_sweep.sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
 scores of masks at the target's current value. When all trials are done, each compact model is
 timed interleaved with the teacher, as one Ray task on a node of the kind ``latency.device``
-names, with nothing else running (:mod:`cofi_sweep.retime`, which also re-times an experiment
-under another deployment setting). Then the results table and report are written.
+names, with nothing else running (:mod:`cofi_sweep.sweep.timing_pass`; ``python -m cofi_sweep.retime``
+re-times an experiment under another deployment setting). Then the results table and report are written.
 
 Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
 pyarrow.fs either way. For a URI, the timing task and the driver work on local mirrors of the

@@ -79,7 +79,7 @@ class GridConfig:
     # the targets: parameter sparsities, and/or speedups over the dense model in the sweep's
     # latency setting (predicted by the calibrated latency model: cofi_sweep/targets.py)
     target_sparsity: list[float] | None = None  # [0.5] when neither is given
-    target_speedup: list[float] = field(default_factory=list)
+    target_speedup: list[float] = field(default_factory=list)  # speedup targets, one cell each per ablation, e.g. [2, 4, 8] (beside or instead of sparsities)
     # name -> overrides of the job's cofi section (e.g. families, distill)
     ablations: dict[str, dict[str, Any]] = field(default_factory=lambda: {"full": {}})
 
@@ -122,7 +122,7 @@ class SearcherConfig:
     """Optuna, one study per grid cell (see cofi_sweep/search.py)."""
 
     sampler: Literal["tpe", "random"] = "tpe"
-    seed: int = 0
+    seed: int = 0  # Optuna's sampler seed
     startup_trials: int = 2  # a cell's random trials before its TPE starts learning
 
     def check(self) -> list[str]:
@@ -152,7 +152,7 @@ class SchedulerConfig:
 class ResourcesConfig:
     cpus_per_trial: float = 1.0  # also the trial's torch thread count (at least 1)
     gpus_per_trial: float = 0.0  # fractions share a GPU between trials
-    max_concurrent_trials: int = 2
+    max_concurrent_trials: int = 2  # trials running at once, over the whole grid
 
     def check(self) -> list[str]:
         return (below(self, {"cpus_per_trial": 0}, strict=True)
@@ -178,10 +178,10 @@ class CheckpointPolicy:
 class LatencyConfig:
     """How the compact models and the teacher are timed (after all trials, one at a time)."""
 
-    batch_size: int = 32
-    seq_len: int = 128
-    warmup: int = 2
-    repeats: int = 10
+    batch_size: int = 32  # the batch each compact model is timed at after the trials
+    seq_len: int = 128  # and the sequence length
+    warmup: int = 2  # untimed passes first
+    repeats: int = 10  # timed passes per model, interleaved with the teacher; the median counts
     num_threads: int | None = None  # torch threads for the timing pass; None = all cores
     device: str = "auto"  # cpu, cuda; auto: the trials' kind (cuda when gpus_per_trial > 0)
 
@@ -200,16 +200,16 @@ class SweepSpace:
     See :mod:`analysis.storage` for how a URI experiment is written and read.
     """
 
-    name: str = "sweep"
-    storage_path: str = "runs/sweeps"
+    name: str = "sweep"  # the experiment's folder name under storage_path
+    storage_path: str = "runs/sweeps"  # a folder (shared by every node on a cluster) or a URI: s3://, gs://, abfs://, hdfs://
     job: JobConfig = field(default_factory=JobConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     # distillation baselines trained side by side (same teacher, data, budget, latency):
     # name -> student shape; each is one more cell, e.g. {distil6: {layers: every_other}}
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)
-    search: dict[str, Distribution] = field(default_factory=dict)
+    search: dict[str, Distribution] = field(default_factory=dict)  # searched values: `cofi.<key>` -> {type: choice|uniform|loguniform|int, ...}; keys joined by commas are searched as one choice
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
-    trials_per_cell: int = 1
+    trials_per_cell: int = 1  # trials per grid cell, trial i with seed cofi.seed + i
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
@@ -355,7 +355,7 @@ def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpace:
     raw = load_yaml(path, "space")
     if raw == {}:
         raise ConfigError(["the file is empty: a sweep needs at least `grid:` (targets and "
-                           "ablations) and `job:` (model, task); see search_spaces/"], str(path))
+                           "ablations) and `job:` (model, task); see the shipped spaces in cofi_sweep/spaces/"], str(path))
     if not isinstance(raw, dict):
         raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
     raw = apply_overrides(raw, list(overrides))

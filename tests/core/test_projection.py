@@ -60,9 +60,7 @@ def test_projection_lands_in_band_by_moving_the_lowest_or_highest_ranked_units(
     scores = {"head_z": gates.log_alpha["head"].detach(),
               "intermediate_z": gates.log_alpha["int"].detach()}
     moved = torch.cat([scores[n][changed[n]] for n in changed])
-    if abs(before - target) <= 0.01:
-        assert len(moved) == 0 and out is raw
-        return
+    assert abs(before - target) > 0.01  # these gates start off the band (in band: below)
     assert len(moved) > 0
     if before < target:  # both families give their share: neither is emptied first
         assert all(float(out[n].sum()) > 0 for n in changed if float(raw[n].sum()) > 0)
@@ -85,6 +83,15 @@ def test_projection_lands_in_band_by_moving_the_lowest_or_highest_ranked_units(
                 assert moved_here.min() >= still.max()
         if not pruned and len(still):  # live sub-layers still had room: no removed one is back
             assert torch.equal(out[n][~live], raw[n][~live])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("offset", [0.0, -0.009, 0.009])
+def test_masks_already_in_band_are_returned_untouched(seed: int, offset: float) -> None:
+    gates = gates_at(seed)
+    raw = gates.deterministic()
+    target = sparsity(raw, gates) + offset  # the masks sit inside [target - eps, target + eps]
+    assert project(raw, gates, target) is raw
 
 
 @pytest.mark.parametrize("seed", range(6))
