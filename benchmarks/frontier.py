@@ -123,7 +123,8 @@ def retime(space: SweepSpace, path: Path) -> None:
     weights (a forward's time depends on its shapes only) and the row marked ``rebuilt``."""
     rows = json.loads(path.read_text())
     teacher = get_teacher(space.job).load()
-    with InterleavedTimer(teacher, dataclasses.replace(protocol(space), passes=RETIME_PASSES)) as timer:
+    setting = dataclasses.replace(protocol(space), passes=RETIME_PASSES)
+    with InterleavedTimer(teacher, setting) as timer:
         for row in rows:
             model, rebuilt = load({"compact_dir": row["compact_dir"],
                                    "structure": json.loads(row["structure"])}, teacher.shape)

@@ -81,7 +81,8 @@ def main() -> None:
     for batch, seq, runtime in SETTINGS:
         if f"{runtime} b{batch}x{seq}" not in args.settings:
             continue
-        protocol = TimingSetting(batch, seq, available_cpus(), runtime=runtime, repeats=args.repeats)
+        protocol = TimingSetting(batch, seq, available_cpus(), runtime=runtime,
+                                 repeats=args.repeats)
         passes: dict[str, list[dict]] = {r["trial_id"]: [] for r in models}
         rebuilt: dict[str, bool] = {}
         for i in range(args.passes):  # every model once per pass, fresh sessions each time

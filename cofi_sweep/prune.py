@@ -1,4 +1,4 @@
-"""``python -m cofi_sweep.prune --config job.yaml``: one CoFi job, no Ray (:mod:`cofi_sweep.job`)."""
+"""``python -m cofi_sweep.prune --config job.yaml``: one job, no Ray (:mod:`cofi_sweep.job.cli`)."""
 
 import sys
 

@@ -1,4 +1,4 @@
-"""``python -m cofi_sweep.run --space quickstart.yaml``: run a sweep (:mod:`cofi_sweep.sweep.driver`)."""
+"""``python -m cofi_sweep.run --space quickstart.yaml``: a sweep (:mod:`cofi_sweep.sweep.cli`)."""
 
 import sys
 

@@ -101,7 +101,8 @@ class CofiConfig:
     # (0.5 when neither is set), or the speedup over the dense model that the calibrated
     # latency model predicts in job.deploy's setting on this machine (cofi_sweep/targets.py)
     target_sparsity: float | None = None
-    target_speedup: float | None = None  # e.g. 4: 4x faster than the dense model (see target_sparsity)
+    # e.g. 4: 4x faster than the dense model (see target_sparsity)
+    target_speedup: float | None = None
     speedup_tolerance: float = 0.03  # a speedup target's band: within +- this fraction
     families: list[str] = field(default_factory=lambda: list(MASK_FAMILIES))  # mask families on
     distill: DistillMode = "dynamic"  # layer mapping; prediction = KL only; none = hard labels
@@ -250,7 +251,8 @@ class JobConfig:
 
     model: str = "minilm"  # alias (minilm, tiny-bert, tiny-roberta), hub name or local path
     task: str = "sst2"  # a GLUE task (sst2, mrpc, rte, cola, stsb, qnli, mnli, qqp) or synthetic
-    output_dir: str = "runs/prune"  # where a single job writes compact/ and result.json (a sweep sets it per trial)
+    # where a single job writes compact/ and result.json (a sweep sets it per trial)
+    output_dir: str = "runs/prune"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     num_threads: int | None = None  # torch CPU threads; None keeps torch's default
     method: Literal["cofi", "distill"] = "cofi"  # distill = the dense-student baseline

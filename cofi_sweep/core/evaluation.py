@@ -1,4 +1,4 @@
-"""Dev-set evaluation, shared by the teacher and every CoFi stage (timing: cofi_sweep.latency.timing)."""
+"""Dev-set evaluation, shared by the teacher and every CoFi stage (timing: cofi_sweep.latency)."""
 
 from __future__ import annotations
 

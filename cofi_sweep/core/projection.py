@@ -19,7 +19,8 @@ reference starts FFN units at 0 and heads at ln 100, and a global order would re
 FFN unit before the first head.
 
 The target is in any quantity that grows as units go -- parameter sparsity, or the latency
-model's reduction for a speedup target (:mod:`cofi_sweep.latency.targets`) -- counted exactly for each
+model's reduction for a speedup target (:mod:`cofi_sweep.latency.targets`) -- counted exactly for
+each
 candidate: the fewest moves that reach it are found by bisection on their number, so it lands
 within one unit of the target, well inside the band. Hidden dims are left as the gates chose
 them (so a target below what the kept hidden width allows ends at the closest reachable). The

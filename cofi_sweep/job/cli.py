@@ -71,7 +71,8 @@ def format_report(result: CofiResult) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cofi_sweep.prune", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="job YAML, or the name of a shipped one (cofi_sweep/configs/)")
+    parser.add_argument("--config",
+                        help="job YAML, or the name of a shipped one (cofi_sweep/configs/)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
     args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.INFO, format="%(message)s")

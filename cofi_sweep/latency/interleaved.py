@@ -93,7 +93,8 @@ class InterleavedTimer:
     def _time_once(self, compact: CofiBert, name: str) -> dict[str, Any]:
         p = self.setting
         timing = time_models(
-            {"teacher": self.teacher, "compact": runtime_runner(compact, p, Path(self.tmp.name), name)},
+            {"teacher": self.teacher,
+             "compact": runtime_runner(compact, p, Path(self.tmp.name), name)},
             batch_size=p.batch_size, seq_len=p.seq_len, vocab_size=compact.shape.vocab_size,
             warmup=p.warmup, repeats=p.repeats)
         t, c = timing["teacher"], timing["compact"]

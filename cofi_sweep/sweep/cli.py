@@ -26,7 +26,8 @@ from cofi_sweep.sweep.space import load_space
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cofi_sweep.run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--space", required=True, help="sweep YAML, or the name of a shipped space (cofi_sweep/spaces/)")
+    parser.add_argument("--space", required=True, help="sweep YAML, or the name of a shipped "
+                        "space (cofi_sweep/spaces/)")
     parser.add_argument("--resume", action="store_true",
                         help="continue an interrupted experiment from its storage path")
     parser.add_argument("--address", help="Ray cluster address ('auto' or host:port) of a "

@@ -14,8 +14,10 @@ Optuna study per cell that learns from finished, on-target trials' selection-spl
 ASHA (:mod:`cofi_sweep.sweep.scheduler`) keeps one bracket per cell and ranks only pruning-stage
 scores of masks at the target's current value. When all trials are done, each compact model is
 timed interleaved with the teacher, as one Ray task on a node of the kind ``latency.device``
-names, with nothing else running (:mod:`cofi_sweep.sweep.timing_pass`; ``python -m cofi_sweep.retime``
-re-times an experiment under another deployment setting). Then the results table and report are written.
+names, with nothing else running (:mod:`cofi_sweep.sweep.timing_pass`; ``python -m
+cofi_sweep.retime``
+re-times an experiment under another deployment setting). Then the results table and report
+are written.
 
 Storage is a folder or a URI (s3://, gs://, file://...): Tune and the trials write through
 pyarrow.fs either way. For a URI, the timing task and the driver work on local mirrors of the

@@ -79,7 +79,8 @@ class GridConfig:
     # the targets: parameter sparsities, and/or speedups over the dense model in the sweep's
     # latency setting (predicted by the calibrated latency model: cofi_sweep/targets.py)
     target_sparsity: list[float] | None = None  # [0.5] when neither is given
-    target_speedup: list[float] = field(default_factory=list)  # speedup targets, one cell each per ablation, e.g. [2, 4, 8] (beside or instead of sparsities)
+    # speedup targets, one cell each per ablation, e.g. [2, 4, 8] (beside or instead of sparsities)
+    target_speedup: list[float] = field(default_factory=list)
     # name -> overrides of the job's cofi section (e.g. families, distill)
     ablations: dict[str, dict[str, Any]] = field(default_factory=lambda: {"full": {}})
 
@@ -201,13 +202,16 @@ class SweepSpace:
     """
 
     name: str = "sweep"  # the experiment's folder name under storage_path
-    storage_path: str = "runs/sweeps"  # a folder (shared by every node on a cluster) or a URI: s3://, gs://, abfs://, hdfs://
+    # a folder (shared by every node on a cluster) or a URI: s3://, gs://, abfs://, hdfs://
+    storage_path: str = "runs/sweeps"
     job: JobConfig = field(default_factory=JobConfig)
     grid: GridConfig = field(default_factory=GridConfig)
     # distillation baselines trained side by side (same teacher, data, budget, latency):
     # name -> student shape; each is one more cell, e.g. {distil6: {layers: every_other}}
     baselines: dict[str, BaselineConfig] = field(default_factory=dict)
-    search: dict[str, Distribution] = field(default_factory=dict)  # searched values: `cofi.<key>` -> {type: choice|uniform|loguniform|int, ...}; keys joined by commas are searched as one choice
+    # searched values: `cofi.<key>` -> {type: choice|uniform|loguniform|int, ...}; keys joined by
+    # commas are searched as one choice
+    search: dict[str, Distribution] = field(default_factory=dict)
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     trials_per_cell: int = 1  # trials per grid cell, trial i with seed cofi.seed + i
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
@@ -242,21 +246,19 @@ class SweepSpace:
             problems += _cofi_problems({**base, **overrides}, where)
         for key, dist in self.search.items():
             problems += _search_problems(key, dist, base, cofi_fields)
-        late = [k for k in self.search if set(_names(k)) & set(POST_COMPACTION)]
-        if late and self.scheduler.type != "none":
-            problems.append(
-                f"search: {', '.join(late)} act(s) only after compaction, but "
-                f"{self.scheduler.name} ranks "
-                "trials on pruning-stage scores, before that; fix it in job.cofi, or set "
-                "scheduler.type: none to search it")
-        timing = [k for k in self.search if set(_names(k)) & set(SCHEDULE)]
-        if timing and self.scheduler.type != "none":
-            problems.append(
-                f"search: {', '.join(timing)} move(s) the evaluations or the target's warm-up, "
-                f"but {self.scheduler.name} compares a cell's trials at the same evaluation, "
-                "which must be the same step and target for all; fix it in job.cofi (or per "
-                "ablation), or set "
-                "scheduler.type: none to search it")
+        # searched values an early stopper cannot judge: it ranks a cell's trials on
+        # pruning-stage scores at the same evaluation, so the same step and target for all
+        unjudgeable = {POST_COMPACTION: "act(s) only after compaction, but {s} ranks trials on "
+                       "pruning-stage scores, before that; fix it in job.cofi",
+                       SCHEDULE: "move(s) the evaluations or the target's warm-up, but {s} "
+                       "compares a cell's trials at the same evaluation, which must be the "
+                       "same step and target for all; fix it in job.cofi (or per ablation)"}
+        for names, why in unjudgeable.items():
+            keys = [k for k in self.search if set(_names(k)) & set(names)]
+            if keys and self.scheduler.type != "none":
+                problems.append(f"search: {', '.join(keys)} "
+                                + why.format(s=self.scheduler.name)
+                                + ", or set scheduler.type: none to search it")
         return problems
 
     # ---- the plan ---------------------------------------------------------------------------
@@ -355,7 +357,8 @@ def load_space(path: str | Path, overrides: list[str] = ()) -> SweepSpace:
     raw = load_yaml(path, "space")
     if raw == {}:
         raise ConfigError(["the file is empty: a sweep needs at least `grid:` (targets and "
-                           "ablations) and `job:` (model, task); see the shipped spaces in cofi_sweep/spaces/"], str(path))
+                           "ablations) and `job:` (model, task); see the shipped spaces in "
+                           "cofi_sweep/spaces/"], str(path))
     if not isinstance(raw, dict):
         raise ConfigError([f"top level must be a mapping, but got {type(raw).__name__}"], str(path))
     raw = apply_overrides(raw, list(overrides))

@@ -2,7 +2,7 @@
 
 The trial builds its JobConfig from the sweep space + its grid cell + Optuna's sampled values,
 loads the (already trained) teacher by path, resumes from Tune's checkpoint when there is one,
-runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
+runs :class:`~cofi_sweep.job.recipe.CofiPruner`, and reports:
 
   * at every evaluation: stage, iteration, target, expected, deterministic and realized
     sparsity, lambdas, and the selection-split metric(s) (``selection_score``); at ranked
@@ -12,7 +12,7 @@ runs :class:`~cofi_sweep.prune.CofiPruner`, and reports:
     split: what Optuna learns from), realized sparsity and ``on_target``, parameter counts,
     per-layer structure, the compact model's path, the FLOP- and latency-model-predicted
     speedups, and wall time. Nothing is timed in a trial: trials share the cores, so the
-    sweep times every compact model afterwards, alone (:mod:`cofi_sweep.retime`).
+    sweep times every compact model afterwards, alone (:mod:`cofi_sweep.sweep.timing_pass`).
 """
 
 from __future__ import annotations
@@ -30,17 +30,16 @@ import torch
 from ray import tune
 
 from analysis import storage
-from analysis.layout import TRIALS_DIR
+from analysis.layout import BEST_FILE, COMPACT_DIR, JOB_DIR, STARTS_LOG, TRIALS_DIR
 from cofi_sweep.core.config import from_dict
 from cofi_sweep.core.model import count_flops
+from cofi_sweep.core.teacher import Teacher
 from cofi_sweep.job.recipe import CofiPruner
+from cofi_sweep.job.result import CofiResult
 from cofi_sweep.sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, milestones
 from cofi_sweep.sweep.search import FINAL_METRIC
 from cofi_sweep.sweep.space import SweepSpace, job_for_trial
-from cofi_sweep.core.teacher import Teacher
-from analysis.layout import BEST_FILE, COMPACT_DIR, JOB_DIR, STARTS_LOG
 from cofi_sweep.sweep.teacher_store import local_teacher
-
 
 
 def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
@@ -126,12 +125,25 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
                        + line + "\n")
     result = pruner.run()
 
-    compact, teacher, seq_len = pruner.model, pruner.teacher, sweep.latency.seq_len
-    final = {
+    final = final_metrics(result, pruner, sweep.latency.seq_len,
+                          compact_dir=storage.join(stored, JOB_DIR, COMPACT_DIR))
+    final["tune_report_seconds"] = evals["tune_seconds"]  # of job_wall_seconds
+    # stored before the final report, so a trial reported done always has its model in storage
+    storage.upload(staging / "job", storage.join(stored, JOB_DIR))
+    shutil.rmtree(staging, ignore_errors=True)
+    tune.report(final)
+
+
+
+def final_metrics(result: CofiResult, pruner: CofiPruner, seq_len: int, compact_dir: str
+                  ) -> dict[str, Any]:
+    """What a trial reports when its job is done (``done_job``): see the module docstring."""
+    compact, teacher = pruner.model, pruner.teacher
+    return {
         "done_job": True, "stage": "done", "score": result.compact_metrics[result.main_metric],
         FINAL_METRIC: result.selection_metrics[result.main_metric],
         "selection_score": result.selection_metrics[result.main_metric],
-        "selection": result.selection, "seed": job.cofi.seed, "step": pruner.global_step,
+        "selection": result.selection, "seed": pruner.cfg.seed, "step": pruner.global_step,
         "realized_sparsity": result.realized_sparsity, "reached_target": result.reached_target,
         "on_target": result.on_target, "target_miss": result.target_miss,
         "target_speedup": result.target_speedup,
@@ -143,19 +155,14 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         "teacher_score": result.teacher_metrics.get(result.main_metric),
         "pruned_score": result.pruned_metrics.get(result.main_metric),
         "main_metric": result.main_metric,
-        "compact_dir": storage.join(stored, JOB_DIR, COMPACT_DIR),
+        "compact_dir": compact_dir,
         "structure": json.dumps(result.structure),
         "layer_alignment": json.dumps(result.layer_alignment),
         "predicted_speedup": count_flops(teacher.shape, seq_len)
         / max(1.0, count_flops(compact.shape, seq_len)),
         "job_wall_seconds": result.wall_seconds,
-        "tune_report_seconds": evals["tune_seconds"],  # of job_wall_seconds
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
-    # stored before the final report, so a trial reported done always has its model in storage
-    storage.upload(staging / "job", storage.join(stored, JOB_DIR))
-    shutil.rmtree(staging, ignore_errors=True)
-    tune.report(final)
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -328,3 +329,31 @@ def test_trials_get_local_paths_made_absolute_against_the_start_folder(
     assert space.job.teacher.path == "textattack/bert-base-SST-2"  # a hub name
     raw["job"]["model"] = "minilm"
     assert resolve_local_paths(load_space(write(tmp_path, raw))).job.model == "minilm"
+
+
+def test_a_shipped_space_is_found_by_name_from_any_folder(tmp_path: Path, monkeypatch,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from cofi_sweep.sweep.cli import main
+
+    monkeypatch.chdir(tmp_path)  # not the repository: only the package knows its spaces
+    for name in ("quickstart", "quickstart.yaml", "search_spaces/quickstart.yaml"):
+        assert load_space(name).name == "quickstart"
+    # pareto.yaml is found; offline, its preflight then names the hub model it cannot reach
+    assert main(["--space", "pareto.yaml", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "file not found" not in err and "job.model: 'bert-base-uncased'" in err
+    assert main(["--space", "no_such_space.yaml", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "file not found: no_such_space.yaml" in err and "quickstart" in err  # the shipped ones
+
+
+def test_the_plan_shows_a_baseline_as_written() -> None:
+    from cofi_sweep.core.config import BaselineConfig
+    from cofi_sweep.sweep.plan import as_written
+
+    written = {"layers": "list", "layer_list": [3, 6], "hidden": 192}
+    settings = dataclasses.asdict(BaselineConfig(**written))
+    assert as_written(settings, BaselineConfig()) == \
+        "{layers: list, layer_list: [3, 6], hidden: 192}"
+    assert as_written(dataclasses.asdict(BaselineConfig()), BaselineConfig()) == \
+        "{layers: every_other}"
