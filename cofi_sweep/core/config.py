@@ -99,7 +99,7 @@ class CofiConfig:
 
     # what pruning aims at -- one of: the realized sparsity of the prunable encoder weights
     # (0.5 when neither is set), or the speedup over the dense model that the calibrated
-    # latency model predicts in job.deploy's setting on this machine (cofi_sweep/targets.py)
+    # latency model predicts in job.deploy's setting on this machine (cofi_sweep/latency/targets.py)
     target_sparsity: float | None = None
     # e.g. 4: 4x faster than the dense model (see target_sparsity)
     target_speedup: float | None = None
@@ -122,7 +122,7 @@ class CofiConfig:
     max_overshoot: float | None = 0.01  # see sparsity_epsilon
     # before compaction and at every pruning evaluation (during the target's warm-up, onto its
     # current value), move the deterministic masks onto the band by the fewest heads/FFN units
-    # (cofi_sweep/projection.py); false = reference, and ASHA then ranks only once at target
+    # (cofi_sweep/core/projection.py); false = reference, and ASHA then ranks only once at target
     project_to_band: bool = True
     # before compaction (and for pruning evaluations), round the kept hidden width and FFN
     # widths to multiples of this (odd widths run 10-18 % slower here; projection.py); 1 = off
@@ -137,7 +137,7 @@ class CofiConfig:
     freeze_embeddings: bool = True  # embeddings stay as the teacher's (not pruned either way)
     max_grad_norm: float = 1.0  # gradient clipping
     # the teacher's outputs on the training data are computed once and kept when they fit in
-    # this many MB (cofi_sweep/teacher_cache.py; a pruning step then skips the teacher's
+    # this many MB (cofi_sweep/core/teacher_cache.py; a pruning step then skips the teacher's
     # forward); 0 = recompute them every step
     teacher_cache_mb: float = 1024
     seed: int = 0  # initialisation, mask samples and data order; a sweep's trial i adds i
@@ -196,7 +196,7 @@ class CofiConfig:
 @dataclass
 class BaselineConfig:
     """A distillation baseline: a dense student trained with CoFi's losses, step budget, LR
-    schedules, evaluations and selection split (see cofi_sweep/students.py).
+    schedules, evaluations and selection split (see cofi_sweep/core/students.py).
 
     The student is cut from the teacher (layers, then optionally heads, FFN units and hidden
     dims, ranked by importance or first-k) or, with ``pretrained``, is that checkpoint as is.

@@ -77,7 +77,7 @@ class Distribution:
 @dataclass
 class GridConfig:
     # the targets: parameter sparsities, and/or speedups over the dense model in the sweep's
-    # latency setting (predicted by the calibrated latency model: cofi_sweep/targets.py)
+    # latency setting (predicted by the calibrated latency model: cofi_sweep/latency/targets.py)
     target_sparsity: list[float] | None = None  # [0.5] when neither is given
     # speedup targets, one cell each per ablation, e.g. [2, 4, 8] (beside or instead of sparsities)
     target_speedup: list[float] = field(default_factory=list)
@@ -120,7 +120,7 @@ SWEEP_SELECTION_SIZE = 500  # examples held out of train when a sweep's space do
 
 @dataclass
 class SearcherConfig:
-    """Optuna, one study per grid cell (see cofi_sweep/search.py)."""
+    """Optuna, one study per grid cell (see cofi_sweep/sweep/search.py)."""
 
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int = 0  # Optuna's sampler seed
@@ -133,7 +133,7 @@ class SearcherConfig:
 @dataclass
 class SchedulerConfig:
     """Early stopping per cell on selection-split scores, counted in ranked pruning evaluations
-    (masks at the target's current value; see cofi_sweep/scheduler.py): ``asha`` (async: a
+    (masks at the target's current value; see cofi_sweep/sweep/scheduler.py): ``asha`` (async: a
     trial is judged when it reaches a rung, against those there before it) or ``halving``
     (synchronous: trials pause at each rung until the cell's others reach it)."""
 
