@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retry-errored", action="store_true",
                         help="resume, and re-run errored trials from their last checkpoint")
     parser.add_argument("--force", action="store_true",
-                        help="with --resume: continue although the space changed (see README)")
+                        help="with --resume: continue although the space changed (docs/sweeps.md)")
     parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
     args = parser.parse_intermixed_args(argv)  # key=value may stand anywhere
     logging.basicConfig(level=logging.WARNING, format="%(message)s")

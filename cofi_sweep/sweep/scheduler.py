@@ -38,6 +38,22 @@ ASHA_CLOCK = "ranked_evals"
 ASHA_METRIC = "rung_score"
 
 
+def cell_of(trial: Any) -> str:
+    """The grid cell a trial belongs to: each cell is stopped on its own."""
+    return trial.config.get("cell_id", "")
+
+
+def read_record(experiment: str, name: str) -> dict[str, Any]:
+    """A scheduler's record kept beside the experiment ({} before the first), so a resumed
+    sweep ranks against every score recorded before the interruption."""
+    path = storage.join(experiment, name)
+    return json.loads(storage.read_text(path)) if storage.exists(path) else {}
+
+
+def write_record(experiment: str, name: str, record: dict[str, Any]) -> None:
+    storage.write_text(storage.join(experiment, name), json.dumps(record, indent=1))
+
+
 class PerCellASHA(FIFOScheduler):
     """ASHA with one bracket per grid cell (see the module docstring).
 
@@ -56,15 +72,11 @@ class PerCellASHA(FIFOScheduler):
         self.experiment = experiment
         self._by_cell: dict[str, ASHAScheduler] = {}
         # cell -> milestone -> {trial: score}; a resume's added trials rank against them too
-        self._saved: dict[str, dict[str, dict]] = self._read()
+        self._saved: dict[str, dict[str, dict]] = read_record(experiment, RUNGS_FILE)
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # restored by Tuner.restore
         self.__dict__.update(state)
-        self._saved = self._read()
-
-    def _read(self) -> dict[str, dict[str, dict]]:
-        path = storage.join(self.experiment, RUNGS_FILE)
-        return json.loads(storage.read_text(path)) if storage.exists(path) else {}
+        self._saved = read_record(self.experiment, RUNGS_FILE)
 
     def rungs(self, cell: str) -> list[tuple[int, dict[str, float]]]:
         """The cell's rungs: (milestone, {trial id: score recorded there}); private Ray
@@ -84,28 +96,23 @@ class PerCellASHA(FIFOScheduler):
         records = {str(m): r for m, r in self.rungs(cell) if r}
         if records != self._saved.get(cell, {}):
             self._saved[cell] = records
-            storage.write_text(storage.join(self.experiment, RUNGS_FILE),
-                               json.dumps(self._saved, indent=1))
-
-    @staticmethod
-    def _cell_of(trial: Any) -> str:
-        return trial.config.get("cell_id", "")
+            write_record(self.experiment, RUNGS_FILE, self._saved)
 
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
-        self._cell(self._cell_of(trial)).on_trial_add(tune_controller, trial)
+        self._cell(cell_of(trial)).on_trial_add(tune_controller, trial)
 
     def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
-        cell = self._cell_of(trial)
+        cell = cell_of(trial)
         action = self._cell(cell).on_trial_result(tune_controller, trial, result)
         if ASHA_CLOCK in result:
             self._persist(cell)
         return action
 
     def on_trial_complete(self, tune_controller: Any, trial: Any, result: dict) -> None:
-        self._cell(self._cell_of(trial)).on_trial_complete(tune_controller, trial, result)
+        self._cell(cell_of(trial)).on_trial_complete(tune_controller, trial, result)
 
     def on_trial_remove(self, tune_controller: Any, trial: Any) -> None:
-        self._cell(self._cell_of(trial)).on_trial_remove(tune_controller, trial)
+        self._cell(cell_of(trial)).on_trial_remove(tune_controller, trial)
 
     def debug_string(self) -> str:
         return "ASHA per cell: " + ", ".join(sorted(self._by_cell))
@@ -158,22 +165,14 @@ class PerCellHalving(FIFOScheduler):
         self.experiment = experiment
         self.paused: dict[str, int] = {}  # trial id -> the rung it waits at, until it goes on
         self._trials: dict[str, Any] = {}
-        self._state: dict[str, dict] = self._read()
+        self._state: dict[str, dict] = read_record(experiment, HALVING_FILE)
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_trials": {}}
 
     def __setstate__(self, state: dict[str, Any]) -> None:  # restored by Tuner.restore
         self.__dict__.update(state)
-        self._state = self._read()
-
-    def _read(self) -> dict[str, dict]:
-        path = storage.join(self.experiment, HALVING_FILE)
-        return json.loads(storage.read_text(path)) if storage.exists(path) else {}
-
-    def _persist(self) -> None:
-        storage.write_text(storage.join(self.experiment, HALVING_FILE),
-                           json.dumps(self._state, indent=1))
+        self._state = read_record(self.experiment, HALVING_FILE)
 
     def cell_state(self, cell: str) -> dict:
         """``{"scores": {milestone: {trial: score}}, "kept": {milestone: [trial, ...]},
@@ -212,7 +211,7 @@ class PerCellHalving(FIFOScheduler):
         kept = self._top(scores)
         state["kept"][key] = kept
         state["stopped"][key] = [t for t in scores if t not in kept]
-        self._persist()
+        write_record(self.experiment, HALVING_FILE, self._state)
         for trial_id in state["stopped"][key]:
             trial = self._trials.get(trial_id)
             if trial_id in self.paused and trial is not None:
@@ -224,10 +223,6 @@ class PerCellHalving(FIFOScheduler):
         ranked = sorted(scores, key=lambda t: -scores[t])
         return ranked[:max(1, math.ceil(len(ranked) / self.reduction_factor))]
 
-    @staticmethod
-    def _cell_of(trial: Any) -> str:
-        return trial.config.get("cell_id", "")
-
     def on_trial_add(self, tune_controller: Any, trial: Any) -> None:
         self._trials[trial.trial_id] = trial
 
@@ -235,7 +230,7 @@ class PerCellHalving(FIFOScheduler):
         self._trials[trial.trial_id] = trial
         if ASHA_CLOCK not in result:
             return self.CONTINUE
-        cell, trial_id = self._cell_of(trial), trial.trial_id
+        cell, trial_id = cell_of(trial), trial.trial_id
         state = self.cell_state(cell)
         m = self._rung(state, trial_id)
         if m is None or result[ASHA_CLOCK] < m:
@@ -249,7 +244,7 @@ class PerCellHalving(FIFOScheduler):
             if key in state["kept"]:  # decided before it came (a resume's added trial):
                 kept = trial_id in self._top(scores)  # ranked against all there
                 state["kept" if kept else "stopped"][key].append(trial_id)
-            self._persist()
+            write_record(self.experiment, HALVING_FILE, self._state)
         self._decide(tune_controller, cell, m)
         if trial_id in state["kept"].get(str(m), []):
             return self.CONTINUE
@@ -260,12 +255,12 @@ class PerCellHalving(FIFOScheduler):
 
     def _ended(self, tune_controller: Any, trial: Any) -> None:
         self.paused.pop(trial.trial_id, None)
-        cell = self._cell_of(trial)
+        cell = cell_of(trial)
         state = self.cell_state(cell)
         stopped = {t for ts in state["stopped"].values() for t in ts}
         if trial.trial_id not in stopped and trial.trial_id not in state["ended"]:
             state["ended"].append(trial.trial_id)  # finished, errored or removed: not waited for
-            self._persist()
+            write_record(self.experiment, HALVING_FILE, self._state)
         for m in self.milestones:  # others may have been waiting for it
             self._decide(tune_controller, cell, m)
 
@@ -291,7 +286,7 @@ class PerCellHalving(FIFOScheduler):
         for trial in trials:
             if trial.status != Trial.PAUSED or trial.trial_id not in self.paused:
                 continue
-            state = self.cell_state(self._cell_of(trial))
+            state = self.cell_state(cell_of(trial))
             if trial.trial_id in state["kept"].get(str(self.paused[trial.trial_id]), []):
                 del self.paused[trial.trial_id]  # kept at the rung it waited at
                 return trial
