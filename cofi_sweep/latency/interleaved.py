@@ -4,12 +4,19 @@ Each compact model is timed *interleaved* with the teacher (:func:`cofi_sweep.la
 time_models`), so the teacher is re-timed for every model and a slow stretch of the machine slows
 both alike; threads default to the CPUs this process may use (affinity and cgroup quota). Used by
 the sweep's timing pass and by ``python -m cofi_sweep.retime``.
+
+Each model's timing is judged (:func:`timing_problems`): other processes busy on the cores it
+needs (:mod:`cofi_sweep.latency.load`), the teacher's own spread, and the teacher's time against
+its first reliable one in the same pass. An unreliable timing is retried after a back-off; one
+that stays unreliable is kept, marked ``timing_reliable: false`` with the reasons.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +25,7 @@ import torch
 
 from cofi_sweep.core.model import CofiBert, count_flops, resolve_device
 from cofi_sweep.latency.latency_model import latency_table
+from cofi_sweep.latency.load import LoadMeter
 from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
 from cofi_sweep.latency.timing import available_cpus, describe_device, time_models
 
@@ -54,6 +62,34 @@ def runtime_runner(model: CofiBert, setting: TimingSetting, workdir: Path, name:
     return model.to(resolve_device(setting.device))
 
 
+# what makes a timing unreliable: other processes keep more than this many cores busy beyond
+# those the timing leaves free (Ray's own daemons, during a sweep's pass on 2 cores: up to 0.22
+# measured); the teacher's interquartile range over its median; the teacher off its first
+# reliable time in the pass by more than this factor
+SPARE_CORES = 0.4
+TEACHER_SPREAD = 0.25
+TEACHER_DRIFT = 1.3
+
+
+def timing_problems(other_cores: float | None, teacher_median: float, teacher_q1: float,
+                    teacher_q3: float, reference: float | None, threads: int,
+                    cpus: int | None = None) -> list[str]:
+    """Why a timing cannot be trusted ([] when it can): see the module docstring."""
+    problems = []
+    free = (cpus or os.cpu_count() or 1) - threads
+    if other_cores is not None and other_cores > free + SPARE_CORES:
+        problems.append(f"other processes kept {other_cores:.2f} cores busy"
+                        + (f" ({max(0.0, free):g} free beside the timing's {threads} threads)"
+                           if free > 0 else f" of the {threads} the timing uses"))
+    spread = (teacher_q3 - teacher_q1) / teacher_median
+    if spread > TEACHER_SPREAD:
+        problems.append(f"the teacher's timings spread {spread:.0%} (quartiles)")
+    if reference and not 1 / TEACHER_DRIFT <= teacher_median / reference <= TEACHER_DRIFT:
+        problems.append(f"the teacher ran {teacher_median / reference:.2f}x its time earlier in "
+                        "this pass")
+    return problems
+
+
 def median_pass(passes: list[dict[str, Any]]) -> dict[str, Any]:
     """The timing (of several passes of one model) whose speedup is the median."""
     return sorted(passes, key=lambda t: t["speedup"])[len(passes) // 2]
@@ -63,8 +99,12 @@ class InterleavedTimer:
     """Times compact models against one teacher under a setting (use as a context manager:
     an onnxruntime setting keeps its exported graphs in a temporary folder)."""
 
-    def __init__(self, teacher: CofiBert, setting: TimingSetting, latency_model: bool = True
-                 ) -> None:
+    def __init__(self, teacher: CofiBert, setting: TimingSetting, latency_model: bool = True,
+                 retries: int = 2, backoff_s: float = 10.0) -> None:
+        """``retries``: how often an unreliable timing is taken again, after ``backoff_s``
+        seconds, doubling each time."""
+        self.retries, self.backoff_s = retries, backoff_s
+        self.reference: float | None = None  # the teacher's first reliable median
         torch.set_num_threads(setting.threads or available_cpus())
         self.dense, self.setting = teacher.shape, setting
         self.model = None  # the latency model is calibrated on the CPU
@@ -83,11 +123,38 @@ class InterleavedTimer:
     def time(self, compact: CofiBert, name: str = "compact") -> dict[str, Any]:
         """Medians and quartiles of the model and of the teacher timed interleaved with it,
         the measured speedup and its spread, and the FLOP and latency-model predictions; with
-        several passes, those of the median pass and every pass's speedup."""
-        passes = [self._time_once(compact, name) for _ in range(self.setting.passes)]
+        several passes, those of the median pass and every pass's speedup. Judged: retried
+        while unreliable, then marked (``timing_reliable``, ``timing_note``, ``other_cores``)."""
+        attempts = []
+        for attempt in range(self.retries + 1):
+            if attempt:
+                wait = self.backoff_s * 2 ** (attempt - 1)
+                print(f"[latency] {name}: {attempts[-1]['timing_note']}; timing again in "
+                      f"{wait:g} s", flush=True)
+                time.sleep(wait)
+            attempts.append(self._judged(compact, name))
+            if attempts[-1]["timing_reliable"]:
+                break
+        chosen = attempts[-1] if attempts[-1]["timing_reliable"] else min(
+            attempts, key=lambda t: t["other_cores"] or 0.0)
+        chosen["timing_attempts"] = len(attempts)
+        if chosen["timing_reliable"] and self.reference is None:
+            self.reference = chosen["teacher_latency_s"]
+        return chosen
+
+    def _judged(self, compact: CofiBert, name: str) -> dict[str, Any]:
+        with LoadMeter() as meter:
+            passes = [self._time_once(compact, name) for _ in range(self.setting.passes)]
         chosen = median_pass(passes)
         if len(passes) > 1:
             chosen["pass_speedups"] = sorted(t["speedup"] for t in passes)
+        # other processes' CPU time matters to a CPU timing (a GPU's would be its own signal)
+        others = meter.other_cores if self.setting.device == "cpu" else None
+        problems = timing_problems(others, chosen["teacher_latency_s"],
+                                   chosen.pop("teacher_q1"), chosen.pop("teacher_q3"),
+                                   self.reference, torch.get_num_threads())
+        chosen.update(other_cores=others, timing_reliable=not problems,
+                      timing_note="; ".join(problems))
         return chosen
 
     def _time_once(self, compact: CofiBert, name: str) -> dict[str, Any]:
@@ -100,7 +167,8 @@ class InterleavedTimer:
         t, c = timing["teacher"], timing["compact"]
         return {
             "latency_s": c.median, "latency_q1": c.q1, "latency_q3": c.q3,
-            "teacher_latency_s": t.median, "speedup": t.median / c.median,
+            "teacher_latency_s": t.median, "teacher_q1": t.q1, "teacher_q3": t.q3,
+            "speedup": t.median / c.median,
             # the spread: a slow-quartile teacher over a fast-quartile model, and back
             "speedup_low": t.q1 / c.q3, "speedup_high": t.q3 / c.q1,
             "flop_predicted_speedup": count_flops(self.dense, p.seq_len)

@@ -8,6 +8,7 @@ from typing import Any
 
 from analysis import storage
 from analysis.layout import PARETO_FILE, PLOTS_DIR, TABLE_FILE, compact_dir
+from analysis.results import read_latency
 
 
 def print_summary(experiment: str, local: Path, stopper: str) -> None:
@@ -39,6 +40,7 @@ def print_summary(experiment: str, local: Path, stopper: str) -> None:
         best = done.sort_values("selection_score").groupby("cell_id").tail(1)
         print("best trial per cell (chosen on selection_score; score = dev, reported):")
         print(best.sort_values("cell_id")[[c for c in cols if c in best]].to_string(index=False))
+    print_timing_warning(done, experiment, local)
     print(f"results table: {table_path}")
     models = compact_dir("<trial_id>")
     print(f"compact models: {storage.join(experiment, models)}"
@@ -55,3 +57,19 @@ def print_exports(exported: list[dict[str, Any]], local: Path, report: Path) -> 
                   f"{e['out']}  ({'trust_remote_code=True' if e['remote_code'] else e['class']})")
     print(f"report: {report}\nplot: {local / PLOTS_DIR / 'metric_vs_speedup.png'}\n"
           f"frontier (with compact model paths): {local / PARETO_FILE}")
+
+
+def print_timing_warning(done: Any, experiment: str, local: Path) -> None:
+    """The finished trials whose timing was unreliable (the machine busy with other work, a
+    noisy teacher), and the command that re-times them on a quiet machine."""
+    if "timing_reliable" not in done:
+        return
+    flagged = done[done["timing_reliable"] == False]  # noqa: E712  (None: not judged)
+    if not len(flagged):
+        return
+    protocol = read_latency(local).get("protocol", {})
+    print(f"[sweep] WARNING: {len(flagged)} of {len(done)} speedups were measured while the "
+          f"timing was unreliable ({flagged['timing_note'].iloc[0]}); they are marked "
+          "timing_reliable=false in the results and the report. Re-time them on a quiet "
+          f"machine: python -m cofi_sweep.retime {experiment} --batch-size "
+          f"{protocol.get('batch_size', 32)} --seq-len {protocol.get('seq_len', 128)}")

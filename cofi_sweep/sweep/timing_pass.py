@@ -40,12 +40,15 @@ def time_trials(experiment: Path, teacher_dir: str | Path, setting: TimingSettin
         trials = known.setdefault("trials", {})
         todo = [(str(t), d) for t, d in zip(finished.get("trial_id", []),
                                              finished.get("compact_dir", []))
-                if str(t) not in trials and d and Path(d).is_dir()]
+                if (str(t) not in trials or not trials[str(t)].get("timing_reliable", True))
+                and d and Path(d).is_dir()]  # unreliable timings are taken again
         for i, (trial_id, directory) in enumerate(todo, 1):
             trials[trial_id] = timer.time(CofiBert.from_pretrained(directory), trial_id)
-            print(f"[latency] {i}/{len(todo)} {trial_id}: {trials[trial_id]['speedup']:.2f}x "
-                  f"({trials[trial_id]['speedup_low']:.2f}-"
-                  f"{trials[trial_id]['speedup_high']:.2f})", flush=True)
+            row = trials[trial_id]
+            print(f"[latency] {i}/{len(todo)} {trial_id}: {row['speedup']:.2f}x "
+                  f"({row['speedup_low']:.2f}-{row['speedup_high']:.2f})"
+                  + ("" if row["timing_reliable"] else f"  UNRELIABLE: {row['timing_note']}"),
+                  flush=True)
             path.write_text(json.dumps(known, indent=1))  # nothing lost if interrupted
     path.write_text(json.dumps(known, indent=1))
     return path

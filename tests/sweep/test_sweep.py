@@ -80,6 +80,7 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
         assert Path(row["compact_dir"]).is_dir()
         assert Path(row["compact_dir"]).is_relative_to(experiment)  # in storage, not /tmp/ray
         assert row["speedup"] > 0 and row["latency_s"] > 0
+        assert row["timing_reliable"] in (True, False) and row["other_cores"] is not None
         assert 0 <= row["realized_sparsity"] < 1 and row["predicted_speedup"] >= 1
         assert row["on_target"]  # projected onto the band, whatever the short budget left
         if pd.notna(row["target_speedup"]):  # the latency model's speedup within 3 %
