@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.points import PREDICTORS, eligible, frontier_label, speedup_targets, teacher_score
+from analysis.points import (PREDICTORS, eligible, frontier_label, speedup_targets,
+                             teacher_score, unreliable)
 
 
 def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFrame,
@@ -49,6 +50,11 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
     if len(off):
         ax.scatter(off["speedup"], off["score"], marker="x", color="gray", s=30,
                    label="off target (never on a frontier)")
+    shaky = unreliable(table)
+    if len(shaky):  # ringed: their speedup is not a fact (see the report's footnote)
+        ax.scatter(shaky["speedup"], shaky["score"], marker="o", facecolors="none",
+                   edgecolors="red", s=140, linewidths=1.5,
+                   label="speedup timed on a busy machine (unreliable; re-time it)")
     for k in sorted(speedup_targets(table)["target_speedup"].unique()):  # where they aimed
         ax.axvline(k, color="gray", ls="-.", lw=0.8)
         ax.annotate(f"target {k:g}x", (k, 0.02), xycoords=("data", "axes fraction"),

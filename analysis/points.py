@@ -71,7 +71,9 @@ def points(table: pd.DataFrame) -> pd.DataFrame:
                    selection_score=group["selection_score"].mean(),
                    realized_sparsity=group["realized_sparsity"].mean(), seeds=len(group),
                    score_std=group["score"].std(ddof=1) if len(group) > 1 else np.nan,
-                   trial_ids=" ".join(sorted(map(str, group["trial_id"]))))
+                   trial_ids=" ".join(sorted(map(str, group["trial_id"]))),
+                   # its speedup is a fact only when every seed's timing was reliable
+                   timing_reliable=not group.index.isin(unreliable(group).index).any())
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -107,3 +109,18 @@ def accuracy_at_speedups(front: pd.DataFrame) -> pd.DataFrame:
                 rows.append({"speedup": k, "frontier": label, "score": score, "std": spread,
                              "seeds": int(f["seeds"].min())})
     return pd.DataFrame(rows)
+
+
+def unreliable(table: pd.DataFrame) -> pd.DataFrame:
+    """Finished trials whose speedup was measured while the timing was unreliable (the machine
+    busy with other work, a noisy teacher: ``timing_reliable`` false); a table from before
+    timings were judged has none."""
+    if "timing_reliable" not in table or not len(table):
+        return table.iloc[:0]
+    done = table[table["status"] == "finished"]
+    return done[done["timing_reliable"] == False]  # noqa: E712  (None/NaN: not judged)
+
+
+def reliable(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` without the rows :func:`unreliable` names."""
+    return table[~table.index.isin(unreliable(table).index)]

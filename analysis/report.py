@@ -32,8 +32,8 @@ from analysis.layout import (LATENCY_FILE, PARETO_FILE, PLOTS_DIR, REPORT_FILE, 
                              TABLE_FILE)
 from analysis.pareto import METRIC_SPAN, SPEEDUP_SPAN, value_at
 from analysis.plots import write_plots
-from analysis.points import (PREDICTORS, accuracy_at_speedups, frontiers, points, speedup_targets,
-                             teacher_score)
+from analysis.points import (PREDICTORS, accuracy_at_speedups, frontiers, points, reliable,
+                             speedup_targets, teacher_score, unreliable)
 from analysis.results import experiment_from_args, read_latency, write_table
 
 PUBLISHED = Path(__file__).with_name("published.csv")
@@ -160,6 +160,8 @@ def published_points(table: pd.DataFrame) -> pd.DataFrame:
 def prediction_section(table: pd.DataFrame) -> list[str]:
     """How well FLOPs and the calibrated latency model predicted the measured speedups."""
     done = table[table["status"] == "finished"] if len(table) else table
+    shaky = unreliable(done)
+    done = reliable(done)  # an unreliable measurement says nothing about a prediction
     rows = []
     for column, label in PREDICTORS.items():
         if column in done and "speedup" in done and done[column].notna().any():
@@ -172,7 +174,7 @@ def prediction_section(table: pd.DataFrame) -> list[str]:
             "Relative error of each prediction against the measured speedup, over the finished "
             "trials (the latency model is calibrated on this device and runtime; CPU only).",
             "", "| predictor | trials | median error | largest error |", "|---|---|---|---|",
-            *rows, ""]
+            *rows, "", *unreliable_note(shaky)]
 
 
 def speedup_target_section(table: pd.DataFrame) -> list[str]:
@@ -187,15 +189,30 @@ def speedup_target_section(table: pd.DataFrame) -> list[str]:
              "tolerance; the measured speedup is the timing pass's.", "",
              "| trial | cell | target | latency model | measured | measured ÷ target | score |",
              "|---|---|---|---|---|---|---|"]
+    shaky = set(unreliable(aimed)["trial_id"])
     for _, row in aimed.sort_values(["target_speedup", "trial_id"]).iterrows():
+        mark = " †" if row["trial_id"] in shaky else ""
         lines.append(f"| {row['trial_id']} | {row['cell_id']} | {row['target_speedup']:g}x | "
                      f"{row.get('latency_model_speedup', float('nan')):.2f}x | "
-                     f"{row['speedup']:.2f}x | {row['speedup'] / row['target_speedup']:.3f} | "
-                     f"{row['score']:.4f} |")
-    ratio = aimed["speedup"] / aimed["target_speedup"]
-    lines += ["", f"Measured ÷ target: median {ratio.median():.3f}, from {ratio.min():.3f} to "
-              f"{ratio.max():.3f}.", ""]
-    return lines
+                     f"{row['speedup']:.2f}x{mark} | "
+                     f"{row['speedup'] / row['target_speedup']:.3f}{mark} | {row['score']:.4f} |")
+    trusted = reliable(aimed)
+    ratio = trusted["speedup"] / trusted["target_speedup"]
+    if len(ratio):
+        lines += ["", f"Measured ÷ target over the {len(ratio)} reliable timing(s): median "
+                  f"{ratio.median():.3f}, from {ratio.min():.3f} to {ratio.max():.3f}."]
+    return lines + ["", *unreliable_note(unreliable(aimed))]
+
+
+def unreliable_note(shaky: pd.DataFrame) -> list[str]:
+    """The footnote under a table that leaves out (or marks †) unreliable timings."""
+    if not len(shaky):
+        return []
+    notes = "; ".join(f"{r['trial_id']}: {r.get('timing_note') or 'unreliable'}"
+                      for _, r in shaky.iterrows())
+    return [f"† Timed while the measurement was unreliable, so left out of the figures above "
+            f"and not a result: {notes}. Re-time on a quiet machine (`python -m "
+            f"cofi_sweep.retime <experiment>`).", ""]
 
 
 def off_target_section(table: pd.DataFrame) -> list[str]:
@@ -258,7 +275,7 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     if len(front):
         keep = ["frontier", "cell_id", "target_sparsity", "target_speedup", "score",
                 "score_std", "selection_score", "seeds", "speedup", "realized_sparsity",
-                "prunable_params", "trial_ids", "compact_dir", "compact_uri"]
+                "prunable_params", "trial_ids", "timing_reliable", "compact_dir", "compact_uri"]
         out = front[[c for c in keep if c in front]].copy()
         out["hypervolume"] = out["frontier"].map(volumes)
         out.to_csv(experiment / PARETO_FILE, index=False)
@@ -274,6 +291,12 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     lines += ["", selection_statement(table), ""]
     lines.append(latency_statement(table.attrs.get("latency", {})))
     lines.append("")
+    shaky = unreliable(table)
+    if len(shaky):
+        lines += [f"**{len(shaky)} speedup(s) were timed while the measurement was unreliable** "
+                  "(marked † below and ringed in red in the plot): they are not results. "
+                  "Re-time on a quiet machine with `python -m cofi_sweep.retime <experiment>`.",
+                  ""]
     lines.append(f"Points are placed at their measured "
                  f"speedup and realized sparsity; trials that missed their target's band never "
                  f"stand on a frontier. Hypervolume: one reference for every frontier, speedup "
@@ -295,7 +318,8 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
         for _, row in front.sort_values(["frontier", "speedup"]).iterrows():
             lines.append(f"| {row['frontier']} | {mean_sd(row['score'], row['score_std'])} | "
                          f"{row['seeds']} | "
-                         f"{row['speedup']:.2f}x | {row['realized_sparsity']:.3f} | "
+                         f"{row['speedup']:.2f}x{'' if row.get('timing_reliable', True) else ' †'}"
+                         f" | {row['realized_sparsity']:.3f} | "
                          f"`{row.get('compact_uri') or row['compact_dir']}` |")
     lines += [""] + speedup_target_section(table)
     lines += prediction_section(table)

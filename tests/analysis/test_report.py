@@ -147,3 +147,30 @@ def test_frontier_points_and_shipped_models_are_chosen_on_selection_not_dev(
     assert front["selection_score"].iloc[0] == pytest.approx(0.89)
     assert front["compact_dir"].iloc[0] == "/m/a0"  # best on selection, not on dev
     assert "which seed's model ships were decided on a selection split" in text
+
+
+def test_an_unreliable_timing_is_marked_and_left_out_of_the_figures(tmp_path: Path) -> None:
+    """Two speedup-target trials, one timed while the machine was busy: the report marks it,
+    says why, and computes measured ÷ target and the prediction errors without it."""
+    experiment = tmp_path / "exp"
+    for name, target, score in (("t0", 2.0, 0.9), ("t1", 4.0, 0.95)):  # both on the frontier
+        fake_trial(experiment, name, cell=f"s{target:g}x-full", ablation="full", method="cofi",
+                   score=score, compact=f"/m/{name}", realized=0.7, target_speedup=target)
+    (experiment / "sweep_done.json").write_text("{}")
+    row = {"latency_s": 0.5, "teacher_latency_s": 1.0, "speedup": 2.0, "speedup_low": 1.9,
+           "speedup_high": 2.1, "flop_predicted_speedup": 2.0, "latency_model_speedup": 2.02,
+           "timing_reliable": True, "timing_note": "", "other_cores": 0.0}
+    busy = row | {"speedup": 1.83, "latency_model_speedup": 4.0, "timing_reliable": False,
+                  "timing_note": "other processes kept 1.10 cores busy", "other_cores": 1.1}
+    (experiment / "latency.json").write_text(json.dumps({"trials": {"t0": row, "t1": busy}}))
+    text = write_report(experiment).read_text()
+    assert "**1 speedup(s) were timed while the measurement was unreliable**" in text
+    targets = text.split("## Speedup targets")[1].split("## ")[0]
+    assert "| 1.83x † | 0.458 † |" in targets  # shown, marked, never a plain figure
+    assert "over the 1 reliable timing(s): median 1.000" in targets  # t0 alone
+    assert "t1: other processes kept 1.10 cores busy" in targets
+    predicted = text.split("## Predicted speedup")[1].split("## ")[0]
+    assert "| latency model (calibrated) | 1 | 1.0% | 1.0% |" in predicted  # t1 left out
+    front = pd.read_csv(experiment / "pareto.csv").set_index("trial_ids")
+    assert not front.loc["t1", "timing_reliable"] and front.loc["t0", "timing_reliable"]
+    assert "| 1.83x † |" in text.split("## Frontier models")[1]
