@@ -14,7 +14,6 @@ that stays unreliable is kept, marked ``timing_reliable: false`` with the reason
 from __future__ import annotations
 
 import dataclasses
-import os
 import tempfile
 import time
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 
 from cofi_sweep.core.model import CofiBert, count_flops, resolve_device
 from cofi_sweep.latency.latency_model import latency_table
-from cofi_sweep.latency.load import LoadMeter
+from cofi_sweep.latency.load import LoadMeter, contention
 from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
 from cofi_sweep.latency.timing import available_cpus, describe_device, time_models
 
@@ -62,11 +61,9 @@ def runtime_runner(model: CofiBert, setting: TimingSetting, workdir: Path, name:
     return model.to(resolve_device(setting.device))
 
 
-# what makes a timing unreliable: other processes keep more than this many cores busy beyond
-# those the timing leaves free (Ray's own daemons, during a sweep's pass on 2 cores: up to 0.22
-# measured); the teacher's interquartile range over its median; the teacher off its first
-# reliable time in the pass by more than this factor
-SPARE_CORES = 0.4
+# what else makes a timing unreliable (beside other processes' load, load.contention): the
+# teacher's interquartile range over its median; the teacher off its first reliable time in the
+# pass by more than this factor
 TEACHER_SPREAD = 0.25
 TEACHER_DRIFT = 1.3
 
@@ -75,12 +72,8 @@ def timing_problems(other_cores: float | None, teacher_median: float, teacher_q1
                     teacher_q3: float, reference: float | None, threads: int,
                     cpus: int | None = None) -> list[str]:
     """Why a timing cannot be trusted ([] when it can): see the module docstring."""
-    problems = []
-    free = (cpus or os.cpu_count() or 1) - threads
-    if other_cores is not None and other_cores > free + SPARE_CORES:
-        problems.append(f"other processes kept {other_cores:.2f} cores busy"
-                        + (f" ({max(0.0, free):g} free beside the timing's {threads} threads)"
-                           if free > 0 else f" of the {threads} the timing uses"))
+    busy = contention(other_cores, threads, cpus)
+    problems = [busy] if busy else []
     spread = (teacher_q3 - teacher_q1) / teacher_median
     if spread > TEACHER_SPREAD:
         problems.append(f"the teacher's timings spread {spread:.0%} (quartiles)")

@@ -31,11 +31,13 @@ stack of such layers), and nothing is fitted: blocks alone mislead there (:func:
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import functools
 import hashlib
 import json
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from torch import nn
 from cofi_sweep.core.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.core.pretrained import cache_root
 from cofi_sweep.core.projection import nearest_multiple
+from cofi_sweep.latency.load import LoadMeter, contention
 from cofi_sweep.latency.timing import describe_device, time_models
 
 # bump when what is measured (or how it is fitted) changes; 6: unpadded batches run without
@@ -345,18 +348,39 @@ def table_key(shape: EncoderShape, batch_size: int, seq_len: int, runtime: str) 
 
 
 def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
-                  runtime: str = "pytorch", cache_dir: str | Path | None = None, **kwargs
-                  ) -> LatencyTable:
+                  runtime: str = "pytorch", cache_dir: str | Path | None = None,
+                  retries: int = 2, backoff_s: float = 10.0, **kwargs) -> LatencyTable:
     """The cached table for this dense shape, protocol and device; calibrated on a miss (a
-    few seconds for MiniLM on a 2-core CPU)."""
+    few seconds for MiniLM on a 2-core CPU). A calibration contended by other processes
+    (:func:`~cofi_sweep.latency.load.contention`) is taken again after ``backoff_s`` seconds,
+    doubling; one still contended is used for this run but never cached as the device's truth.
+    The cache records when, and under what load, its table was measured."""
     key = table_key(shape, batch_size, seq_len, runtime)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or cache_root() / "latency") / f"{digest}.json"
     if path.is_file():
         return LatencyTable(**json.loads(path.read_text())["table"])
-    table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime, **kwargs)
+    for attempt in range(retries + 1):
+        with LoadMeter() as meter:
+            table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime,
+                              **kwargs)
+        busy = contention(meter.other_cores, torch.get_num_threads())
+        if not busy:
+            break
+        if attempt < retries:
+            wait = backoff_s * 2 ** attempt
+            print(f"[latency] calibration: {busy}; calibrating again in {wait:g} s",
+                  flush=True)
+            time.sleep(wait)
+    if busy:
+        print(f"[latency] calibration: {busy} throughout; its table serves this run only and "
+              "is not cached: predicted speedups may be off", flush=True)
+        return table
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # trials may calibrate side by side
-    tmp.write_text(json.dumps({"key": key, "table": dataclasses.asdict(table)}, indent=1))
+    tmp.write_text(json.dumps({
+        "key": key, "table": dataclasses.asdict(table),
+        "measured": {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec="seconds"), "other_cores": meter.other_cores}}, indent=1))
     tmp.replace(path)
     return table

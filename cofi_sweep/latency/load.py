@@ -15,6 +15,9 @@ import time
 from pathlib import Path
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+# a timing is contended when other processes keep more than this many cores busy beyond those
+# it leaves free (Ray's own daemons, during a sweep's timing pass on 2 cores: up to 0.22)
+SPARE_CORES = 0.4
 
 
 def _machine_busy_seconds() -> float | None:
@@ -49,3 +52,13 @@ class LoadMeter:
             return
         others = (busy1 - busy0) - (_own_seconds() - own0)
         self.other_cores = max(0.0, others / elapsed)
+
+
+def contention(other_cores: float | None, threads: int, cpus: int | None = None) -> str | None:
+    """Why a CPU timing on ``threads`` threads was contended by other processes, or None."""
+    free = (cpus or os.cpu_count() or 1) - threads
+    if other_cores is None or other_cores <= free + SPARE_CORES:
+        return None
+    return (f"other processes kept {other_cores:.2f} cores busy"
+            + (f" ({free:g} free beside the timing's {threads} threads)" if free > 0
+               else f" of the {threads} the timing uses"))

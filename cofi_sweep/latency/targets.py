@@ -31,8 +31,8 @@ import math
 
 import torch
 
-from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.config import DeployConfig, JobConfig
+from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.model import CofiBert, EncoderShape
 from cofi_sweep.core.sparsity import dense_size, expected_size
 from cofi_sweep.latency.latency_model import LatencyTable, latency_table

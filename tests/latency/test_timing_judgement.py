@@ -51,8 +51,11 @@ def test_the_meter_sees_other_processes_and_not_its_own(busy_machine) -> None:
 
 
 def test_a_busy_machine_is_retried_then_marked(busy_machine, capsys) -> None:
-    teacher, compact = tiny(), tiny()
-    setting = TimingSetting(batch_size=4, seq_len=16, threads=1, warmup=1, repeats=20)
+    import os
+
+    teacher, compact = tiny(), tiny()  # timed on every core, which the busy processes share
+    setting = TimingSetting(batch_size=4, seq_len=16, threads=os.cpu_count(), warmup=1,
+                            repeats=20)
     with InterleavedTimer(teacher, setting, latency_model=False, retries=1,
                           backoff_s=0.1) as timer:
         row = timer.time(compact)
@@ -70,3 +73,32 @@ def test_a_quiet_timing_is_kept_at_once() -> None:
     assert row["timing_attempts"] == 1
     assert {"timing_reliable", "timing_note", "other_cores"} <= set(row)
     assert "teacher_q1" not in row  # used for the judgement, not a table column
+
+
+def test_a_contended_calibration_is_used_but_not_cached(busy_machine, tmp_path, capsys) -> None:
+    import os
+
+    import torch
+
+    from cofi_sweep.latency.latency_model import latency_table
+
+    torch.set_num_threads(os.cpu_count())  # calibrated on every core, which others share
+    shape = tiny().shape
+    table = latency_table(shape, batch_size=2, seq_len=8, cache_dir=tmp_path, retries=1,
+                          backoff_s=0.1, repeats=2, hidden_points=2, unit_points=2)
+    assert table.predict(shape) > 0  # this run still gets its predictions
+    assert not list(tmp_path.glob("*.json"))  # but the device's cache keeps no busy table
+    out = capsys.readouterr().out
+    assert "calibrating again in 0.1 s" in out and "is not cached" in out
+
+
+def test_a_quiet_calibration_is_cached_with_when_and_what_load(tmp_path) -> None:
+    import json
+
+    from cofi_sweep.latency.latency_model import latency_table
+
+    latency_table(tiny().shape, batch_size=2, seq_len=8, cache_dir=tmp_path, retries=3,
+                  backoff_s=0.5, repeats=2, hidden_points=2, unit_points=2)
+    [cached] = tmp_path.glob("*.json")
+    measured = json.loads(cached.read_text())["measured"]
+    assert measured["at"].endswith("+00:00") and measured["other_cores"] is not None
