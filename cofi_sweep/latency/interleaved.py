@@ -83,6 +83,19 @@ def timing_problems(other_cores: float | None, teacher_median: float, teacher_q1
     return problems
 
 
+# the latency model's largest error against trained models measured so far is 10.6 %
+# (benchmarks/README.md): a speedup-target model measured further off is timed again first
+PREDICTION_GAP = 0.15
+
+
+def prediction_gap(measured: float, aimed: float | None) -> str:
+    """Why a speedup-target model's measured speedup needs a second look ('' when it does not)."""
+    if not aimed or abs(measured / aimed - 1) <= PREDICTION_GAP:
+        return ""
+    return (f"measured {measured:.2f}x where the latency model predicted {aimed:.2f}x, beyond "
+            f"its demonstrated error")
+
+
 def median_pass(passes: list[dict[str, Any]]) -> dict[str, Any]:
     """The timing (of several passes of one model) whose speedup is the median."""
     return sorted(passes, key=lambda t: t["speedup"])[len(passes) // 2]
@@ -113,23 +126,32 @@ class InterleavedTimer:
     def __exit__(self, *exc: object) -> None:
         self.tmp.cleanup()
 
-    def time(self, compact: CofiBert, name: str = "compact") -> dict[str, Any]:
+    def time(self, compact: CofiBert, name: str = "compact", speedup_target: bool = False
+             ) -> dict[str, Any]:
         """Medians and quartiles of the model and of the teacher timed interleaved with it,
         the measured speedup and its spread, and the FLOP and latency-model predictions; with
         several passes, those of the median pass and every pass's speedup. Judged: retried
-        while unreliable, then marked (``timing_reliable``, ``timing_note``, ``other_cores``)."""
-        attempts = []
+        while unreliable, then marked (``timing_reliable``, ``timing_note``, ``other_cores``).
+        ``speedup_target``: the model was pruned to a speedup the latency model predicts; a
+        measurement further from that prediction than the model's demonstrated error is taken
+        again before it stands as a miss, and the note says it was confirmed."""
+        attempts, gap = [], ""
         for attempt in range(self.retries + 1):
             if attempt:
                 wait = self.backoff_s * 2 ** (attempt - 1)
-                print(f"[latency] {name}: {attempts[-1]['timing_note']}; timing again in "
-                      f"{wait:g} s", flush=True)
+                why = attempts[-1]["timing_note"] or gap
+                print(f"[latency] {name}: {why}; timing again in {wait:g} s", flush=True)
                 time.sleep(wait)
             attempts.append(self._judged(compact, name))
-            if attempts[-1]["timing_reliable"]:
+            aimed = attempts[-1]["latency_model_speedup"] if speedup_target else None
+            gap = prediction_gap(attempts[-1]["speedup"], aimed)
+            if attempts[-1]["timing_reliable"] and not gap:
                 break
-        chosen = attempts[-1] if attempts[-1]["timing_reliable"] else min(
-            attempts, key=lambda t: t["other_cores"] or 0.0)
+        reliable = [t for t in attempts if t["timing_reliable"]]
+        chosen = reliable[-1] if reliable else min(attempts, key=lambda t: t["other_cores"] or 0)
+        if reliable and gap:  # far from its target on a quiet machine, every time: a real miss
+            chosen["timing_note"] = (f"{gap}, confirmed by {len(reliable)} reliable "
+                                     f"timing(s)")
         chosen["timing_attempts"] = len(attempts)
         if chosen["timing_reliable"] and self.reference is None:
             self.reference = chosen["teacher_latency_s"]

@@ -13,6 +13,8 @@ import socket
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from analysis import storage
 from analysis.layout import LATENCY_FILE
 from analysis.results import collect
@@ -38,12 +40,14 @@ def time_trials(experiment: Path, teacher_dir: str | Path, setting: TimingSettin
             known = {}  # measured under another setting: start over
         known.update(info)
         trials = known.setdefault("trials", {})
-        todo = [(str(t), d) for t, d in zip(finished.get("trial_id", []),
-                                             finished.get("compact_dir", []))
+        aimed = finished.get("target_speedup", pd.Series(index=finished.index, dtype=float))
+        todo = [(str(t), d, pd.notna(s)) for t, d, s in zip(
+                    finished.get("trial_id", []), finished.get("compact_dir", []), aimed)
                 if (str(t) not in trials or not trials[str(t)].get("timing_reliable", True))
                 and d and Path(d).is_dir()]  # unreliable timings are taken again
-        for i, (trial_id, directory) in enumerate(todo, 1):
-            trials[trial_id] = timer.time(CofiBert.from_pretrained(directory), trial_id)
+        for i, (trial_id, directory, speedup_target) in enumerate(todo, 1):
+            trials[trial_id] = timer.time(CofiBert.from_pretrained(directory), trial_id,
+                                          speedup_target=speedup_target)
             row = trials[trial_id]
             print(f"[latency] {i}/{len(todo)} {trial_id}: {row['speedup']:.2f}x "
                   f"({row['speedup_low']:.2f}-{row['speedup_high']:.2f})"

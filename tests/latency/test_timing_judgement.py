@@ -102,3 +102,26 @@ def test_a_quiet_calibration_is_cached_with_when_and_what_load(tmp_path) -> None
     [cached] = tmp_path.glob("*.json")
     measured = json.loads(cached.read_text())["measured"]
     assert measured["at"].endswith("+00:00") and measured["other_cores"] is not None
+
+
+def test_a_speedup_far_from_its_target_is_timed_again_before_it_stands(monkeypatch,
+                                                                       capsys) -> None:
+    """A quiet machine that measures a speedup-target model far from the latency model's
+    prediction twice: timed again, then kept as a confirmed miss (reliable)."""
+    teacher = tiny()
+    timer = InterleavedTimer(teacher, TimingSetting(batch_size=2, seq_len=8, threads=1),
+                             latency_model=False, retries=1, backoff_s=0.01)
+    measured = iter([3.0, 3.1])
+    monkeypatch.setattr(timer, "_judged", lambda compact, name: {
+        "speedup": next(measured), "latency_model_speedup": 2.0, "teacher_latency_s": 1.0,
+        "other_cores": 0.0, "timing_reliable": True, "timing_note": ""})
+    row = timer.time(teacher, "s2x", speedup_target=True)
+    assert row["timing_attempts"] == 2 and row["speedup"] == 3.1 and row["timing_reliable"]
+    assert "measured 3.10x where the latency model predicted 2.00x" in row["timing_note"]
+    assert "confirmed by 2 reliable timing(s)" in row["timing_note"]
+    assert "timing again" in capsys.readouterr().out
+    close = iter([2.1])  # within the model's error: one timing is enough
+    monkeypatch.setattr(timer, "_judged", lambda compact, name: {
+        "speedup": next(close), "latency_model_speedup": 2.0, "teacher_latency_s": 1.0,
+        "other_cores": 0.0, "timing_reliable": True, "timing_note": ""})
+    assert timer.time(teacher, "s2x", speedup_target=True)["timing_attempts"] == 1
