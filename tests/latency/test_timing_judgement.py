@@ -36,8 +36,8 @@ def test_the_judgement() -> None:
     assert "other processes kept 0.90 cores busy" in busy
     # the same load on a machine with cores to spare beside the timing's threads is fine
     assert timing_problems(0.9, reference=None, **(quiet | {"cpus": 8})) == []
-    [spread] = timing_problems(0.0, reference=None, **(quiet | {"teacher_q3": 1.4}))
-    assert "spread 42%" in spread
+    [spread] = timing_problems(0.0, reference=None, **(quiet | {"teacher_q3": 1.6}))
+    assert "spread 62%" in spread
     [drift] = timing_problems(0.0, reference=0.6, **quiet)
     assert "1.67x its time earlier" in drift
 
@@ -125,3 +125,30 @@ def test_a_speedup_far_from_its_target_is_timed_again_before_it_stands(monkeypat
         "speedup": next(close), "latency_model_speedup": 2.0, "teacher_latency_s": 1.0,
         "other_cores": 0.0, "timing_reliable": True, "timing_note": ""})
     assert timer.time(teacher, "s2x", speedup_target=True)["timing_attempts"] == 1
+
+
+def test_under_load_every_speedup_is_close_to_a_quiet_pass_or_flagged() -> None:
+    """The issue's criterion: no speedup measured beside a CPU-burning process is both wrong
+    (more than 10 % off a quiet pass over the same models) and unflagged."""
+    import os
+
+    teacher = tiny()
+    compacts = {f"m{i}": tiny() for i in range(3)}
+    setting = TimingSetting(batch_size=4, seq_len=16, threads=os.cpu_count(), warmup=1,
+                            repeats=20)
+
+    def timed() -> dict[str, dict]:
+        with InterleavedTimer(teacher, setting, latency_model=False, retries=0) as timer:
+            return {name: timer.time(model, name) for name, model in compacts.items()}
+
+    quiet = timed()
+    burner = subprocess.Popen(BUSY)
+    try:
+        time.sleep(0.3)
+        loaded = timed()
+    finally:
+        burner.kill()
+        burner.wait()
+    for name, row in loaded.items():
+        close = abs(row["speedup"] / quiet[name]["speedup"] - 1) <= 0.10
+        assert close or not row["timing_reliable"], (name, row, quiet[name])
