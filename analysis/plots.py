@@ -9,8 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.points import (PREDICTORS, eligible, frontier_label, speedup_targets,
-                             teacher_score, unreliable)
+from analysis.points import (
+    PREDICTORS,
+    eligible,
+    frontier_label,
+    speedup_targets,
+    teacher_score,
+    unreliable,
+)
 
 
 def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFrame,

@@ -28,12 +28,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.layout import (LATENCY_FILE, PARETO_FILE, PLOTS_DIR, REPORT_FILE, SPACE_FILE,
-                             TABLE_FILE)
+from analysis.layout import (
+    LATENCY_FILE,
+    PARETO_FILE,
+    PLOTS_DIR,
+    REPORT_FILE,
+    SPACE_FILE,
+    TABLE_FILE,
+)
 from analysis.pareto import METRIC_SPAN, SPEEDUP_SPAN, value_at
 from analysis.plots import write_plots
-from analysis.points import (PREDICTORS, accuracy_at_speedups, frontiers, points, reliable,
-                             speedup_targets, teacher_score, unreliable)
+from analysis.points import (
+    PREDICTORS,
+    accuracy_at_speedups,
+    frontiers,
+    points,
+    reliable,
+    speedup_targets,
+    teacher_score,
+    unreliable,
+)
 from analysis.results import experiment_from_args, read_latency, write_table
 
 PUBLISHED = Path(__file__).with_name("published.csv")

@@ -21,8 +21,15 @@ from typing import Any
 import pandas as pd
 
 from analysis import storage
-from analysis.layout import (ADDITIONS_PREFIX, COMPACT_DIR, JOB_DIR, LATENCY_FILE, SWEEP_DONE,
-                             TABLE_FILE, TRIALS_DIR)
+from analysis.layout import (
+    ADDITIONS_PREFIX,
+    COMPACT_DIR,
+    JOB_DIR,
+    LATENCY_FILE,
+    SWEEP_DONE,
+    TABLE_FILE,
+    TRIALS_DIR,
+)
 
 
 def _last_result(trial_dir: Path) -> dict[str, Any]:

@@ -5,7 +5,7 @@ walks it, rejects unknown keys (with a close-match hint), type-checks every valu
 section's range checks, and raises one :class:`ConfigError` listing *all* problems, each with its
 dotted key path. Nothing else in the code reads raw dicts.
 
-    job = load_job_config("configs/sst2_minilm.yaml", overrides=["cofi.target_sparsity=0.9"])
+    job = load_job_config("sst2_minilm_cpu.yaml", overrides=["cofi.target_sparsity=0.9"])
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.tasks import SYNTHETIC_TASKS, TASKS
 

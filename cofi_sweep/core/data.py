@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from cofi_sweep.core.config import DataConfig
-from cofi_sweep.core.tasks import DataError, SYNTHETIC_TASKS, TaskSpec, get_task
+from cofi_sweep.core.tasks import SYNTHETIC_TASKS, DataError, TaskSpec, get_task
 
 
 def load_task(task: str, cfg: DataConfig) -> dict[str, Any]:

@@ -28,12 +28,11 @@ import torch
 
 from cofi_sweep.core.compact import compact, compact_projection
 from cofi_sweep.core.config import BaselineConfig
-from cofi_sweep.core.errors import CofiSweepError
-from cofi_sweep.core.tasks import TaskSpec
-from cofi_sweep.core.evaluation import model_inputs, task_loss, to_device
 from cofi_sweep.core.distill import identity_projection
-from cofi_sweep.core.model import CofiBert, EncoderShape
-from cofi_sweep.core.model import load_model
+from cofi_sweep.core.errors import CofiSweepError
+from cofi_sweep.core.evaluation import model_inputs, task_loss, to_device
+from cofi_sweep.core.model import CofiBert, EncoderShape, load_model
+from cofi_sweep.core.tasks import TaskSpec
 
 UNIT_MASKS = {"head": "head_z", "int": "intermediate_z", "hidden": "hidden_z"}
 

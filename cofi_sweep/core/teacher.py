@@ -30,13 +30,12 @@ from tqdm.auto import tqdm
 
 from cofi_sweep.core import pretrained
 from cofi_sweep.core.allocator import keep_freed_memory
-from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.config import DataConfig, JobConfig, TeacherConfig, load_job_config
-from cofi_sweep.core.tasks import get_task
 from cofi_sweep.core.data import load_task, make_loader, tokenize
+from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.evaluation import describe, evaluate, model_inputs, task_loss, to_device
-from cofi_sweep.core.model import CofiBert, resolve_device
-from cofi_sweep.core.model import load_model
+from cofi_sweep.core.model import CofiBert, load_model, resolve_device
+from cofi_sweep.core.tasks import get_task
 
 log = logging.getLogger(__name__)
 TEACHER_FILE = "teacher.json"

@@ -13,8 +13,8 @@ import logging
 import sys
 from typing import Any
 
-from cofi_sweep.core.errors import CofiSweepError, ConfigError
 from cofi_sweep.core.config import load_job_config
+from cofi_sweep.core.errors import CofiSweepError, ConfigError
 from cofi_sweep.job.preflight import check_job
 from cofi_sweep.job.recipe import CofiPruner, run_cofi
 from cofi_sweep.job.result import CofiResult

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cofi_sweep.core.errors import CofiSweepError
 from cofi_sweep.core.config import JobConfig
+from cofi_sweep.core.errors import CofiSweepError
 
 
 def model_problem(key: str, name: str) -> str | None:
@@ -58,8 +58,8 @@ def speedup_problem(job: JobConfig, where: str = "", say: bool = True) -> str | 
     latency model is calibrated here on a first use (seconds; cached)."""
     if job.cofi.target_speedup is None or job.method != "cofi":
         return None
-    from cofi_sweep.core.tasks import get_task
     from cofi_sweep.core.model import EncoderShape
+    from cofi_sweep.core.tasks import get_task
     from cofi_sweep.latency.targets import deployment_table, reach_problem
 
     dense = EncoderShape.from_pretrained(job.teacher.path or job.model,

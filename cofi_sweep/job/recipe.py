@@ -37,21 +37,28 @@ from cofi_sweep.core.allocator import keep_freed_memory
 from cofi_sweep.core.compact import compact, compact_projection, kept_indices
 from cofi_sweep.core.config import JobConfig
 from cofi_sweep.core.data import endless_batches, load_task, make_loader, tokenize
-from cofi_sweep.core.tasks import get_task
-from cofi_sweep.core.distill import (align_layers, default_teacher_layers, identity_projection,
-                                     layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
+from cofi_sweep.core.distill import (
+    align_layers,
+    default_teacher_layers,
+    identity_projection,
+    layer_loss,
+    layer_loss_matrix,
+    prediction_loss,
+    real_tokens,
+)
 from cofi_sweep.core.evaluation import evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.core.gates import Gates, masks_as_probs
 from cofi_sweep.core.model import group_alive, resolve_device
 from cofi_sweep.core.projection import project_to_band, round_shapes
 from cofi_sweep.core.sparsity import Lagrangian, dense_size, expected_size, target_at
+from cofi_sweep.core.students import make_student
+from cofi_sweep.core.tasks import get_task
 from cofi_sweep.core.teacher import Teacher, get_teacher, linear_schedule, param_groups
 from cofi_sweep.core.teacher_cache import TeacherCache, build_for_job
 from cofi_sweep.job.checkpoint import Resumable
 from cofi_sweep.job.result import CofiResult
 from cofi_sweep.job.selection import replaces_best
 from cofi_sweep.latency.targets import make_target
-from cofi_sweep.core.students import make_student
 
 log = logging.getLogger(__name__)
 STAGES = ("distill", "prune", "finetune", "done")

@@ -135,7 +135,7 @@ class InterleavedTimer:
         ``speedup_target``: the model was pruned to a speedup the latency model predicts; a
         measurement further from that prediction than the model's demonstrated error is taken
         again before it stands as a miss, and the note says it was confirmed."""
-        attempts, gap = [], ""
+        attempts, gap, aimed = [], "", None
         for attempt in range(self.retries + 1):
             if attempt:
                 wait = self.backoff_s * 2 ** (attempt - 1)
@@ -149,6 +149,7 @@ class InterleavedTimer:
                 break
         reliable = [t for t in attempts if t["timing_reliable"]]
         chosen = reliable[-1] if reliable else min(attempts, key=lambda t: t["other_cores"] or 0)
+        gap = prediction_gap(chosen["speedup"], aimed)  # of the timing kept, not the last one
         if reliable and gap:  # far from its target on a quiet machine, every time: a real miss
             chosen["timing_note"] = (f"{gap}, confirmed by {len(reliable)} reliable "
                                      f"timing(s)")

@@ -18,8 +18,8 @@ import logging
 import sys
 
 from cofi_sweep.core.errors import CofiSweepError, ConfigError
-from cofi_sweep.sweep.preflight import check_space
 from cofi_sweep.sweep.plan import describe_plan
+from cofi_sweep.sweep.preflight import check_space
 from cofi_sweep.sweep.space import load_space
 
 

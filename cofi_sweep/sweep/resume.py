@@ -15,8 +15,8 @@ from typing import Any
 
 from analysis import storage
 from analysis.layout import ADDITIONS_FILE, ADDITIONS_PREFIX, SPACE_FILE, SWEEP_DONE
-from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.config import from_dict
+from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.sweep.space import SweepSpace
 
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import torch
 
 from analysis.layout import RETIMED_DIR, SPACE_FILE, TEACHER_COPY, latency_file
-from cofi_sweep.core.errors import CofiSweepError
 from cofi_sweep.core.config import from_dict
+from cofi_sweep.core.errors import CofiSweepError
 from cofi_sweep.core.teacher import TEACHER_FILE, teacher_folder
 from cofi_sweep.latency.interleaved import TimingSetting
 from cofi_sweep.sweep.space import SweepSpace

@@ -30,8 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from cofi_sweep.core.config import (BaselineConfig, CofiConfig, JobConfig, _did_you_mean,
-                                    apply_overrides, below, from_dict, load_yaml)
+from cofi_sweep.core.config import (
+    BaselineConfig,
+    CofiConfig,
+    JobConfig,
+    _did_you_mean,
+    apply_overrides,
+    below,
+    from_dict,
+    load_yaml,
+)
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.pretrained import ALIASES
 from cofi_sweep.sweep.cluster import ClusterConfig

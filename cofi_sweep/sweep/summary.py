@@ -8,6 +8,7 @@ from typing import Any
 
 from analysis import storage
 from analysis.layout import PARETO_FILE, PLOTS_DIR, TABLE_FILE, compact_dir
+from analysis.points import unreliable
 from analysis.results import read_latency
 
 
@@ -40,7 +41,7 @@ def print_summary(experiment: str, local: Path, stopper: str) -> None:
         best = done.sort_values("selection_score").groupby("cell_id").tail(1)
         print("best trial per cell (chosen on selection_score; score = dev, reported):")
         print(best.sort_values("cell_id")[[c for c in cols if c in best]].to_string(index=False))
-    print_timing_warning(done, experiment, local)
+    print_timing_warning(table, experiment, local)
     print(f"results table: {table_path}")
     models = compact_dir("<trial_id>")
     print(f"compact models: {storage.join(experiment, models)}"
@@ -59,14 +60,13 @@ def print_exports(exported: list[dict[str, Any]], local: Path, report: Path) -> 
           f"frontier (with compact model paths): {local / PARETO_FILE}")
 
 
-def print_timing_warning(done: Any, experiment: str, local: Path) -> None:
+def print_timing_warning(table: Any, experiment: str, local: Path) -> None:
     """The finished trials whose timing was unreliable (the machine busy with other work, a
     noisy teacher), and the command that re-times them on a quiet machine."""
-    if "timing_reliable" not in done:
-        return
-    flagged = done[done["timing_reliable"] == False]  # noqa: E712  (None: not judged)
+    flagged = unreliable(table)
     if not len(flagged):
         return
+    done = table[table["status"] == "finished"]
     protocol = read_latency(local).get("protocol", {})
     print(f"[sweep] WARNING: {len(flagged)} of {len(done)} speedups were measured while the "
           f"timing was unreliable ({flagged['timing_note'].iloc[0]}); they are marked "

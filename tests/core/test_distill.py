@@ -4,8 +4,15 @@ import pytest
 import torch
 from helpers import random_batch, tiny
 
-from cofi_sweep.core.distill import (align_layers, default_teacher_layers, identity_projection,
-                                     layer_loss, layer_loss_matrix, prediction_loss, real_tokens)
+from cofi_sweep.core.distill import (
+    align_layers,
+    default_teacher_layers,
+    identity_projection,
+    layer_loss,
+    layer_loss_matrix,
+    prediction_loss,
+    real_tokens,
+)
 
 
 def test_default_teacher_layers() -> None:

@@ -5,8 +5,15 @@ import math
 import pytest
 import torch
 
-from cofi_sweep.core.gates import (LOG_ALPHA_MAX, LOG_ALPHA_MIN, Gates, deterministic_mask,
-                                   init_log_alpha, prob_nonzero, sample_hard_concrete)
+from cofi_sweep.core.gates import (
+    LOG_ALPHA_MAX,
+    LOG_ALPHA_MIN,
+    Gates,
+    deterministic_mask,
+    init_log_alpha,
+    prob_nonzero,
+    sample_hard_concrete,
+)
 
 
 @pytest.mark.parametrize("log_alpha, p_nonzero, p_one, mean", [
