@@ -5,10 +5,10 @@ time_models`), so the teacher is re-timed for every model and a slow stretch of 
 both alike; threads default to the CPUs this process may use (affinity and cgroup quota). Used by
 the sweep's timing pass and by ``python -m cofi_sweep.retime``.
 
-Each model's timing is judged (:func:`timing_problems`): other processes busy on the cores it
-needs (:mod:`cofi_sweep.latency.load`), the teacher's own spread, and the teacher's time against
-its first reliable one in the same pass. An unreliable timing is retried after a back-off; one
-that stays unreliable is kept, marked ``timing_reliable: false`` with the reasons.
+Each model's timing is judged (:func:`timing_problems`): other processes busy on the cores or
+the GPU it needs (:mod:`cofi_sweep.latency.load`), the teacher's own spread, and the teacher's
+time against its first reliable one in the same pass. An unreliable timing is retried after a
+back-off; one that stays unreliable is kept, marked ``timing_reliable: false`` with the reasons.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import torch
 
 from cofi_sweep.core.model import CofiBert, count_flops, resolve_device
 from cofi_sweep.latency.latency_model import latency_table
-from cofi_sweep.latency.load import LoadMeter, contention
+from cofi_sweep.latency.load import GpuLoadMeter, LoadMeter, contention, gpu_contention, gpu_id
 from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
 from cofi_sweep.latency.timing import available_cpus, describe_device, time_models
 
@@ -68,11 +68,11 @@ TEACHER_SPREAD = 0.5  # 10 repeats on a quiet 2-core VM: up to 26 % measured
 TEACHER_DRIFT = 1.3
 
 
-def timing_problems(other_cores: float | None, teacher_median: float, teacher_q1: float,
-                    teacher_q3: float, reference: float | None, threads: int,
-                    cpus: int | None = None) -> list[str]:
-    """Why a timing cannot be trusted ([] when it can): see the module docstring."""
-    busy = contention(other_cores, threads, cpus)
+def timing_problems(busy: str | None, teacher_median: float, teacher_q1: float,
+                    teacher_q3: float, reference: float | None) -> list[str]:
+    """Why a timing cannot be trusted ([] when it can): ``busy``, the load's verdict
+    (:func:`~cofi_sweep.latency.load.contention` or ``gpu_contention``), and the teacher's
+    spread and drift (see the module docstring)."""
     problems = [busy] if busy else []
     spread = (teacher_q3 - teacher_q1) / teacher_median
     if spread > TEACHER_SPREAD:
@@ -148,7 +148,8 @@ class InterleavedTimer:
             if attempts[-1]["timing_reliable"] and not gap:
                 break
         reliable = [t for t in attempts if t["timing_reliable"]]
-        chosen = reliable[-1] if reliable else min(attempts, key=lambda t: t["other_cores"] or 0)
+        chosen = reliable[-1] if reliable else min(
+            attempts, key=lambda t: t["other_cores"] or t.get("other_gpu") or 0)
         gap = prediction_gap(chosen["speedup"], aimed)  # of the timing kept, not the last one
         if reliable and gap:  # far from its target on a quiet machine, every time: a real miss
             chosen["timing_note"] = (f"{gap}, confirmed by {len(reliable)} reliable "
@@ -159,18 +160,23 @@ class InterleavedTimer:
         return chosen
 
     def _judged(self, compact: CofiBert, name: str) -> dict[str, Any]:
-        with LoadMeter() as meter:
+        device = resolve_device(self.setting.device)
+        cuda = device.type == "cuda" and self.setting.runtime == "pytorch"
+        meter = GpuLoadMeter(gpu_id(device.index or 0)) if cuda else LoadMeter()
+        with meter:
             passes = [self._time_once(compact, name) for _ in range(self.setting.passes)]
         chosen = median_pass(passes)
         if len(passes) > 1:
             chosen["pass_speedups"] = sorted(t["speedup"] for t in passes)
-        # other processes' CPU time matters to a CPU timing (a GPU's would be its own signal)
-        others = meter.other_cores if self.setting.device == "cpu" else None
-        problems = timing_problems(others, chosen["teacher_latency_s"],
-                                   chosen.pop("teacher_q1"), chosen.pop("teacher_q3"),
-                                   self.reference, torch.get_num_threads())
-        chosen.update(other_cores=others, timing_reliable=not problems,
-                      timing_note="; ".join(problems))
+        if cuda:  # the host's other processes hardly touch a GPU timing; the GPU's others do
+            others = {"other_cores": None, "other_gpu": meter.other_gpu}
+            busy = gpu_contention(meter.other_gpu)
+        else:
+            others = {"other_cores": meter.other_cores}
+            busy = contention(meter.other_cores, torch.get_num_threads())
+        problems = timing_problems(busy, chosen["teacher_latency_s"], chosen.pop("teacher_q1"),
+                                   chosen.pop("teacher_q3"), self.reference)
+        chosen.update(others, timing_reliable=not problems, timing_note="; ".join(problems))
         return chosen
 
     def _time_once(self, compact: CofiBert, name: str) -> dict[str, Any]:

@@ -1,18 +1,30 @@
 """How busy the machine was with *other* work while a model was timed.
 
 A speedup is a ratio of two timings taken in turn; another process that takes the cores in
-between (a test suite, a browser, another trial) skews it, in either direction. The meter reads
-the machine's busy CPU time (``/proc/stat``) and this process's own (``getrusage``) around a
-timing: the difference is what other processes used, in cores on average. Where ``/proc/stat``
-is missing (macOS, Windows) the load is unknown (None) and only the timings' own signals count.
+between (a test suite, a browser, another trial) skews it, in either direction.
+
+- CPU (:class:`LoadMeter`): the machine's busy CPU time (``/proc/stat``) and this process's own
+  (``getrusage``) around a timing; the difference is what other processes used, in cores on
+  average. Where ``/proc/stat`` is missing (macOS, Windows) the load is unknown (None).
+- GPU (:class:`GpuLoadMeter`): the GPU's utilisation (``nvidia-smi``: the share of its last
+  sample period in which any kernel ran) read just before and just after the timing, each time
+  after a pause in which this process queues nothing, so whatever ran was another process's (a
+  trial sharing the GPU, another user). Device-wide rather than per process, because process
+  ids inside a container are not those ``nvidia-smi`` reports. It cannot see a burst that starts
+  and ends inside the timing; the teacher's spread and drift (:mod:`.interleaved`) can.
+  Without ``nvidia-smi`` the load is unknown (None).
+
+Unknown load is no verdict: the timings' own signals still count.
 """
 
 from __future__ import annotations
 
 import os
 import resource
+import subprocess
 import time
 from pathlib import Path
+from typing import Callable
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # a timing is contended when other processes keep more than this many cores busy beyond those
@@ -62,3 +74,62 @@ def contention(other_cores: float | None, threads: int, cpus: int | None = None)
     return (f"other processes kept {other_cores:.2f} cores busy"
             + (f" ({free:g} free beside the timing's {threads} threads)" if free > 0
                else f" of the {threads} the timing uses"))
+
+
+# a GPU timing is contended when other processes kept the GPU busy more than this share (%) of
+# nvidia-smi's sample period; the pause before each reading outlasts that period (1/6 s to 1 s)
+SPARE_GPU_PERCENT = 10.0
+GPU_IDLE_PAUSE_S = 1.0
+
+
+def gpu_id(index: int) -> str:
+    """How ``nvidia-smi`` names torch's CUDA device ``index``: its UUID, since
+    ``CUDA_VISIBLE_DEVICES`` renumbers devices for torch but not for ``nvidia-smi``."""
+    import torch
+
+    uuid = str(getattr(torch.cuda.get_device_properties(index), "uuid", "") or "")
+    if not uuid:
+        return str(index)
+    return uuid if uuid.startswith(("GPU-", "MIG-")) else f"GPU-{uuid}"
+
+
+def gpu_utilization(gpu: str) -> float | None:
+    """Percent of ``nvidia-smi``'s last sample period in which a kernel ran on ``gpu``, or
+    None where ``nvidia-smi`` is missing or says nothing (e.g. a MIG slice)."""
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=utilization.gpu",
+                              "--format=csv,noheader,nounits", "-i", gpu],
+                             capture_output=True, text=True, timeout=20, check=True).stdout
+        return float(out.split()[0])
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return None
+
+
+class GpuLoadMeter:
+    """``with GpuLoadMeter(gpu) as meter: ...`` then ``meter.other_gpu``: the larger of the GPU's
+    utilisation (%) just before and just after, read while this process ran nothing on it
+    (None when unknown). ``probe`` reads the utilisation (stubbed in tests)."""
+
+    def __init__(self, gpu: str, probe: Callable[[str], float | None] = gpu_utilization,
+                 pause_s: float = GPU_IDLE_PAUSE_S) -> None:
+        self.gpu, self.probe, self.pause_s = gpu, probe, pause_s
+
+    def _idle_reading(self) -> float | None:
+        time.sleep(self.pause_s)  # this process's last kernels leave the sample window
+        return self.probe(self.gpu)
+
+    def __enter__(self) -> "GpuLoadMeter":
+        self.other_gpu: float | None = None
+        self._before = self._idle_reading()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        readings = [r for r in (self._before, self._idle_reading()) if r is not None]
+        self.other_gpu = max(readings) if readings else None
+
+
+def gpu_contention(other_gpu: float | None) -> str | None:
+    """Why a GPU timing was contended by other processes, or None."""
+    if other_gpu is None or other_gpu <= SPARE_GPU_PERCENT:
+        return None
+    return f"other processes kept the GPU busy {other_gpu:.0f}% of the time around the timing"

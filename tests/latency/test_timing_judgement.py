@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import pytest
+import torch
 from helpers import tiny
 
 from cofi_sweep.latency.interleaved import InterleavedTimer, TimingSetting, timing_problems
-from cofi_sweep.latency.load import LoadMeter
+from cofi_sweep.latency.load import (
+    GpuLoadMeter,
+    LoadMeter,
+    contention,
+    gpu_contention,
+    gpu_utilization,
+)
+from cofi_sweep.latency.timing import cuda_pass
 
 BUSY = [sys.executable, "-c", "while True: pass"]
 
@@ -29,17 +39,67 @@ def busy_machine():
 
 
 def test_the_judgement() -> None:
-    quiet = dict(teacher_median=1.0, teacher_q1=0.98, teacher_q3=1.03, threads=2, cpus=2)
-    assert timing_problems(0.05, reference=None, **quiet) == []
-    assert timing_problems(None, reference=1.0, **quiet) == []  # load unknown: other signals
-    [busy] = timing_problems(0.9, reference=None, **quiet)
+    quiet = dict(teacher_median=1.0, teacher_q1=0.98, teacher_q3=1.03)
+    assert timing_problems(None, reference=None, **quiet) == []
+    assert contention(0.05, threads=2, cpus=2) is None
+    assert contention(None, threads=2, cpus=2) is None  # load unknown: other signals count
+    busy = contention(0.9, threads=2, cpus=2)
     assert "other processes kept 0.90 cores busy" in busy
+    assert timing_problems(busy, reference=None, **quiet) == [busy]
     # the same load on a machine with cores to spare beside the timing's threads is fine
-    assert timing_problems(0.9, reference=None, **(quiet | {"cpus": 8})) == []
-    [spread] = timing_problems(0.0, reference=None, **(quiet | {"teacher_q3": 1.6}))
+    assert contention(0.9, threads=2, cpus=8) is None
+    [spread] = timing_problems(None, reference=None, **(quiet | {"teacher_q3": 1.6}))
     assert "spread 62%" in spread
-    [drift] = timing_problems(0.0, reference=0.6, **quiet)
+    [drift] = timing_problems(None, reference=0.6, **quiet)
     assert "1.67x its time earlier" in drift
+    # a GPU: other processes' share of its time around the timing
+    assert gpu_contention(None) is None and gpu_contention(4.0) is None
+    assert "kept the GPU busy 55%" in gpu_contention(55.0)
+
+
+def test_the_gpu_meter_reads_the_gpu_idle_before_and_after() -> None:
+    readings = iter([0.0, 40.0])
+    calls = []
+
+    def probe(gpu: str) -> float:
+        calls.append(gpu)
+        return next(readings)
+
+    with GpuLoadMeter("GPU-1234", probe=probe, pause_s=0.0) as meter:
+        assert calls == ["GPU-1234"]  # read before the timing starts
+    assert calls == ["GPU-1234"] * 2 and meter.other_gpu == 40.0
+    with GpuLoadMeter("0", probe=lambda gpu: None, pause_s=0.0) as unknown:
+        pass
+    assert unknown.other_gpu is None  # no nvidia-smi: unknown, not quiet
+    assert gpu_utilization("0") is None or shutil.which("nvidia-smi")
+
+
+def test_a_gpu_pass_is_timed_by_cuda_events() -> None:
+    """The CUDA code path with torch.cuda stubbed: synchronise, record, run, record, wait for
+    the end event, and read the events' elapsed time, not the host's clock."""
+    log = []
+
+    class Event:
+        def __init__(self, enable_timing: bool) -> None:
+            assert enable_timing
+            self.name = "start" if not any(e.startswith("new") for e in log) else "end"
+            log.append(f"new {self.name}")
+
+        def record(self) -> None:
+            log.append(f"record {self.name}")
+
+        def synchronize(self) -> None:
+            log.append(f"wait {self.name}")
+
+        def elapsed_time(self, end: "Event") -> float:
+            return 250.0  # milliseconds
+
+    fake_cuda = SimpleNamespace(Event=Event, synchronize=lambda device: log.append("sync"))
+    ids = torch.zeros(2, 4, dtype=torch.long)
+    seconds = cuda_pass(lambda i, m: log.append("run"), ids, torch.ones_like(ids), fake_cuda)
+    assert seconds == 0.25
+    assert log == ["sync", "new start", "new end", "record start", "run", "record end",
+                   "wait end"]
 
 
 def test_the_meter_sees_other_processes_and_not_its_own(busy_machine) -> None:
