@@ -12,6 +12,7 @@ exports -- takes its names from here; ``docs/outputs.md`` describes each file.
       latency-<setting>.json  a retime under another deployment setting
       pareto.csv, report.md, plots/   the frontiers and the report (analysis.report)
       retimed/<setting>/      a retime's own frontier, report and plots
+      task.json               the task: classification or regression, label names, metrics
       export/                 the frontier's models, exported to load with transformers alone
       trials/<trial_id>/      per trial: job/compact (the compact model), job/result.json,
                               starts.log, best.pt (the stage's best snapshot while it runs)
@@ -23,6 +24,7 @@ exports -- takes its names from here; ``docs/outputs.md`` describes each file.
 from __future__ import annotations
 
 SPACE_FILE = "space.json"
+TASK_FILE = "task.json"  # the task as its data defined it: name, problem, labels, metrics
 ADDITIONS_FILE = "additions.json"  # [{"name": "additions-<k>", "queue": [[cell, seed], ...]}]
 ADDITIONS_PREFIX = "additions-"
 SWEEP_DONE = "sweep_done.json"

@@ -30,6 +30,9 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
     done = table[table["status"] == "finished"].copy()
     done["frontier"] = done.apply(frontier_label, axis=1) if len(done) else []
     metric = str(done["main_metric"].iloc[0]) if len(done) and "main_metric" in done else "score"
+    name = (table.attrs.get("task") or {}).get("name") or (
+        table.attrs.get("space") or {}).get("job", {}).get("task")
+    task = f"{name}: " if name else ""
     teacher = teacher_score(table)
     off = done[~done.index.isin(eligible(table).index)]
     done = done[done.index.isin(eligible(table).index)]
@@ -81,7 +84,7 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
     ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xlabel("measured speedup over the teacher (log scale)")
     ax.set_ylabel(f"dev {metric}")
-    ax.set_title("Accuracy vs measured speedup (frontier points: mean ± sd over seeds)")
+    ax.set_title(f"{task}{metric} vs measured speedup (frontier points: mean ± sd over seeds)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # never over data
     ax.grid(alpha=0.3)
     save(fig, "metric_vs_speedup")
@@ -93,7 +96,7 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
                    s=22)
     ax.set_xlabel("remaining prunable parameters (millions, encoder Linear layers)")
     ax.set_ylabel(f"dev {metric}")
-    ax.set_title("Accuracy vs model size")
+    ax.set_title(f"{task}{metric} vs model size")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     ax.grid(alpha=0.3)
     save(fig, "metric_vs_params")

@@ -34,6 +34,7 @@ from analysis.layout import (
     PLOTS_DIR,
     REPORT_FILE,
     SPACE_FILE,
+    TASK_FILE,
     TABLE_FILE,
 )
 from analysis.pareto import METRIC_SPAN, SPEEDUP_SPAN, value_at
@@ -260,9 +261,24 @@ def write_report(experiment: Path, latency: str = LATENCY_FILE, out: Path | None
     table = load_results(experiment, latency, out)
     space_file = experiment / SPACE_FILE
     table.attrs["space"] = json.loads(space_file.read_text()) if space_file.is_file() else {}
+    task_file = experiment / TASK_FILE
+    table.attrs["task"] = json.loads(task_file.read_text()) if task_file.is_file() else {}
     title = f"Sweep report: {experiment.name}" + (
         "" if latency == LATENCY_FILE else f", re-timed ({latency})")
     return render_report(table, out, title)
+
+
+def task_statement(table: pd.DataFrame) -> str:
+    """The task as the user named it: classification (its labels) or regression, and the
+    metric every score is."""
+    task = table.attrs.get("task") or {}
+    if not task:
+        return ""
+    kind = ("regression" if task["problem"] == "regression" else
+            f"classification into {len(task['labels'])} labels ({', '.join(task['labels'])})")
+    return (f"Task: **{task['name']}**, {kind}. Score: dev {task['metrics'][0]}"
+            + (f" (also recorded: {', '.join(task['metrics'][1:])})" if task["metrics"][1:]
+               else "") + ".")
 
 
 def latency_statement(info: dict) -> str:
@@ -300,6 +316,8 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     plots = write_plots(table, front, published, experiment / PLOTS_DIR) if len(table) else []
 
     lines = [f"# {title}", ""]
+    if task_statement(table):
+        lines += [task_statement(table), ""]
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     lines.append("Trials: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
     lines += ["", selection_statement(table), ""]

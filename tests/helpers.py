@@ -1,14 +1,16 @@
 """Small builders shared by the tests: tiny models and batches, mask cases, a tiny CoFi job,
-a tiny sweep space."""
+a tiny sweep space, a small table of your own data and its broken variants."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 
-from cofi_sweep.core.config import JobConfig, from_dict
+from cofi_sweep.core.config import DataConfig, JobConfig, from_dict
 from cofi_sweep.core.model import CofiBert, load_model
 from cofi_sweep.job.recipe import CofiPruner
 
@@ -114,3 +116,84 @@ def write(tmp_path: Path, space: dict) -> Path:
     path = tmp_path / "space.yaml"
     path.write_text(yaml.safe_dump(space))
     return path
+
+
+# ---- your own data: a small labelled table, written in any format, and broken ways -----------
+
+ROWS = pd.DataFrame({
+    "message": ["refund please", "app crashes on start", "add dark mode", "charged twice",
+                "blank page after update", "export to excel please", "invoice is wrong",
+                "login button does nothing"],
+    "category": ["billing", "bug", "feature", "billing", "bug", "feature", "billing", "bug"],
+    "extra": range(8),
+})
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> Path:
+    """``frame`` as the file ``path`` names (by its suffix)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = path.suffix
+    if suffix in (".csv", ".tsv"):
+        frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    elif suffix == ".json":
+        path.write_text(json.dumps(frame.to_dict(orient="records")))
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+def files(tmp_path: Path, train: pd.DataFrame, dev: pd.DataFrame | None = None,
+          suffix: str = ".csv", **settings) -> DataConfig:
+    return DataConfig(source="files", train=str(write_table(train, tmp_path / f"train{suffix}")),
+                      validation=str(write_table(dev, tmp_path / f"dev{suffix}"))
+                      if dev is not None else None,
+                      **({"text_fields": ["message"], "label_field": "category"} | settings))
+
+
+def bad_data(tmp_path: Path) -> list[tuple[str, DataConfig, str]]:
+    """(what, data settings, words the one message must contain)"""
+    def make(name: str, train: pd.DataFrame, dev: pd.DataFrame | None = None,
+             **kw) -> DataConfig:
+        return files(tmp_path / name, train, dev, **kw)
+
+    garbage = tmp_path / "garbage" / "train.parquet"
+    garbage.parent.mkdir(parents=True)
+    garbage.write_bytes(b"this is not a parquet file")
+    mostly_empty = ROWS.assign(message=["hi"] + [""] * 7)
+    return [
+        ("a missing file", DataConfig(source="files", train=str(tmp_path / "nope.csv")),
+         "data.train: file not found"),
+        ("an unreadable file", DataConfig(source="files", train=str(garbage),
+                                          text_fields=["message"]),
+         "data.train: cannot read"),
+        ("a missing text column", make("text", ROWS, text_fields=["mesage"]),
+         "has no column 'mesage'; did you mean 'message'?"),
+        ("a missing label column", make("label", ROWS, label_field="categroy"),
+         "did you mean 'category'?"),
+        ("no usual text column", DataConfig(source="files", train=str(
+            write_table(ROWS, tmp_path / "guess" / "train.csv")), label_field="category"),
+         "data.text_fields: unset"),
+        ("an empty split", make("empty", ROWS, ROWS.iloc[:0]), "has no rows"),
+        ("labels unseen in train", make("unseen", ROWS,
+                                        ROWS.iloc[:2].assign(category=["refunds", "bug"])),
+         "labels ['refunds']"),
+        ("a non-numeric regression label",
+         make("reg", ROWS.assign(category=["1.5"] * 7 + ["high"]), problem="regression"),
+         "'high' (row 8) is not a number"),
+        ("one class", make("one", ROWS.assign(category="bug")), "one class only"),
+        ("a mostly empty text column", make("holes", mostly_empty), "empty in 88%"),
+        ("a metric of the other problem", make("metric", ROWS, metrics=["pearson"]),
+         "metric 'pearson' is for regression"),
+        ("binary f1 over three classes", make("f1", ROWS, metrics=["f1"]),
+         "use f1_macro or f1_micro"),
+        ("a hub split that does not exist",
+         DataConfig(source="hub", dataset=str(write_table(ROWS, tmp_path / "hubx" / "train.csv")
+                                              .parent), splits={"validation": "dev"},
+                    text_fields=["message"], label_field="category"),
+         "has no split 'dev'"),
+    ]
+
+
+BAD_DATA_CASES = 13  # len(bad_data(...))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ from typing import Any, Literal, Union
 import yaml
 
 from cofi_sweep.core.errors import ConfigError
-from cofi_sweep.core.tasks import SYNTHETIC_TASKS, TASKS
+from cofi_sweep.core.tasks import GLUE, METRICS, SYNTHETIC
 
 
 def below(obj: Any, minimums: dict[str, float], *, strict: bool = False) -> list[str]:
@@ -40,11 +41,38 @@ MASK_FAMILIES = ("head", "mha", "int", "ffn", "hidden")
 DistillMode = Literal["dynamic", "unconstrained", "fixed", "prediction", "none"]
 
 
+DATA_FILE_FORMATS = (".csv", ".tsv", ".json", ".jsonl", ".parquet")
+
+
 @dataclass
 class DataConfig:
-    """Where the task's data comes from and how it is cut and tokenized."""
+    """Where the task's data comes from, what its columns mean, and how it is cut and
+    tokenized (guide: docs/your-data.md)."""
 
-    source: Literal["hub", "local", "synthetic"] = "hub"  # hub: datasets.load_dataset("glue", task)
+    # files: your own .csv .tsv .json .jsonl .parquet (train, validation); hub: a dataset on the
+    # Hugging Face hub (dataset), or a GLUE task's when dataset is unset; local: a folder in
+    # GLUE's layout (dir); synthetic: the generated offline task
+    source: Literal["files", "hub", "local", "synthetic"] = "hub"
+    train: str | None = None  # files: the training file
+    # files: the dev file, whose scores are reported; unset: validation_fraction of train,
+    # carved with the seed below
+    validation: str | None = None
+    dataset: str | None = None  # hub: e.g. ag_news, imdb, user/name, or a folder it can read
+    config: str | None = None  # hub: the dataset's configuration (e.g. tweet_eval's emotion)
+    # hub: which of its splits serve as train and validation, e.g. {validation: test};
+    # default train and validation (carved from train when the dataset has none)
+    splits: dict[str, str] | None = None
+    # one text column, or two for sentence pairs; unset: text, sentence, or sentence1 and
+    # sentence2, whichever the data has
+    text_fields: list[str] | None = None
+    label_field: str = "label"  # class names (strings or integers) or regression scores
+    # unset: regression when the labels are numbers that are not all whole, else classification
+    problem: Literal["classification", "regression"] | None = None
+    # by name: accuracy, f1 (binary), f1_macro, f1_micro, matthews, pearson, spearman; the first
+    # chooses checkpoints and draws frontiers; unset: accuracy and f1 (f1_macro above two
+    # classes), or pearson and spearman
+    metrics: list[str] | None = None
+    validation_fraction: float = 0.1  # see validation
     dir: str | None = None  # GLUE-layout folder (<TASK>/train.tsv, dev.tsv) for source=local
     max_train_samples: int | None = None  # seeded subsample of the training split
     max_eval_samples: int | None = None  # seeded subsample of the dev split
@@ -52,9 +80,14 @@ class DataConfig:
     # so dev is only reported (None: dev does both; sweeps default to 500)
     selection_size: int | None = None
     max_seq_length: int = 128  # tokens per example; longer ones are cut
-    seed: int = 0  # subsampling and synthetic generation
+    seed: int = 0  # subsampling, carved splits and synthetic generation
     synthetic_train_size: int = 4000  # examples the synthetic task generates for training
     synthetic_eval_size: int = 1000  # and for dev
+
+    @property
+    def user_data(self) -> bool:
+        """Files or a hub dataset of the user's (not a GLUE preset or the synthetic task)."""
+        return self.source == "files" or (self.source == "hub" and self.dataset is not None)
 
     def check(self) -> list[str]:
         problems = below(self, {"max_train_samples": 1, "max_eval_samples": 1,
@@ -62,6 +95,35 @@ class DataConfig:
                                 "synthetic_train_size": 10, "synthetic_eval_size": 10})
         if self.source == "local" and not self.dir:
             problems.append("dir: source=local needs dir (a folder with <TASK>/train.tsv, dev.tsv)")
+        if self.source == "files" and not self.train:
+            problems.append("train: source=files needs train (a .csv, .tsv, .json, .jsonl or "
+                            ".parquet file)")
+        for key in ("train", "validation"):
+            path = getattr(self, key)
+            if path and self.source != "files":
+                problems.append(f"{key}: a file is read with source: files, but source is "
+                                f"{self.source!r}")
+            elif path and not path.lower().endswith(DATA_FILE_FORMATS):
+                problems.append(f"{key}: {path!r} is none of {', '.join(DATA_FILE_FORMATS)}")
+        for key in ("dataset", "config", "splits"):
+            if getattr(self, key) is not None and self.source != "hub":
+                problems.append(f"{key}: for source: hub, but source is {self.source!r}")
+        unknown = sorted(set(self.splits or {}) - {"train", "validation"})
+        if unknown:
+            problems.append(f"splits: keys are train and validation, but got {unknown}")
+        if self.text_fields is not None and len(self.text_fields) not in (1, 2):
+            problems.append(f"text_fields: one column, or two for sentence pairs, but got "
+                            f"{self.text_fields}")
+        if (self.text_fields or self.metrics or self.problem) and not self.user_data:
+            problems.append("text_fields, problem, metrics: describe your own data (source: "
+                            "files, or hub with dataset); GLUE and synthetic tasks know theirs")
+        for name in self.metrics or []:
+            if name not in METRICS:
+                problems.append(f"metrics: unknown metric {name!r}{_did_you_mean(name, METRICS)}"
+                                f"; known: {sorted(METRICS)}")
+        if not 0 < self.validation_fraction <= 0.5:
+            problems.append(f"validation_fraction: must be in (0, 0.5], but got "
+                            f"{self.validation_fraction}")
         if not 8 <= self.max_seq_length <= 512:
             problems.append(f"max_seq_length: must be in [8, 512], but got {self.max_seq_length}")
         return problems
@@ -251,7 +313,9 @@ class JobConfig:
     """One CoFi job: teacher, pruning to one target, compaction, fine-tuning."""
 
     model: str = "minilm"  # alias (minilm, tiny-bert, tiny-roberta), hub name or local path
-    task: str = "sst2"  # a GLUE task (sst2, mrpc, rte, cola, stsb, qnli, mnli, qqp) or synthetic
+    # a GLUE task (sst2, mrpc, rte, cola, stsb, qnli, mnli, qqp), synthetic, or any name for
+    # your own data (data.source: files or hub with data.dataset)
+    task: str = "sst2"
     # where a single job writes compact/ and result.json (a sweep sets it per trial)
     output_dir: str = "runs/prune"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -264,14 +328,20 @@ class JobConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def check(self) -> list[str]:
-        known = sorted(TASKS) + sorted(SYNTHETIC_TASKS)
-        if self.task not in known:
-            return [f"task: unknown task {self.task!r}; known: {known}"
-                    f"{_did_you_mean(self.task, known)}"]
-        if (self.task in SYNTHETIC_TASKS) != (self.data.source == "synthetic"):
-            return [f"data.source: task {self.task!r} needs source="
-                    f"{'synthetic' if self.task in SYNTHETIC_TASKS else 'hub or local'}, "
-                    f"but got {self.data.source!r}"]
+        if self.task == SYNTHETIC.name or self.data.source == "synthetic":
+            if self.task != SYNTHETIC.name or self.data.source != "synthetic":
+                return ["data.source: the synthetic task and source: synthetic go together, "
+                        f"but got task {self.task!r} with source {self.data.source!r}"]
+            return []
+        if self.data.user_data:
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.task):
+                return [f"task: a name for your task in letters, digits, '_', '.', '-' (it names "
+                        f"folders), but got {self.task!r}"]
+            return []
+        if self.task not in GLUE:
+            return [f"task: {self.task!r} is not a GLUE task ({', '.join(GLUE)})"
+                    f"{_did_you_mean(self.task, GLUE)}; for your own data set data.source: "
+                    "files and data.train: <file>, or data.source: hub and data.dataset: <name>"]
         return []
 
 

@@ -7,7 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
-from cofi_sweep.core.tasks import TaskSpec, compute_metrics
+from cofi_sweep.core.tasks import Task, compute_metrics
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -19,7 +19,7 @@ def model_inputs(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in batch}
 
 
-def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: TaskSpec) -> torch.Tensor:
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.Tensor:
     """Cross-entropy, or MSE for regression tasks (hard labels)."""
     if task.is_regression:
         return torch.nn.functional.mse_loss(logits.squeeze(-1), labels.float())
@@ -27,7 +27,7 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: TaskSpec) -> tor
 
 
 @torch.no_grad()
-def evaluate(model: torch.nn.Module, loader: Iterable, task: TaskSpec, *,
+def evaluate(model: torch.nn.Module, loader: Iterable, task: Task, *,
              masks: dict[str, torch.Tensor] | None = None,
              device: torch.device | None = None) -> dict[str, float]:
     """The task's metrics on ``loader`` (eval mode; the model's mode is restored after)."""

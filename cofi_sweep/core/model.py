@@ -57,6 +57,7 @@ class EncoderShape:
     hidden_dropout: float = 0.1
     attention_dropout: float = 0.1
     kept_hidden_dims: list[int] | None = None  # indices into the dense model's hidden dims
+    labels: list[str] | None = None  # class names in id order (exports' id2label); None: unnamed
 
     @property
     def num_layers(self) -> int:
@@ -64,6 +65,7 @@ class EncoderShape:
 
     @classmethod
     def from_hf_config(cls, hf: Any, num_labels: int) -> EncoderShape:
+        """The shape of a transformers config (its class names kept when it has them)."""
         family = "roberta" if hf.model_type in ("roberta", "xlm-roberta") else "bert"
         head_dim = hf.hidden_size // hf.num_attention_heads
         return cls(
@@ -76,6 +78,7 @@ class EncoderShape:
             pooler_size=hf.hidden_size, hidden_act=hf.hidden_act,
             layer_norm_eps=hf.layer_norm_eps, hidden_dropout=hf.hidden_dropout_prob,
             attention_dropout=hf.attention_probs_dropout_prob,
+            labels=named_labels(hf) if num_labels == hf.num_labels else None,
         )
 
     @classmethod
@@ -348,8 +351,10 @@ class CofiBert(nn.Module):
     # ---- loading and saving ---------------------------------------------------------------
 
     @classmethod
-    def from_hf(cls, name_or_path: str, num_labels: int) -> CofiBert:
-        """Loads any BERT/RoBERTa checkpoint (hub name or folder) through transformers."""
+    def from_hf(cls, name_or_path: str, num_labels: int,
+                labels: list[str] | None = None) -> CofiBert:
+        """Loads any BERT/RoBERTa checkpoint (hub name or folder) through transformers;
+        ``labels``: the task's class names (else the checkpoint's, if it names them)."""
         from transformers import AutoModelForSequenceClassification
         from transformers.utils import logging as hf_logging
 
@@ -362,7 +367,10 @@ class CofiBert(nn.Module):
                 name_or_path, num_labels=num_labels, ignore_mismatched_sizes=True)
         finally:
             hf_logging.set_verbosity(verbosity)
-        return cls.from_hf_model(hf)
+        model = cls.from_hf_model(hf)
+        if labels:
+            model.shape.labels = list(labels)
+        return model
 
     @classmethod
     def from_hf_model(cls, hf: nn.Module) -> CofiBert:
@@ -424,7 +432,17 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_model(name: str, num_labels: int) -> CofiBert:
+def load_model(name: str, num_labels: int, labels: list[str] | None = None) -> CofiBert:
     """A :class:`CofiBert` with the pretrained weights of ``name`` (an alias, a folder or a hub
-    name: :func:`cofi_sweep.core.pretrained.resolve`)."""
-    return CofiBert.from_hf(resolve(name), num_labels=num_labels)
+    name: :func:`cofi_sweep.core.pretrained.resolve`) and a fresh head for ``num_labels``
+    classes named ``labels``."""
+    return CofiBert.from_hf(resolve(name), num_labels=num_labels, labels=labels)
+
+
+def named_labels(hf_config: Any) -> list[str] | None:
+    """A transformers config's class names in id order; None for its defaults (LABEL_0 ...)."""
+    id2label = getattr(hf_config, "id2label", None) or {}
+    names = [str(id2label[i]) for i in sorted(id2label)]
+    if not names or names == [f"LABEL_{i}" for i in range(len(names))]:
+        return None
+    return names

@@ -32,13 +32,13 @@ from cofi_sweep.core.distill import identity_projection
 from cofi_sweep.core.errors import CofiSweepError
 from cofi_sweep.core.evaluation import model_inputs, task_loss, to_device
 from cofi_sweep.core.model import CofiBert, EncoderShape, load_model
-from cofi_sweep.core.tasks import TaskSpec
+from cofi_sweep.core.tasks import Task
 
 UNIT_MASKS = {"head": "head_z", "int": "intermediate_z", "hidden": "hidden_z"}
 
 
 def unit_importance(model: CofiBert, batches: Iterable[dict[str, torch.Tensor]],
-                    task: TaskSpec, device: torch.device) -> dict[str, torch.Tensor]:
+                    task: Task, device: torch.device) -> dict[str, torch.Tensor]:
     """Mean |dL/dz| per head (L, H), FFN unit (L, F) and hidden dim (d) of a dense model,
     with every mask at 1, over ``batches`` of labelled training data (eval mode)."""
     s = model.shape
@@ -113,14 +113,14 @@ def needs_importance(cfg: BaselineConfig) -> bool:
 
 
 def make_student(baseline: BaselineConfig, dense: CofiBert, projection: torch.nn.Linear,
-                 teacher: CofiBert, task: TaskSpec, loader: Iterable, device: torch.device
+                 teacher: CofiBert, task: Task, loader: Iterable, device: torch.device
                  ) -> tuple[CofiBert, torch.nn.Linear]:
     """A baseline's student and its layer map: a pretrained checkpoint (sharing the teacher's
     tokenizer), or ``dense`` cut to the baseline's units -- ranked by the teacher's importance
     on the first ``importance_batches`` of ``loader`` when the baseline asks for it."""
     b = baseline
     if b.pretrained:
-        model = load_model(b.pretrained, task.num_labels).to(device)
+        model = load_model(b.pretrained, task.num_labels, list(task.labels) or None).to(device)
         if model.shape.vocab_size != teacher.shape.vocab_size:
             raise CofiSweepError(
                 f"baseline.pretrained: {b.pretrained} has a vocabulary of "

@@ -5,13 +5,11 @@ subset, tokenization length, and every teacher hyperparameter including the seed
 request returns the cached teacher in seconds; processes asking for the same teacher at the same
 time train it once (a file lock), the others wait and load it.
 
-    python -m cofi_sweep.teacher --model minilm --task sst2 --data-dir ../shared/data/glue \
-        --max-train-samples 16000 --epochs 3
+From the command line: ``python -m cofi_sweep.teacher`` (:mod:`cofi_sweep.job.teacher_cli`).
 """
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import hashlib
 import json
@@ -30,12 +28,12 @@ from tqdm.auto import tqdm
 
 from cofi_sweep.core import pretrained
 from cofi_sweep.core.allocator import keep_freed_memory
-from cofi_sweep.core.config import DataConfig, JobConfig, TeacherConfig, load_job_config
-from cofi_sweep.core.data import load_task, make_loader, tokenize
+from cofi_sweep.core.config import DataConfig, JobConfig, TeacherConfig
+from cofi_sweep.core.data import data_fingerprint, load_task, make_loader, tokenize
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.evaluation import describe, evaluate, model_inputs, task_loss, to_device
-from cofi_sweep.core.model import CofiBert, load_model, resolve_device
-from cofi_sweep.core.tasks import get_task
+from cofi_sweep.core.model import CofiBert, load_model, named_labels, resolve_device
+from cofi_sweep.core.tasks import Task
 
 log = logging.getLogger(__name__)
 TEACHER_FILE = "teacher.json"
@@ -80,6 +78,19 @@ def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig)
         data_settings.pop("synthetic_eval_size")
     if data.dir and "://" not in data.dir:  # one folder, one key, however it was spelled
         data_settings["dir"] = str(Path(data.dir).expanduser().resolve())
+    for key in ("train", "validation"):  # your files: wherever they lie, whatever they hold
+        if data_settings.get(key):
+            data_settings[key] = str(Path(data_settings[key]).expanduser().resolve())
+    if data.source == "files":
+        data_settings["contents"] = data_fingerprint(data)
+    for key in ("train", "validation", "dataset", "config", "splits", "text_fields",
+                "problem", "metrics"):  # unset: keys of GLUE teachers stay what they were
+        if data_settings.get(key) is None:
+            data_settings.pop(key, None)
+    if data_settings["label_field"] == "label" and not data.user_data:
+        data_settings.pop("label_field")
+    if data_settings["validation_fraction"] == 0.1 and not data.user_data:
+        data_settings.pop("validation_fraction")
     resolved = model if model in pretrained.ALIASES else pretrained.resolve(model)
     return {"format": _FORMAT, "model": resolved, "task": task, "data": data_settings,
             "teacher": settings}
@@ -127,27 +138,41 @@ def given_teacher(job: JobConfig, *, device: str) -> tuple[CofiBert, Any, dict[s
     """Loads the already fine-tuned ``teacher.path`` and measures it on the dev set."""
     from transformers import AutoConfig, AutoTokenizer
 
-    task = get_task(job.task)
     source = pretrained.resolve(job.teacher.path)
-    labels = AutoConfig.from_pretrained(source).num_labels
-    if labels != task.num_labels:
-        raise ConfigError([f"teacher.path: {job.teacher.path!r} has {labels} output label(s), "
-                           f"but task {job.task!r} needs {task.num_labels}: give a teacher "
+    loaded = load_task(job.task, job.data)
+    task = loaded.task
+    problem = label_mismatch(AutoConfig.from_pretrained(source), task)
+    if problem:
+        raise ConfigError([f"teacher.path: {job.teacher.path!r} {problem}: give a teacher "
                            "fine-tuned for this task, or leave teacher.path unset to train one"],
                           "teacher")
     tokenizer = AutoTokenizer.from_pretrained(source)
-    data = tokenize(load_task(job.task, job.data), tokenizer, job.data.max_seq_length)
+    data = tokenize(loaded.splits, tokenizer, job.data.max_seq_length)
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
-    model = CofiBert.from_hf(source, num_labels=task.num_labels).to(resolve_device(device))
+    model = CofiBert.from_hf(source, num_labels=task.num_labels,
+                             labels=list(task.labels) or None).to(resolve_device(device))
     metrics = evaluate(model, dev_loader, task)
     log.info("given teacher %s on %s: %s", job.teacher.path, job.task, describe(metrics))
     return model.eval(), tokenizer, metrics
 
 
+def label_mismatch(hf_config: Any, task: Task) -> str | None:
+    """How a fine-tuned checkpoint's outputs disagree with the task's labels, or None: the
+    count, and the class names in id order where the checkpoint names them."""
+    if hf_config.num_labels != task.num_labels:
+        return (f"has {hf_config.num_labels} output label(s), but task {task.name!r} needs "
+                f"{task.num_labels}")
+    names = named_labels(hf_config)
+    if names and task.labels and names != list(task.labels):
+        return (f"names its labels {names} (in id order), but the data's are "
+                f"{list(task.labels)}")
+    return None
+
+
 def train_teacher(job: JobConfig, *, device: str, progress: bool = True
                   ) -> tuple[CofiBert, Any, dict[str, float]]:
     """Fine-tunes ``job.model`` on ``job.task`` (cross-entropy, or MSE for regression)."""
-    cfg, task = job.teacher, get_task(job.task)
+    cfg = job.teacher
     torch.manual_seed(cfg.seed)
     keep_freed_memory()
     dev = resolve_device(device)
@@ -155,11 +180,13 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     data_cfg = job.data
     if cfg.max_train_samples is not None:  # the teacher may learn from more data than CoFi
         data_cfg = dataclasses.replace(data_cfg, max_train_samples=cfg.max_train_samples)
-    data = tokenize(load_task(job.task, data_cfg), tokenizer, job.data.max_seq_length)
+    loaded = load_task(job.task, data_cfg)
+    task = loaded.task
+    data = tokenize(loaded.splits, tokenizer, job.data.max_seq_length)
     train_loader = make_loader(data["train"], tokenizer, batch_size=cfg.batch_size,
                                shuffle=True, seed=cfg.seed)
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
-    model = load_model(job.model, task.num_labels).to(dev).train()
+    model = load_model(job.model, task.num_labels, list(task.labels) or None).to(dev).train()
 
     steps = math.ceil(cfg.epochs * len(train_loader))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
@@ -211,42 +238,3 @@ def linear_schedule(optimizer: torch.optim.Optimizer, *, warmup: int, total: int
         return max(0.0, (total - step) / max(1, total - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m cofi_sweep.teacher", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", help="a job YAML (its model/task/data/teacher sections)")
-    parser.add_argument("--model", help="alias (minilm, tiny-bert), hub name or folder")
-    parser.add_argument("--task", help="sst2, mrpc, rte, cola, stsb, qnli, mnli, qqp, synthetic")
-    parser.add_argument("--data-dir", help="GLUE-layout folder (sets data.source=local)")
-    parser.add_argument("--max-train-samples", type=int, help="teacher's training subset")
-    parser.add_argument("--max-seq-length", type=int)
-    parser.add_argument("--epochs", type=float)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("overrides", nargs="*", help="key.sub=value settings")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    flags = {"model": args.model, "task": args.task, "data.dir": args.data_dir,
-             "teacher.max_train_samples": args.max_train_samples,
-             "data.max_seq_length": args.max_seq_length, "teacher.epochs": args.epochs,
-             "teacher.learning_rate": args.lr, "teacher.batch_size": args.batch_size,
-             "teacher.seed": args.seed}
-    overrides = [f"{k}={v}" for k, v in flags.items() if v is not None]
-    if args.data_dir:
-        overrides.append("data.source=local")
-    if args.task == "synthetic":
-        overrides.append("data.source=synthetic")
-    job = load_job_config(args.config, overrides + list(args.overrides))
-    teacher = get_teacher(job)
-    state = "cached" if teacher.cached else f"trained in {teacher.train_seconds:.0f}s"
-    print(f"teacher ({state}): {teacher.path}")
-    print(f"dev: {describe(teacher.metrics)}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

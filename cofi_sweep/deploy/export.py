@@ -17,8 +17,12 @@ The export reloads what it wrote and checks its logits against the compact model
 
 ``onnx``: ``model.onnx`` with dynamic batch and sequence axes (inputs ``input_ids``,
 ``attention_mask``, ``token_type_ids``; output ``logits``), the tokenizer, and
-``export_report.json``: onnxruntime's largest logit difference from PyTorch (must be ≤ 1e-4)
-and both latencies under the experiment's protocol.
+``export_report.json``: the class names (``labels``: logit i is ``labels[i]``), onnxruntime's
+largest logit difference from PyTorch (must be ≤ 1e-4) and both latencies under the
+experiment's protocol.
+
+Both carry the task's class names: ``id2label`` in the ``hf`` export's config, so
+``pipeline("text-classification", model=out)`` answers with them.
 """
 
 from __future__ import annotations
@@ -97,10 +101,21 @@ def stock_model(model: CofiBert) -> Any:
         hidden_act=s.hidden_act,
         max_position_embeddings=s.max_position_embeddings, type_vocab_size=s.type_vocab_size,
         layer_norm_eps=s.layer_norm_eps, pad_token_id=s.pad_token_id, num_labels=s.num_labels,
-        hidden_dropout_prob=s.hidden_dropout, attention_probs_dropout_prob=s.attention_dropout)
+        hidden_dropout_prob=s.hidden_dropout, attention_probs_dropout_prob=s.attention_dropout,
+        **label_config(s))
     hf = model_cls(config)
     hf.load_state_dict(_hf_names(model.state_dict(), s), strict=True)
     return hf.eval()
+
+
+def label_config(shape: EncoderShape) -> dict[str, Any]:
+    """The task's class names (so a ``pipeline`` answers with them, not LABEL_0) and whether
+    the head is a regressor (a pipeline then returns the raw score)."""
+    if shape.num_labels == 1:
+        return {"problem_type": "regression"}
+    names = shape.labels or [f"LABEL_{i}" for i in range(shape.num_labels)]
+    return {"problem_type": "single_label_classification",
+            "id2label": dict(enumerate(names)), "label2id": {n: i for i, n in enumerate(names)}}
 
 
 def remote_code_config(shape: EncoderShape) -> dict[str, Any]:
@@ -118,7 +133,7 @@ def remote_code_config(shape: EncoderShape) -> dict[str, Any]:
         "hidden_act": shape.hidden_act, "layer_norm_eps": shape.layer_norm_eps,
         "hidden_dropout_prob": shape.hidden_dropout,
         "attention_probs_dropout_prob": shape.attention_dropout,
-        "num_labels": shape.num_labels,
+        "num_labels": shape.num_labels, **label_config(shape),
         # what CoFi removed, for a reader of the config (the model needs heads/ffn only)
         "removed_mha_layers": [i for i, h in enumerate(shape.heads) if h == 0],
         "removed_ffn_layers": [i for i, f in enumerate(shape.ffn) if f == 0],
@@ -186,7 +201,8 @@ def export_onnx(compact_dir: str | Path, out: str | Path, *, batch_size: int = 3
     timing = time_models({"pytorch": model, "onnxruntime": onnx_runner(session)},
                          batch_size=batch_size, seq_len=seq_len,
                          vocab_size=model.shape.vocab_size, repeats=repeats)
-    report = {"format": "onnx", "out": str(out), "max_abs_logit_diff": diff,
+    labels = list(label_config(model.shape).get("id2label", {}).values())  # [] regression
+    report = {"format": "onnx", "out": str(out), "labels": labels, "max_abs_logit_diff": diff,
               "tolerance": ONNX_TOLERANCE,
               "latency": {"protocol": {"batch_size": batch_size, "seq_len": seq_len,
                                        "threads": available_cpus(), "repeats": repeats,

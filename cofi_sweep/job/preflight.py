@@ -11,6 +11,7 @@ setting and the fix; the CLIs print them and exit 2, without a traceback.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from cofi_sweep.core.config import JobConfig
 from cofi_sweep.core.errors import CofiSweepError
@@ -38,32 +39,38 @@ def model_problem(key: str, name: str) -> str | None:
     return None
 
 
-def data_problem(job: JobConfig, key: str = "data") -> str | None:
-    """Why the task's data does not load, or None (loads and parses it: seconds for GLUE)."""
+def load_checked(job: JobConfig, key: str = "data") -> tuple[Any, str | None]:
+    """The task's data (a :class:`~cofi_sweep.core.data.TaskData`) and None, or None and why it
+    does not load (seconds for GLUE: loads and parses every file)."""
     from cofi_sweep.core.data import load_task
 
     try:
-        load_task(job.task, job.data)
+        return load_task(job.task, job.data), None
     except CofiSweepError as e:
-        return f"{key}: {e}"
+        return None, f"{key}: {e}"
     except Exception as e:  # the datasets hub offline, a malformed file
-        return (f"{key}: task {job.task!r} from source {job.data.source!r} does not load "
-                f"({type(e).__name__}: {e}); with no internet use data.source: local and "
-                "data.dir: <a GLUE folder>")
-    return None
+        hint = ("; with no internet use data.source: local and data.dir: <a GLUE folder>"
+                if job.data.source == "hub" and not job.data.dataset else "")
+        return None, (f"{key}: task {job.task!r} from source {job.data.source!r} does not load "
+                      f"({type(e).__name__}: {e}){hint}")
 
 
-def speedup_problem(job: JobConfig, where: str = "", say: bool = True) -> str | None:
+def data_problem(job: JobConfig, key: str = "data") -> str | None:
+    """Why the task's data does not load, or None."""
+    return load_checked(job, key)[1]
+
+
+def speedup_problem(job: JobConfig, where: str = "", say: bool = True,
+                    num_labels: int = 2) -> str | None:
     """Whether the job's speedup target (if any) is reachable in its deployment setting; the
-    latency model is calibrated here on a first use (seconds; cached)."""
+    latency model is calibrated here on a first use (seconds; cached). ``num_labels`` sizes
+    the classifier, whose cost is negligible beside the encoder's."""
     if job.cofi.target_speedup is None or job.method != "cofi":
         return None
     from cofi_sweep.core.model import EncoderShape
-    from cofi_sweep.core.tasks import get_task
     from cofi_sweep.latency.targets import deployment_table, reach_problem
 
-    dense = EncoderShape.from_pretrained(job.teacher.path or job.model,
-                                         get_task(job.task).num_labels)
+    dense = EncoderShape.from_pretrained(job.teacher.path or job.model, num_labels)
     if say:
         print(f"[preflight] latency model for batch {job.deploy.batch_size} x seq "
               f"{job.deploy.seq_len} on this CPU (calibrated once, then cached)", flush=True)
@@ -78,7 +85,8 @@ def check_job(job: JobConfig, where: str = "") -> list[str]:
         problems.append(model_problem(f"{where}teacher.path", job.teacher.path))
     if job.method == "distill" and job.baseline.pretrained:
         problems.append(model_problem(f"{where}baseline.pretrained", job.baseline.pretrained))
-    problems.append(data_problem(job, f"{where}data"))
+    data, problem = load_checked(job, f"{where}data")
+    problems.append(problem)
     if not any(problems):  # the model loads: a speedup target can be checked against it
-        problems.append(speedup_problem(job, where))
+        problems.append(speedup_problem(job, where, num_labels=data.task.num_labels))
     return [p for p in problems if p]

@@ -52,7 +52,6 @@ from cofi_sweep.core.model import group_alive, resolve_device
 from cofi_sweep.core.projection import project_to_band, round_shapes
 from cofi_sweep.core.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.core.students import make_student
-from cofi_sweep.core.tasks import get_task
 from cofi_sweep.core.teacher import Teacher, get_teacher, linear_schedule, param_groups
 from cofi_sweep.core.teacher_cache import TeacherCache, build_for_job
 from cofi_sweep.job.checkpoint import Resumable
@@ -72,7 +71,7 @@ class CofiPruner(Resumable):
 
     def __init__(self, job: JobConfig, *, teacher: Teacher | None = None,
                  callback: Callback | None = None) -> None:
-        self.job, self.cfg, self.task = job, job.cofi, get_task(job.task)
+        self.job, self.cfg = job, job.cofi
         self.callback = callback or (lambda pruner, event: None)
         self.device = resolve_device(job.device)
         if job.num_threads:
@@ -99,7 +98,9 @@ class CofiPruner(Resumable):
         torch.manual_seed(cfg.seed)
         # data first: the step budgets of every stage are counted in epochs of it
         self.tokenizer = self.teacher_info.tokenizer()
-        data = tokenize(load_task(job.task, job.data), self.tokenizer, job.data.max_seq_length)
+        loaded = load_task(job.task, job.data)
+        self.task = loaded.task
+        data = tokenize(loaded.splits, self.tokenizer, job.data.max_seq_length)
         self.train_data = data["train"]
         self.teacher_cache: TeacherCache | None = None
         self.teacher_cache_tried = False
@@ -125,7 +126,8 @@ class CofiPruner(Resumable):
             self.model = copy.deepcopy(self.teacher).requires_grad_(True)
         else:
             from cofi_sweep.core.model import load_model
-            self.model = load_model(job.model, self.task.num_labels).to(self.device)
+            self.model = load_model(job.model, self.task.num_labels,
+                                    list(self.task.labels) or None).to(self.device)
         self.model.train()
         s = self.model.shape
         self.dense_shape = s
@@ -485,7 +487,7 @@ class CofiPruner(Resumable):
             main_metric=self.task.main_metric, structure=self.model.structure(),
             layer_alignment=[None if j is None else j + 1 for j in self.mapping],
             teacher_layers=self.teacher_layers, wall_seconds=time.time() - self.start_time,
-            history=self.history)
+            history=self.history, task=self.task.as_dict())
         (out / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
         return result
 

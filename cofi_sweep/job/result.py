@@ -37,3 +37,4 @@ class CofiResult:
     target_speedup: float | None = None
     latency_model_speedup: float | None = None  # predicted, for a speedup target
     target_miss: float = 0.0  # how far off its band a CoFi job ended (what the search avoids)
+    task: dict[str, Any] = field(default_factory=dict)  # name, problem, labels, metrics

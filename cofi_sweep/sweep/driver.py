@@ -36,8 +36,16 @@ from typing import Any
 
 import cofi_sweep.sweep.ray_settings  # noqa: F401  (before anything imports ray)
 from analysis import storage
-from analysis.layout import EXPORT_DIR, LATENCY_FILE, OPTUNA_DB, SPACE_FILE, SWEEP_DONE
+from analysis.layout import (
+    EXPORT_DIR,
+    LATENCY_FILE,
+    OPTUNA_DB,
+    SPACE_FILE,
+    SWEEP_DONE,
+    TASK_FILE,
+)
 from analysis.report import OUTPUTS, write_report
+from cofi_sweep.core.data import load_task
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.teacher import get_teacher, teacher_folder
 from cofi_sweep.latency.targets import make_target
@@ -189,7 +197,10 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
             record_additions(experiment, added)
     storage.write_text(storage.join(experiment, SPACE_FILE),
                        json.dumps(dataclasses.asdict(space), indent=1))
-    print(describe_plan(space), flush=True)
+    data = load_task(space.job.task, space.job.data)
+    storage.write_text(storage.join(experiment, TASK_FILE),
+                       json.dumps(data.task.as_dict(), indent=1))
+    print(describe_plan(space, data), flush=True)
     if resume:  # on another machine, take the stored teacher rather than train it again
         fetch_teacher(experiment, teacher_folder(space.job))
     teacher = get_teacher(space.job)

@@ -23,12 +23,14 @@ def as_written(settings: dict[str, Any], defaults: Any) -> str:
     return yaml.safe_dump(given, default_flow_style=True, sort_keys=False).strip()
 
 
-def describe_plan(space: SweepSpace) -> str:
-    """The resolved plan, for ``--dry-run``."""
+def describe_plan(space: SweepSpace, data: Any = None) -> str:
+    """The resolved plan, for ``--dry-run``; ``data``: the task's loaded
+    :class:`~cofi_sweep.core.data.TaskData` (else loaded here)."""
     cells = space.cells()
     r = space.resources
     lines = [f"experiment {space.name!r} -> {space.storage_uri()}/{space.name}",
-             f"model {space.job.model} | task {space.job.task} | data {space.job.data.source}",
+             f"model {space.job.model} | data {space.job.data.source}: "
+             f"{data.describe() if data else describe_data(space)}",
              f"{len(cells)} cells x {space.trials_per_cell} trial(s) = "
              f"{len(cells) * space.trials_per_cell} trials",
              f"resources per trial: {r.cpus_per_trial:g} CPU, {r.gpus_per_trial:g} GPU; "
@@ -64,6 +66,18 @@ def describe_plan(space: SweepSpace) -> str:
                  f"interleaved with the teacher")
     lines.append(disk_estimate(space))
     return "\n".join(lines)
+
+
+def describe_data(space: SweepSpace) -> str:
+    """The task as its data defines it -- labels, metrics, rows per split -- and what was
+    done to the data (rows dropped, validation carved, problem type inferred)."""
+    from cofi_sweep.core.data import load_task
+    from cofi_sweep.core.errors import CofiSweepError
+
+    try:
+        return load_task(space.job.task, space.job.data).describe()
+    except CofiSweepError as e:  # preflight says so before any plan is acted on
+        return f"task {space.job.task}: the data does not load ({e})"
 
 
 def disk_estimate(space: SweepSpace) -> str:

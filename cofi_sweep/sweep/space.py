@@ -401,8 +401,9 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
 def resolve_local_paths(space: SweepSpace, base: Path | None = None) -> SweepSpace:
     """``space`` with its relative local paths made absolute against ``base`` (default: the
     working directory the sweep was started from). Tune runs every trial in its own folder,
-    where ``data.dir: ../shared/data/glue`` names nothing. Model and teacher names that are no
-    local path (hub names, aliases) are left as they are."""
+    where ``data.dir: ../shared/data/glue`` or ``data.train: data/train.csv`` names nothing.
+    Model, teacher and dataset names that are no local path (hub names, aliases) are left as
+    they are."""
     base = Path(base or Path.cwd())
 
     def absolute(path: str | None, must_exist: bool = False) -> str | None:
@@ -412,7 +413,10 @@ def resolve_local_paths(space: SweepSpace, base: Path | None = None) -> SweepSpa
         return str(resolved) if resolved.exists() or not must_exist else path
 
     job = space.job
-    data = dataclasses.replace(job.data, dir=absolute(job.data.dir))
+    data = dataclasses.replace(job.data, dir=absolute(job.data.dir),
+                               train=absolute(job.data.train),
+                               validation=absolute(job.data.validation),
+                               dataset=absolute(job.data.dataset, must_exist=True))
     teacher = dataclasses.replace(job.teacher, cache_dir=absolute(job.teacher.cache_dir),
                                   path=absolute(job.teacher.path, must_exist=True))
     model = job.model if job.model in ALIASES else absolute(job.model, must_exist=True)

@@ -19,6 +19,17 @@ def test_defaults_are_valid() -> None:
     assert job.cofi.target_sparsity == 0.5 and job.data.source == "hub"
 
 
+def test_your_own_data_is_valid_under_any_task_name() -> None:
+    hub = from_dict(JobConfig, {"task": "news", "data": {"source": "hub", "dataset": "ag_news",
+                                                         "splits": {"validation": "test"}}})
+    assert hub.data.user_data and hub.task == "news"
+    files = from_dict(JobConfig, {"task": "tickets", "data": {
+        "source": "files", "train": "t.csv", "validation": "d.jsonl", "text_fields": ["message"],
+        "label_field": "category", "problem": "classification",
+        "metrics": ["accuracy", "f1_macro"]}})
+    assert files.data.user_data and files.data.metrics == ["accuracy", "f1_macro"]
+
+
 def test_unknown_key_names_path_and_suggests() -> None:
     (p,) = problems({"cofi": {"target_sparsty": 0.9}})
     assert p.startswith("cofi.target_sparsty: unknown key") and "'target_sparsity'" in p
@@ -41,7 +52,20 @@ def test_every_problem_is_collected() -> None:
      "must be <= prune_epochs"),
     ({"data": {"source": "local"}}, "data.dir", "needs dir"),
     ({"task": "sst3"}, "task", "did you mean 'sst2'"),
-    ({"task": "synthetic"}, "data.source", "needs source=synthetic"),
+    ({"task": "synthetic"}, "data.source", "synthetic task and source: synthetic go together"),
+    ({"task": "tickets"}, "task", "for your own data set data.source: files"),
+    ({"task": "my tickets", "data": {"source": "files", "train": "t.csv"}}, "task",
+     "it names folders"),
+    ({"data": {"source": "files"}}, "data.train", "source=files needs train"),
+    ({"data": {"source": "files", "train": "t.xlsx"}}, "data.train", "none of .csv"),
+    ({"data": {"train": "t.csv"}}, "data.train", "with source: files"),
+    ({"data": {"source": "files", "train": "t.csv", "metrics": ["acuracy"]}}, "data.metrics",
+     "did you mean 'accuracy'"),
+    ({"data": {"source": "files", "train": "t.csv", "text_fields": ["a", "b", "c"]}},
+     "data.text_fields", "one column, or two"),
+    ({"data": {"source": "hub", "dataset": "x", "splits": {"dev": "test"}}}, "data.splits",
+     "keys are train and validation"),
+    ({"data": {"text_fields": ["sentence"]}}, "data.text_fields", "describe your own data"),
     ({"cofi": {"freeze_embeddings": "yes"}}, "cofi.freeze_embeddings", "true or false"),
     ({"data": {"max_seq_length": 4}}, "data.max_seq_length", "[8, 512]"),
     ({"cofi": "fast"}, "cofi", "must be a mapping"),
