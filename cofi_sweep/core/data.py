@@ -230,6 +230,7 @@ def _class_order(names: pd.Series) -> tuple[str, ...]:
 
 
 def _user_splits(name: str, cfg: DataConfig) -> tuple[Task, dict[str, Any], list[str]]:
+    """Reads, checks and labels your files or hub dataset (the module docstring)."""
     if cfg.source == "files":
         frames = {"train": _read_file("train", cfg.train),
                   "validation": _read_file("validation", cfg.validation)
@@ -237,77 +238,25 @@ def _user_splits(name: str, cfg: DataConfig) -> tuple[Task, dict[str, Any], list
         where, names = {"train": cfg.train, "validation": cfg.validation}, None
     else:
         frames, where, names = _read_hub(cfg)
-    train = frames["train"]
-    fields = cfg.text_fields or next((g for g in _TEXT_GUESSES if set(g) <= set(train.columns)),
-                                     None)
+    fields = cfg.text_fields or next(
+        (g for g in _TEXT_GUESSES if set(g) <= set(frames["train"].columns)), None)
     if fields is None:
         raise DataError(f"data.text_fields: unset, and {where['train']} has none of the usual "
                         f"text columns (text, sentence, sentence1/sentence2); its columns: "
-                        f"{list(train.columns)}: set data.text_fields")
-    notes = []
-    for split, frame in frames.items():
-        if frame is None:
-            continue
-        _columns_problem(frame, list(fields), "text_fields", where[split])
-        _columns_problem(frame, [cfg.label_field], "label_field", where[split])
-        if not len(frame):
-            raise DataError(f"data.{split}: {where[split]} has no rows")
-        for column in fields:
-            share = float(_empty(frame[column]).mean())
-            if share > MOSTLY_EMPTY:
-                raise DataError(f"data.text_fields: column {column!r} of {where[split]} is empty "
-                                f"in {share:.0%} of its rows: is it the text column? (columns: "
-                                f"{list(frame.columns)})")
-        empty = _empty(frame[cfg.label_field])
-        for column in fields:
-            empty |= _empty(frame[column])
-        if empty.any():
-            notes.append(f"{where[split]}: {int(empty.sum())} of {len(frame)} rows dropped "
-                         f"(an empty text or label)")
-            frames[split] = frame[~empty].reset_index(drop=True)
-            if not len(frames[split]):
-                raise DataError(f"data.{split}: every row of {where[split]} has an empty text "
-                                "or label")
-    labels = frames["train"][cfg.label_field]
+                        f"{list(frames['train'].columns)}: set data.text_fields")
+    notes = _drop_empty_rows(frames, list(fields), cfg.label_field, where)
     problem = cfg.problem
     if problem is None:
-        numeric = pd.api.types.is_numeric_dtype(labels) and not pd.api.types.is_bool_dtype(
-            labels)
+        labels = frames["train"][cfg.label_field]
+        numeric = (pd.api.types.is_numeric_dtype(labels)
+                   and not pd.api.types.is_bool_dtype(labels))
         problem = "regression" if numeric and not (labels % 1 == 0).all() else "classification"
         notes.append(f"problem: {problem}, inferred from the labels (set data.problem to "
                      "change it)")
-    if problem == "regression":
-        spec_labels: tuple[str, ...] = ()
-        for split, frame in frames.items():
-            if frame is not None:
-                values = pd.to_numeric(frame[cfg.label_field], errors="coerce")
-                if values.isna().any():
-                    row = int(values.isna().to_numpy().nonzero()[0][0])
-                    raise DataError(f"data.label_field: {where[split]}: label "
-                                    f"{frame[cfg.label_field].iloc[row]!r} (row {row + 1}) is "
-                                    "not a number, but the task is regression")
-                frame["label"] = values.astype(float)
-    else:
-        for frame in frames.values():
-            if frame is not None:
-                frame["label"] = _class_names(frame[cfg.label_field])
-        spec_labels = names or _class_order(frames["train"]["label"])
-        seen = set(frames["train"]["label"])
-        if len(seen) < 2:
-            raise DataError(f"data.label_field: {where['train']} has one class only "
-                            f"({sorted(seen)}): classification needs two or more")
-        if frames["validation"] is not None:
-            unseen = sorted(set(frames["validation"]["label"]) - seen)
-            if unseen:
-                raise DataError(f"data.validation: labels {unseen[:5]} of {where['validation']} "
-                                f"never occur in {where['train']} (its labels: "
-                                f"{sorted(seen)[:10]}); fix them or add training rows")
-        ids = {label: i for i, label in enumerate(spec_labels)}
-        for frame in frames.values():
-            if frame is not None:
-                frame["label"] = frame["label"].map(ids)
-    metrics = tuple(cfg.metrics or default_metrics(problem, max(1, len(spec_labels))))
-    wrong = metric_problems(metrics, problem, len(spec_labels))
+    labels = (_scores(frames, cfg.label_field, where) if problem == "regression"
+              else _class_ids(frames, cfg.label_field, where, names))
+    metrics = tuple(cfg.metrics or default_metrics(problem, max(1, len(labels))))
+    wrong = metric_problems(metrics, problem, len(labels))
     if wrong:
         raise DataError(f"data.metrics: {wrong[0]}")
     if frames["validation"] is None:
@@ -318,10 +267,79 @@ def _user_splits(name: str, cfg: DataConfig) -> tuple[Task, dict[str, Any], list
         frames["train"] = train.iloc[np.sort(order[n_dev:])].reset_index(drop=True)
         notes.append(f"validation: none given; {n_dev} rows ({cfg.validation_fraction:.0%}) of "
                      f"{where['train']} carved with seed {cfg.seed}, the rest trains")
-    splits = {split: _from_frame(_canonical(frames[source], tuple(fields), frames[source]["label"],
-                                            problem == "regression"))
+    splits = {split: _from_frame(_canonical(frames[source], tuple(fields),
+                                            frames[source]["label"], problem == "regression"))
               for split, source in (("train", "train"), ("dev", "validation"))}
-    return Task(name, problem, spec_labels, metrics), splits, notes
+    return Task(name, problem, labels, metrics), splits, notes
+
+
+def _drop_empty_rows(frames: dict, fields: list[str], label: str, where: dict) -> list[str]:
+    """Checks each split's columns and rows, drops rows with an empty text or label (in
+    ``frames``); notes how many."""
+    notes = []
+    for split, frame in frames.items():
+        if frame is None:
+            continue
+        _columns_problem(frame, fields, "text_fields", where[split])
+        _columns_problem(frame, [label], "label_field", where[split])
+        if not len(frame):
+            raise DataError(f"data.{split}: {where[split]} has no rows")
+        for column in fields:
+            share = float(_empty(frame[column]).mean())
+            if share > MOSTLY_EMPTY:
+                raise DataError(f"data.text_fields: column {column!r} of {where[split]} is empty "
+                                f"in {share:.0%} of its rows: is it the text column? (columns: "
+                                f"{list(frame.columns)})")
+        empty = _empty(frame[label])
+        for column in fields:
+            empty |= _empty(frame[column])
+        if empty.any():
+            notes.append(f"{where[split]}: {int(empty.sum())} of {len(frame)} rows dropped "
+                         f"(an empty text or label)")
+            frames[split] = frame[~empty].reset_index(drop=True)
+            if not len(frames[split]):
+                raise DataError(f"data.{split}: every row of {where[split]} has an empty text "
+                                "or label")
+    return notes
+
+
+def _scores(frames: dict, label: str, where: dict) -> tuple[str, ...]:
+    """Regression: each split's ``label`` column as floats; no class names."""
+    for split, frame in frames.items():
+        if frame is None:
+            continue
+        values = pd.to_numeric(frame[label], errors="coerce")
+        if values.isna().any():
+            row = int(values.isna().to_numpy().nonzero()[0][0])
+            raise DataError(f"data.label_field: {where[split]}: label {frame[label].iloc[row]!r} "
+                            f"(row {row + 1}) is not a number, but the task is regression")
+        frame["label"] = values.astype(float)
+    return ()
+
+
+def _class_ids(frames: dict, label: str, where: dict, names: tuple[str, ...] | None
+               ) -> tuple[str, ...]:
+    """Classification: each split's ``label`` column as class ids; the class names in id order
+    (``names``, a hub dataset's own, else :func:`_class_order` of the training split)."""
+    for frame in frames.values():
+        if frame is not None:
+            frame["label"] = _class_names(frame[label])
+    seen = set(frames["train"]["label"])
+    if len(seen) < 2:
+        raise DataError(f"data.label_field: {where['train']} has one class only "
+                        f"({sorted(seen)}): classification needs two or more")
+    if frames["validation"] is not None:
+        unseen = sorted(set(frames["validation"]["label"]) - seen)
+        if unseen:
+            raise DataError(f"data.validation: labels {unseen[:5]} of {where['validation']} "
+                            f"never occur in {where['train']} (its labels: {sorted(seen)[:10]}); "
+                            "fix them or add training rows")
+    labels = names or _class_order(frames["train"]["label"])
+    ids = {name: i for i, name in enumerate(labels)}
+    for frame in frames.values():
+        if frame is not None:
+            frame["label"] = frame["label"].map(ids)
+    return labels
 
 
 # --------------------------------------------------------------------------------------------

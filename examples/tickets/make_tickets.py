@@ -2,9 +2,10 @@
 
 Four categories with string labels (account, billing, bug, feature_request); each ticket is a
 greeting, a request built from its category's phrases, with openers, contexts and product
-names shared by every category, and a sign-off. Some phrasings mislead on purpose ("charged" in a bug report, "login"
-in a feature request), so a bag of words does not solve it. A few training rows have an empty
-message, which the loader drops and counts in the plan. Seeded: re-running writes the same files.
+names shared by every category, sometimes a side remark of another category ("Also, ...": the
+first request decides), and a sign-off. Some phrasings mislead on purpose ("charged" in a bug
+report, "login" in a feature request), so a bag of words does not solve it. A few training
+rows have an empty message, which the loader drops and counts in the plan. Seeded: re-running writes the same files.
 
     python examples/tickets/make_tickets.py
 """
@@ -68,11 +69,20 @@ REQUESTS = {
 }
 
 
+def sentence(text: str) -> str:
+    return text[0].upper() + text[1:] + "."
+
+
 def ticket(rng: random.Random, category: str) -> str:
     request = rng.choice(REQUESTS[category]).format(p=rng.choice(PRODUCTS))
     request = " ".join(w for w in (rng.choice(OPENERS), request) if w) + rng.choice(CONTEXTS)
-    parts = [rng.choice(GREETINGS), request[0].upper() + request[1:] + ".",
-             rng.choice(SIGNOFFS)]
+    parts = [rng.choice(GREETINGS), sentence(request)]
+    if rng.random() < 0.4:  # a side remark of another category: the first request decides
+        other = rng.choice([c for c in REQUESTS if c != category])
+        aside = rng.choice(REQUESTS[other]).format(p=rng.choice(PRODUCTS))
+        parts.append(rng.choice(["Also, ", "P.S. ", "Unrelated, but ", "Not urgent: "])
+                     + aside + ".")
+    parts.append(rng.choice(SIGNOFFS))
     return " ".join(p for p in parts if p)
 
 
