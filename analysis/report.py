@@ -290,7 +290,8 @@ def latency_statement(info: dict) -> str:
              f"{d.get('threads', p.get('threads', '?'))} threads, torch {d.get('torch', '?')})"
              if d else f"{p.get('device', '?')}, {p.get('threads', '?')} threads")
     return (f"Speedup: the teacher's latency divided by the compact model's, both timed after "
-            f"training on {where} with {p.get('runtime', 'pytorch')}: batch "
+            f"training on {where} with {p.get('runtime', 'pytorch')} in "
+            f"{p.get('dtype', 'fp32')}: batch "
             f"{p.get('batch_size')} × {p.get('seq_len')} tokens, {p.get('warmup')} warm-up and "
             f"{p.get('repeats')} timed passes, each model interleaved with the teacher "
             f"(medians; the spread is a slow-quartile teacher over a fast-quartile model and "

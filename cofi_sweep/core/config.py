@@ -204,6 +204,10 @@ class CofiConfig:
     # forward); 0 = recompute them every step
     teacher_cache_mb: float = 1024
     seed: int = 0  # initialisation, mask samples and data order; a sweep's trial i adds i
+    # the forward passes of the teacher, CoFi and the baselines, by torch.autocast (gates,
+    # lambdas, weights and optimizers stay fp32; fp16 adds a gradient scaler); auto: bf16 on a
+    # GPU that supports it, else fp32 (cofi_sweep/core/precision.py)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
 
     def __post_init__(self) -> None:
         if self.target_sparsity is None and self.target_speedup is None:

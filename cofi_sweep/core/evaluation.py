@@ -7,6 +7,7 @@ from typing import Any, Iterable
 import numpy as np
 import torch
 
+from cofi_sweep.core.precision import autocast
 from cofi_sweep.core.tasks import Task, compute_metrics
 
 
@@ -29,15 +30,17 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: Task) -> torch.T
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: Iterable, task: Task, *,
              masks: dict[str, torch.Tensor] | None = None,
-             device: torch.device | None = None) -> dict[str, float]:
-    """The task's metrics on ``loader`` (eval mode; the model's mode is restored after)."""
+             device: torch.device | None = None, precision: str = "fp32") -> dict[str, float]:
+    """The task's metrics on ``loader`` (eval mode; the model's mode is restored after), the
+    forward passes in ``precision`` (:mod:`cofi_sweep.core.precision`)."""
     was_training = model.training
     model.eval()
     device = device or next(model.parameters()).device
     outputs, labels = [], []
     for batch in loader:
         batch = to_device(batch, device)
-        logits = model(**model_inputs(batch), masks=masks).logits
+        with autocast(precision, device):
+            logits = model(**model_inputs(batch), masks=masks).logits
         outputs.append(logits.float().cpu().numpy())
         labels.append(batch["labels"].cpu().numpy())
     model.train(was_training)

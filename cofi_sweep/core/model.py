@@ -115,7 +115,7 @@ def layer_norm(x: torch.Tensor, norm: nn.LayerNorm, hidden_z: torch.Tensor | Non
         return norm(x)
     keep = (hidden_z != 0).to(x.dtype)  # (d,)
     d, n = x.shape[-1], keep.sum().clamp(min=1)
-    mean = (x @ keep)[..., None] / n
+    mean = ((x @ keep)[..., None] / n).to(x.dtype)  # autocast runs the product in bf16/fp16
     filled = torch.lerp(mean, x, keep)  # kept dims: x; pruned ones: the kept dims' mean
     share = float(n) / d
     return F.layer_norm(filled, (d,), norm.weight * (share ** 0.5 * hidden_z),

@@ -33,6 +33,7 @@ from cofi_sweep.core.data import data_fingerprint, load_task, make_loader, token
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.evaluation import describe, evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.core.model import CofiBert, load_model, named_labels, resolve_device
+from cofi_sweep.core.precision import autocast, grad_scaler, resolve_precision
 from cofi_sweep.core.tasks import Task
 
 log = logging.getLogger(__name__)
@@ -64,8 +65,10 @@ class Teacher:
         return AutoTokenizer.from_pretrained(self.path)
 
 
-def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig) -> dict:
-    """Everything that determines the teacher's weights (the cache key's contents)."""
+def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig,
+                precision: str = "fp32") -> dict:
+    """Everything that determines the teacher's weights (the cache key's contents);
+    ``precision``: the resolved one it trains in."""
     settings = dataclasses.asdict(teacher)
     settings.pop("cache_dir")
     if teacher.path:  # a given teacher: only what it is and how it is evaluated matter
@@ -92,14 +95,21 @@ def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig)
     if data_settings["validation_fraction"] == 0.1 and not data.user_data:
         data_settings.pop("validation_fraction")
     resolved = model if model in pretrained.ALIASES else pretrained.resolve(model)
+    if precision != "fp32" and not teacher.path:  # fp32 keys stay what they were
+        settings["precision"] = precision
     return {"format": _FORMAT, "model": resolved, "task": task, "data": data_settings,
             "teacher": settings}
+
+
+def teacher_precision(job: JobConfig) -> str:
+    """The precision ``job``'s teacher trains in, on the job's device."""
+    return resolve_precision(job.cofi.precision, resolve_device(job.device))
 
 
 def teacher_folder(job: JobConfig) -> Path:
     """Where ``job``'s teacher is cached: its name ends in a digest of :func:`teacher_key`, so
     a folder of that name anywhere holds this very teacher."""
-    key = teacher_key(job.model, job.task, job.data, job.teacher)
+    key = teacher_key(job.model, job.task, job.data, job.teacher, teacher_precision(job))
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     # absolute: trials run in folders of their own, where a relative cache names nothing
     root = (Path(job.teacher.cache_dir).expanduser().resolve() if job.teacher.cache_dir
@@ -110,7 +120,7 @@ def teacher_folder(job: JobConfig) -> Path:
 def get_teacher(job: JobConfig, *, device: str | None = None,
                 progress: bool = True) -> Teacher:
     """Returns the cached teacher for ``job``, training (and caching) it first if needed."""
-    key = teacher_key(job.model, job.task, job.data, job.teacher)
+    key = teacher_key(job.model, job.task, job.data, job.teacher, teacher_precision(job))
     folder = teacher_folder(job)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
@@ -188,6 +198,8 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
     model = load_model(job.model, task.num_labels, list(task.labels) or None).to(dev).train()
 
+    precision = resolve_precision(job.cofi.precision, dev)
+    scaler = grad_scaler(precision, dev)
     steps = math.ceil(cfg.epochs * len(train_loader))
     optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
     schedule = linear_schedule(optimizer, warmup=int(cfg.warmup_ratio * steps), total=steps)
@@ -197,10 +209,13 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     while step < steps:
         for batch in train_loader:
             batch = to_device(batch, dev)
-            loss = task_loss(model(**model_inputs(batch)).logits, batch["labels"], task)
-            loss.backward()
+            with autocast(precision, dev):
+                loss = task_loss(model(**model_inputs(batch)).logits, batch["labels"], task)
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
+            scaler.step(optimizer)
+            scaler.update()
             schedule.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
@@ -209,7 +224,7 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
             if step >= steps:
                 break
     bar.close()
-    metrics = evaluate(model, dev_loader, task)
+    metrics = evaluate(model, dev_loader, task, precision=precision)
     log.info("teacher %s on %s: %s", job.model, job.task, describe(metrics))
     return model.eval(), tokenizer, metrics
 

@@ -33,6 +33,7 @@ class Resumable:
             "optimizer": self.optimizer.state_dict(), "schedule": self.schedule.state_dict(),
             "gate_optimizer": self.gate_optimizer.state_dict(),
             "lambda_optimizer": self.lambda_optimizer.state_dict(),
+            "scaler": self.scaler.state_dict(),  # fp16's loss scale; empty otherwise
             "best": self.best, "reached_target": self.reached_target,
             "pruned_metrics": self.pruned_metrics, "history": self.history,
             "pruned_checkpoint": self.pruned_checkpoint,
@@ -58,6 +59,8 @@ class Resumable:
             self.gate_optimizer.load_state_dict(state["gate_optimizer"])
             self.lambda_optimizer.load_state_dict(state["lambda_optimizer"])
         self.schedule.load_state_dict(state["schedule"])
+        if state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         for group, lr in zip(self.optimizer.param_groups, self.schedule.get_last_lr()):
             group["lr"] = lr  # where the schedule was, with or without the optimizer's state
         self.best, self.reached_target = state["best"], state["reached_target"]

@@ -49,6 +49,7 @@ from cofi_sweep.core.distill import (
 from cofi_sweep.core.evaluation import evaluate, model_inputs, task_loss, to_device
 from cofi_sweep.core.gates import Gates, masks_as_probs
 from cofi_sweep.core.model import group_alive, resolve_device
+from cofi_sweep.core.precision import autocast, grad_scaler, resolve_precision
 from cofi_sweep.core.projection import project_to_band, round_shapes
 from cofi_sweep.core.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.core.students import make_student
@@ -74,6 +75,8 @@ class CofiPruner(Resumable):
         self.job, self.cfg = job, job.cofi
         self.callback = callback or (lambda pruner, event: None)
         self.device = resolve_device(job.device)
+        self.precision = resolve_precision(job.cofi.precision, self.device)
+        self.scaler = grad_scaler(self.precision, self.device)
         if job.num_threads:
             torch.set_num_threads(job.num_threads)
         keep_freed_memory()
@@ -212,7 +215,8 @@ class CofiPruner(Resumable):
         cfg = self.cfg
         pruning = self.stage == "prune" and self.pruning
         masks = self.gates.sample() if pruning else None  # one sample per step
-        loss, parts = self._loss(batch, masks)
+        with autocast(self.precision, self.device):
+            loss, parts = self._loss(batch, masks)
         if pruning:
             expected = self.target.reduction(self.gates.probs())
             target = target_at(self.stage_step, target=self.target.goal,
@@ -220,16 +224,18 @@ class CofiPruner(Resumable):
             lagrangian = self.lagrangian(expected, target)
             loss = loss + lagrangian
             parts.update(lagrangian=lagrangian.item())
-        loss.backward()
+        self.scaler.scale(loss).backward()  # fp16 only: scaled, so small gradients survive
+        self.scaler.unscale_(self.optimizer)  # clipping sees the true gradients
         torch.nn.utils.clip_grad_norm_(
             list(self.model.parameters()) + list(self.projection.parameters()),
             cfg.max_grad_norm)
-        self.optimizer.step()
+        self.scaler.step(self.optimizer)  # skipped (all three) when fp16 overflowed
         self.schedule.step()
         if pruning:
-            self.gate_optimizer.step()
-            self.lambda_optimizer.step()
+            self.scaler.step(self.gate_optimizer)
+            self.scaler.step(self.lambda_optimizer)
             self.gates.clamp_()  # log_alpha stays in [ln 0.01, ln 100]
+        self.scaler.update()
         for opt in (self.optimizer, self.gate_optimizer, self.lambda_optimizer):
             opt.zero_grad(set_to_none=True)
         self.stage_step += 1
@@ -357,6 +363,7 @@ class CofiPruner(Resumable):
                                                           and self.reached_target)
         event["ranked"] = ranked
         metrics = evaluate(self.model, self.select_loader, self.task, masks=masks,
+                           precision=self.precision,
                            device=self.device)
         event["metric"] = metrics[self.task.main_metric]
         event.update({f"selection_{k}": v for k, v in metrics.items()})
@@ -419,6 +426,7 @@ class CofiPruner(Resumable):
                 self.model.load_state_dict(self.best["state"]["model"])
                 self.projection.load_state_dict(self.best["state"]["projection"])
             self.pruned_metrics = evaluate(self.model, self.dev_loader, self.task,
+                                           precision=self.precision,
                                            device=self.device)  # once, for the report
             self.stage = "finetune"
         elif stage == "prune":
@@ -439,6 +447,7 @@ class CofiPruner(Resumable):
             self.model = compact(self.model, masks)
             self.projection = compact_projection(self.projection, masks)
             self.pruned_metrics = evaluate(self.model, self.dev_loader, self.task,
+                                           precision=self.precision,
                                            device=self.device)  # once, for the report
             self.pruned_checkpoint["realized_sparsity"] = \
                 1 - self.model.prunable_parameters() / self.dense_params
@@ -462,7 +471,8 @@ class CofiPruner(Resumable):
         self.tokenizer.save_pretrained(compact_dir)
         final = [e for e in self.history if e["stage"] == "finetune"]
         best = max(final, key=lambda e: e["metric"]) if final else self.history[-1]
-        dev = evaluate(self.model, self.dev_loader, self.task, device=self.device)  # once
+        dev = evaluate(self.model, self.dev_loader, self.task, device=self.device,
+                       precision=self.precision)  # once
         prunable = self.model.prunable_parameters()
         t = self.target  # None for a baseline: it has no target
         speedup = t is not None and t.kind == "speedup"

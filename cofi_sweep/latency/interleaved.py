@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from cofi_sweep.core.model import CofiBert, count_flops, resolve_device
+from cofi_sweep.core.precision import DTYPES
 from cofi_sweep.latency.latency_model import latency_table
 from cofi_sweep.latency.load import GpuLoadMeter, LoadMeter, contention, gpu_contention, gpu_id
 from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
@@ -45,11 +46,15 @@ class TimingSetting:
     # whole life at batch 32 on a 2-core VM, so one pass moved a speedup by up to 13 %
     # (benchmarks/speedup_fidelity.py)
     passes: int = 1
+    # the dtype the models (teacher included) are cast to and timed in: fp32, fp16, bf16
+    # (PyTorch only; a GPU deployment usually runs fp16 or bf16)
+    dtype: str = "fp32"
 
     @property
     def name(self) -> str:
         return (f"b{self.batch_size}x{self.seq_len}-{self.threads or available_cpus()}t-"
-                f"{self.device}-{self.runtime}")
+                f"{self.device}-{self.runtime}" + (f"-{self.dtype}" if self.dtype != "fp32"
+                                                   else ""))
 
 
 def runtime_runner(model: CofiBert, setting: TimingSetting, workdir: Path, name: str) -> Any:
@@ -58,7 +63,7 @@ def runtime_runner(model: CofiBert, setting: TimingSetting, workdir: Path, name:
         path = workdir / f"{name}.onnx"
         to_onnx(model, path)
         return onnx_runner(onnx_session(path, setting.threads or available_cpus()))
-    return model.to(resolve_device(setting.device))
+    return model.to(resolve_device(setting.device), DTYPES[setting.dtype])
 
 
 # what else makes a timing unreliable (beside other processes' load, load.contention): the
@@ -113,8 +118,8 @@ class InterleavedTimer:
         self.reference: float | None = None  # the teacher's first reliable median
         torch.set_num_threads(setting.threads or available_cpus())
         self.dense, self.setting = teacher.shape, setting
-        self.model = None  # the latency model is calibrated on the CPU
-        if latency_model and setting.device == "cpu":
+        self.model = None  # the latency model is calibrated on the CPU, in fp32
+        if latency_model and setting.device == "cpu" and setting.dtype == "fp32":
             self.model = latency_table(teacher.shape, batch_size=setting.batch_size,
                                        seq_len=setting.seq_len, runtime=setting.runtime)
         self.tmp = tempfile.TemporaryDirectory()

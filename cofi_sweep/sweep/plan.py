@@ -61,9 +61,12 @@ def describe_plan(space: SweepSpace, data: Any = None) -> str:
                       else f"sparsity {cell['target_sparsity']}")
             lines.append(f"  cell {cell['id']}: target {target}, "
                          f"ablation {cell['ablation']} {cell['overrides'] or ''}".rstrip())
-    lines.append(f"latency: batch {space.latency.batch_size} x seq {space.latency.seq_len}, "
-                 f"{space.latency.repeats} repeats, measured after training, each model "
-                 f"interleaved with the teacher")
+    lines.append(f"precision: {space.job.cofi.precision} for the teacher, CoFi and the "
+                 "baselines" + (" (bf16 on a GPU that supports it, else fp32)"
+                                if space.job.cofi.precision == "auto" else ""))
+    lines.append(f"latency: batch {space.latency.batch_size} x seq {space.latency.seq_len} in "
+                 f"{space.latency.dtype}, {space.latency.repeats} repeats, measured after "
+                 "training, each model interleaved with the teacher")
     lines.append(disk_estimate(space))
     return "\n".join(lines)
 

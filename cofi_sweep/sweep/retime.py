@@ -62,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, help="default: every CPU this process may use")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--runtime", choices=("pytorch", "onnxruntime"), default="pytorch")
+    parser.add_argument("--dtype", choices=("fp32", "fp16", "bf16"), default="fp32",
+                        help="cast the models (the teacher too) to this dtype and time them so "
+                             "(PyTorch only)")
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--passes", type=int,
                         help="time each model this many times, fresh sessions each, and keep the "
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     passes = args.passes if args.passes is not None else (
         3 if args.runtime == "onnxruntime" else 1)
     setting = TimingSetting(args.batch_size, args.seq_len, args.threads, args.device, args.runtime,
-                        repeats=args.repeats, passes=passes)
+                        repeats=args.repeats, passes=passes, dtype=args.dtype)
     counts = ("batch_size", "seq_len", "threads", "repeats", "passes")
     problems = [f"--{k.replace('_', '-')} must be >= 1" for k in counts
                 if getattr(args, k) is not None and getattr(args, k) < 1]
@@ -79,6 +82,9 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("--device cuda: no CUDA device here")
     if args.device == "cuda" and args.runtime == "onnxruntime":
         problems.append("--runtime onnxruntime times on the CPU only; drop --device cuda")
+    if args.dtype != "fp32" and args.runtime == "onnxruntime":
+        problems.append(f"--dtype {args.dtype}: the onnx graphs are fp32; time fp16 or bf16 "
+                        "with --runtime pytorch")
     experiment = Path(args.experiment)
     if problems:
         print("error: " + "; ".join(problems), file=sys.stderr)

@@ -193,6 +193,9 @@ class LatencyConfig:
     repeats: int = 10  # timed passes per model, interleaved with the teacher; the median counts
     num_threads: int | None = None  # torch threads for the timing pass; None = all cores
     device: str = "auto"  # cpu, cuda; auto: the trials' kind (cuda when gpus_per_trial > 0)
+    # the dtype every model, the teacher too, is cast to and timed in (a GPU deployment
+    # usually runs fp16 or bf16); the latency model predicts fp32 CPU timings only
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"
 
     def check(self) -> list[str]:
         problems = below(self, {"batch_size": 1, "seq_len": 1, "repeats": 1, "warmup": 0,

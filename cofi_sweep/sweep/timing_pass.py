@@ -95,7 +95,7 @@ def _time_on_node(space: SweepSpace, experiment: str, teacher_dir: str, device: 
     lat = space.latency
     local = storage.local_copy(experiment)
     setting = TimingSetting(lat.batch_size, lat.seq_len, lat.num_threads or available_cpus(),
-                           device, warmup=lat.warmup, repeats=lat.repeats)
+                           device, warmup=lat.warmup, repeats=lat.repeats, dtype=lat.dtype)
     path = time_trials(local, local_teacher(teacher_dir, experiment), setting)
     node = {"node_id": ray.get_runtime_context().get_node_id()[:8],
             "host": socket.gethostname(), "device": device}

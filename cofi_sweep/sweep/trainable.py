@@ -123,6 +123,8 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
                        "code": str(Path(__file__).resolve().parent)})
     storage.write_text(audit, (storage.read_text(audit) if storage.exists(audit) else "")
                        + line + "\n")
+    if pruner.device.type == "cuda":  # a reused worker: this trial's peak, not a former one's
+        torch.cuda.reset_peak_memory_stats(pruner.device)
     result = pruner.run()
 
     final = final_metrics(result, pruner, sweep.latency.seq_len,
@@ -161,6 +163,10 @@ def final_metrics(result: CofiResult, pruner: CofiPruner, seq_len: int, compact_
         "predicted_speedup": count_flops(teacher.shape, seq_len)
         / max(1.0, count_flops(compact.shape, seq_len)),
         "job_wall_seconds": result.wall_seconds,
+        "precision": pruner.precision,
+        # what a trial needs of a GPU (to size gpus_per_trial); None on the CPU
+        "peak_gpu_memory_mb": torch.cuda.max_memory_allocated(pruner.device) / 2**20
+        if pruner.device.type == "cuda" else None,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
 
