@@ -187,7 +187,8 @@ def prediction_section(table: pd.DataFrame) -> list[str]:
         return []
     return ["## Predicted speedup", "",
             "Relative error of each prediction against the measured speedup, over the finished "
-            "trials (the latency model is calibrated on this device and runtime; CPU only).",
+            "trials (the latency model is calibrated on the timing's device, in its dtype and "
+            "runtime).",
             "", "| predictor | trials | median error | largest error |", "|---|---|---|---|",
             *rows, "", *unreliable_note(shaky)]
 

@@ -301,15 +301,21 @@ class BaselineConfig:
 @dataclass
 class DeployConfig:
     """The setting a speedup target is for (and the latency model is calibrated in): this
-    machine's CPU, full batches of ``batch_size`` x ``seq_len``. A sweep takes it from its
-    ``latency:`` section, so trials aim at the speedup the sweep then measures."""
+    machine's CPU or GPU, full batches of ``batch_size`` x ``seq_len`` in ``dtype``. A sweep
+    takes it from its ``latency:`` section, so trials aim at the speedup the sweep then
+    measures."""
 
     batch_size: int = 32  # the batch a speedup target is timed and predicted at
     seq_len: int = 128  # and its sequence length
     num_threads: int | None = None  # None: every core this process may use
+    device: str = "cpu"  # cpu, cuda or cuda:N: where the latency model is calibrated
+    dtype: Literal["fp32", "fp16", "bf16"] = "fp32"  # the models are cast to and timed in
 
     def check(self) -> list[str]:
-        return below(self, {"batch_size": 1, "seq_len": 1, "num_threads": 1})
+        problems = below(self, {"batch_size": 1, "seq_len": 1, "num_threads": 1})
+        if not re.fullmatch(r"cpu|cuda(:\d+)?", self.device):
+            problems.append(f"device: cpu or cuda, but got {self.device!r}")
+        return problems
 
 
 @dataclass
@@ -332,22 +338,19 @@ class JobConfig:
     deploy: DeployConfig = field(default_factory=DeployConfig)
 
     def check(self) -> list[str]:
-        if self.task == SYNTHETIC.name or self.data.source == "synthetic":
-            if self.task != SYNTHETIC.name or self.data.source != "synthetic":
-                return ["data.source: the synthetic task and source: synthetic go together, "
-                        f"but got task {self.task!r} with source {self.data.source!r}"]
-            return []
         if self.data.user_data:
             if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", self.task):
                 return [f"task: a name for your task in letters, digits, '_', '.', '-' (it names "
                         f"folders), but got {self.task!r}"]
             return []
-        if self.task not in GLUE:
+        if self.task != SYNTHETIC.name and self.task not in GLUE:
             return [f"task: {self.task!r} is not a GLUE task ({', '.join(GLUE)})"
                     f"{_did_you_mean(self.task, GLUE)}; for your own data set data.source: "
                     "files and data.train: <file>, or data.source: hub and data.dataset: <name>"]
+        if (self.task == SYNTHETIC.name) != (self.data.source == "synthetic"):
+            return ["data.source: the synthetic task and source: synthetic go together, "
+                    f"but got task {self.task!r} with source {self.data.source!r}"]
         return []
-
 
 # --------------------------------------------------------------------------------------------
 # The loader: dict -> dataclass tree, collecting every problem before raising.

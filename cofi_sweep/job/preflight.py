@@ -73,7 +73,8 @@ def speedup_problem(job: JobConfig, where: str = "", say: bool = True,
     dense = EncoderShape.from_pretrained(job.teacher.path or job.model, num_labels)
     if say:
         print(f"[preflight] latency model for batch {job.deploy.batch_size} x seq "
-              f"{job.deploy.seq_len} on this CPU (calibrated once, then cached)", flush=True)
+              f"{job.deploy.seq_len} in {job.deploy.dtype} on this {job.deploy.device} "
+              "(calibrated once, then cached)", flush=True)
     problem = reach_problem(job, dense, deployment_table(job.deploy, dense))
     return f"{where}{problem}" if problem else None
 

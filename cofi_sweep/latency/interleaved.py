@@ -118,10 +118,12 @@ class InterleavedTimer:
         self.reference: float | None = None  # the teacher's first reliable median
         torch.set_num_threads(setting.threads or available_cpus())
         self.dense, self.setting = teacher.shape, setting
-        self.model = None  # the latency model is calibrated on the CPU, in fp32
-        if latency_model and setting.device == "cpu" and setting.dtype == "fp32":
+        self.model = None
+        if latency_model:  # calibrated on this setting's device, in its dtype and runtime
             self.model = latency_table(teacher.shape, batch_size=setting.batch_size,
-                                       seq_len=setting.seq_len, runtime=setting.runtime)
+                                       seq_len=setting.seq_len, runtime=setting.runtime,
+                                       device=str(resolve_device(setting.device)),
+                                       dtype=setting.dtype)
         self.tmp = tempfile.TemporaryDirectory()
         self.teacher = runtime_runner(teacher, setting, Path(self.tmp.name), "teacher")
 

@@ -45,9 +45,10 @@ import torch
 from torch import nn
 
 from cofi_sweep.core.model import CofiBert, EncoderShape, Layer
+from cofi_sweep.core.precision import DTYPES
 from cofi_sweep.core.pretrained import cache_root
 from cofi_sweep.core.projection import nearest_multiple
-from cofi_sweep.latency.load import LoadMeter, contention
+from cofi_sweep.latency.load import GpuLoadMeter, LoadMeter, contention, gpu_contention, gpu_id
 from cofi_sweep.latency.timing import describe_device, time_models
 
 # bump when what is measured (or how it is fitted) changes; 6: unpadded batches run without
@@ -180,7 +181,8 @@ def _run_block(block: _Block, x: torch.Tensor, bias: torch.Tensor, ids: torch.Te
 
 
 def _layer_runners(shape: EncoderShape, heads: list[int], widths: list[int], *,
-                   batch_size: int, seq_len: int, runtime: str, workdir: Path) -> tuple[dict, int]:
+                   batch_size: int, seq_len: int, runtime: str, workdir: Path,
+                   device: torch.device, dtype: torch.dtype) -> tuple[dict, int]:
     """Runners (see :func:`cofi_sweep.latency.timing.time_models`) whose times give one layer's cost
     at each head count (``h<n>``) and FFN width (``f<n>``), and the number of layers each runs.
 
@@ -192,11 +194,11 @@ def _layer_runners(shape: EncoderShape, heads: list[int], widths: list[int], *,
     batch 1, 12.8 % at batch 32: benchmarks/speedup_fidelity.py). In PyTorch blocks alone
     predict better (at batch 1 stacks erred up to 15 %, blocks 10 %)."""
     if runtime == "pytorch":
-        x, bias = torch.randn(batch_size, seq_len, shape.hidden_size), torch.zeros(
-            batch_size, 1, 1, seq_len)
+        x = torch.randn(batch_size, seq_len, shape.hidden_size, device=device, dtype=dtype)
+        bias = torch.zeros(batch_size, 1, 1, seq_len, device=device, dtype=dtype)
         blocks = {f"h{h}": Layer(shape, h, 0) for h in heads} | {
             f"f{f}": Layer(shape, 0, f) for f in widths}
-        return {k: functools.partial(_run_block, _Block(b).eval(), x, bias)
+        return {k: functools.partial(_run_block, _Block(b).to(device, dtype).eval(), x, bias)
                 for k, b in blocks.items()}, 1
     layers = shape.num_layers
     stacks = {f"h{h}": ([h] * layers, [0] * layers) for h in heads} | {
@@ -205,9 +207,10 @@ def _layer_runners(shape: EncoderShape, heads: list[int], widths: list[int], *,
                              runtime, workdir) for k, (h, f) in stacks.items()}, layers
 
 
-def _model_runner(model: CofiBert, runtime: str, workdir: Path):
+def _model_runner(model: CofiBert, runtime: str, workdir: Path,
+                  device: torch.device = torch.device("cpu"), dtype: torch.dtype = torch.float32):
     if runtime == "pytorch":
-        return model
+        return model.to(device, dtype)
     from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
 
     path = workdir / f"model{len(list(workdir.iterdir()))}.onnx"
@@ -217,12 +220,13 @@ def _model_runner(model: CofiBert, runtime: str, workdir: Path):
 
 @torch.no_grad()
 def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: str = "pytorch",
-              warmup: int = 2, repeats: int = 10, hidden_points: int = 4, unit_points: int = 8
-              ) -> LatencyTable:
+              warmup: int = 2, repeats: int = 10, hidden_points: int = 4, unit_points: int = 8,
+              device: str = "cpu", dtype: str = "fp32") -> LatencyTable:
     """Measures the table for models derived from the dense ``shape`` (see module docstring),
-    on the CPU with torch's current thread count, in PyTorch or onnxruntime (a layer's cost
-    measured as :func:`_layer_runners` says)."""
+    on ``device`` (a CPU with torch's current thread count, or a GPU) in ``dtype``, in PyTorch
+    or onnxruntime (CPU, fp32; a layer's cost measured as :func:`_layer_runners` says)."""
     torch.manual_seed(0)
+    dev, dt = torch.device(device), DTYPES[dtype]
     max_heads, max_ffn = max(shape.heads), max(shape.ffn)
     hidden = _grid_points(shape.hidden_size, max(8, shape.hidden_size // 4), hidden_points,
                           ALIGN)
@@ -233,12 +237,14 @@ def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: st
         for d in hidden:
             s = dataclasses.replace(shape, hidden_size=d, kept_hidden_dims=None)
             runners, layers = _layer_runners(s, heads, widths, batch_size=batch_size,
-                                             seq_len=seq_len, runtime=runtime, workdir=Path(tmp))
+                                             seq_len=seq_len, runtime=runtime, workdir=Path(tmp),
+                                             device=dev, dtype=dt)
             runners["fixed"] = _model_runner(CofiBert(dataclasses.replace(s, heads=[0],
                                                                           ffn=[0])).eval(),
-                                             runtime, Path(tmp))
+                                             runtime, Path(tmp), dev, dt)
             timing = time_models(runners, batch_size=batch_size, seq_len=seq_len,
-                                 vocab_size=shape.vocab_size, warmup=warmup, repeats=repeats)
+                                 vocab_size=shape.vocab_size, warmup=warmup, repeats=repeats,
+                                 device=dev)
             fixed.append(timing["fixed"].median)
             # a stack is a whole model: its time includes the fixed part
             in_stack = fixed[-1] if runtime == "onnxruntime" else 0.0
@@ -248,7 +254,7 @@ def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: st
             mha.append([per_layer(f"h{h}") for h in heads])
             ffn.append([per_layer(f"f{f}") for f in widths])
     protocol = {"batch_size": batch_size, "seq_len": seq_len, "runtime": runtime,
-                "warmup": warmup, "repeats": repeats, **describe_device(torch.device("cpu"))}
+                "warmup": warmup, "repeats": repeats, "dtype": dtype, **describe_device(dev)}
     table = LatencyTable([float(d) for d in hidden], [float(h) for h in heads],
                          [float(f) for f in widths], mha, ffn, fixed, protocol)
     if runtime == "onnxruntime":
@@ -258,9 +264,10 @@ def calibrate(shape: EncoderShape, *, batch_size: int, seq_len: int, runtime: st
         return table
     with tempfile.TemporaryDirectory() as tmp:
         models = {f"m{i}": CofiBert(s).eval() for i, s in enumerate(_fitting_shapes(shape))}
-        runners = {k: _model_runner(m, runtime, Path(tmp)) for k, m in models.items()}
+        runners = {k: _model_runner(m, runtime, Path(tmp), dev, dt) for k, m in models.items()}
         timing = time_models(runners, batch_size=batch_size, seq_len=seq_len,
-                             vocab_size=shape.vocab_size, warmup=warmup, repeats=repeats)
+                             vocab_size=shape.vocab_size, warmup=warmup, repeats=repeats,
+                             device=dev)
     fit_whole_models(table, [(m.shape, timing[k].median) for k, m in models.items()])
     return table
 
@@ -339,32 +346,39 @@ def _nonnegative_fit(a: torch.Tensor, t: torch.Tensor) -> dict[int, float]:
         active.remove(negative[0])
 
 
-def table_key(shape: EncoderShape, batch_size: int, seq_len: int, runtime: str) -> dict:
-    """What a table depends on: the dense shape's widths, the protocol, the device."""
+def table_key(shape: EncoderShape, batch_size: int, seq_len: int, runtime: str,
+              device: str = "cpu", dtype: str = "fp32") -> dict:
+    """What a table depends on: the dense shape's widths, the protocol, the device (its name:
+    a CPU model or a GPU's) and the dtype."""
     return {"format": FORMAT, "hidden": shape.hidden_size, "head_dim": shape.head_dim,
             "heads": max(shape.heads), "ffn": max(shape.ffn), "vocab": shape.vocab_size,
             "act": shape.hidden_act, "batch_size": batch_size, "seq_len": seq_len,
-            "runtime": runtime, **describe_device(torch.device("cpu"))}
+            "runtime": runtime, **describe_device(torch.device(device)),
+            **({"dtype": dtype} if dtype != "fp32" else {})}  # fp32 keys stay what they were
 
 
 def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
                   runtime: str = "pytorch", cache_dir: str | Path | None = None,
-                  retries: int = 2, backoff_s: float = 10.0, **kwargs) -> LatencyTable:
+                  retries: int = 2, backoff_s: float = 10.0, device: str = "cpu",
+                  dtype: str = "fp32", **kwargs) -> LatencyTable:
     """The cached table for this dense shape, protocol and device; calibrated on a miss (a
     few seconds for MiniLM on a 2-core CPU). A calibration contended by other processes
     (:func:`~cofi_sweep.latency.load.contention`) is taken again after ``backoff_s`` seconds,
     doubling; one still contended is used for this run but never cached as the device's truth.
     The cache records when, and under what load, its table was measured."""
-    key = table_key(shape, batch_size, seq_len, runtime)
+    key = table_key(shape, batch_size, seq_len, runtime, device, dtype)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or cache_root() / "latency") / f"{digest}.json"
     if path.is_file():
         return LatencyTable(**json.loads(path.read_text())["table"])
+    cuda = torch.device(device).type == "cuda"
     for attempt in range(retries + 1):
-        with LoadMeter() as meter:
+        meter = GpuLoadMeter(gpu_id(torch.device(device).index or 0)) if cuda else LoadMeter()
+        with meter:
             table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime,
-                              **kwargs)
-        busy = contention(meter.other_cores, torch.get_num_threads())
+                              device=device, dtype=dtype, **kwargs)
+        busy = (gpu_contention(meter.other_gpu) if cuda
+                else contention(meter.other_cores, torch.get_num_threads()))
         if not busy:
             break
         if attempt < retries:
@@ -381,6 +395,7 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
     tmp.write_text(json.dumps({
         "key": key, "table": dataclasses.asdict(table),
         "measured": {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"), "other_cores": meter.other_cores}}, indent=1))
+            timespec="seconds"), "other_cores": getattr(meter, "other_cores", None),
+            "other_gpu": getattr(meter, "other_gpu", None)}}, indent=1))
     tmp.replace(path)
     return table

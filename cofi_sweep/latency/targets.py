@@ -136,7 +136,8 @@ def deployment_table(deploy: DeployConfig, dense: EncoderShape) -> LatencyTable:
     threads = torch.get_num_threads()
     torch.set_num_threads(deploy.num_threads or available_cpus())
     try:
-        return latency_table(dense, batch_size=deploy.batch_size, seq_len=deploy.seq_len)
+        return latency_table(dense, batch_size=deploy.batch_size, seq_len=deploy.seq_len,
+                             device=deploy.device, dtype=deploy.dtype)
     finally:
         torch.set_num_threads(threads)
 
@@ -149,7 +150,8 @@ def reach_problem(job: JobConfig, dense: EncoderShape, table: LatencyTable) -> s
         return None
     return (f"cofi.target_speedup: {cfg.target_speedup:g}x is out of reach: with families "
             f"{cfg.families}, the latency model predicts at most {reach:.2f}x for this model at "
-            f"batch {d.batch_size} x seq {d.seq_len} on this CPU (embeddings, classifier and "
+            f"batch {d.batch_size} x seq {d.seq_len} in {d.dtype} on this {d.device} "
+            "(embeddings, classifier and "
             f"what no family removes stay); ask for at most {reach:.2f}x")
 
 

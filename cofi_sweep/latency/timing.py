@@ -85,12 +85,13 @@ Runner = Callable[[torch.Tensor, torch.Tensor], object]  # (input_ids, attention
 
 def _runner(model: torch.nn.Module | Runner, device: torch.device | None
             ) -> tuple[Runner, torch.device]:
-    """A model as a runner on its device (a torch module in eval mode), or a runner as is
-    (e.g. an onnxruntime session wrapped by :func:`cofi_sweep.export.onnx_runner`: CPU inputs)."""
+    """A model as a runner on its device (a torch module in eval mode), or a runner as is, its
+    inputs on ``device`` (the CPU by default: an onnxruntime session wrapped by
+    :func:`cofi_sweep.export.onnx_runner`; a GPU for the latency model's layer runners)."""
     if isinstance(model, torch.nn.Module):
         model.eval()
         return model, device or next(model.parameters()).device
-    return model, torch.device("cpu")
+    return model, device or torch.device("cpu")
 
 
 def _cpu_pass(run: Runner, ids: torch.Tensor, mask: torch.Tensor) -> float:

@@ -54,10 +54,10 @@ from cofi_sweep.sweep.cluster import attach, cluster_address, start_local
 from cofi_sweep.sweep.exports import export_frontier
 from cofi_sweep.sweep.plan import describe_plan
 from cofi_sweep.sweep.resume import check_resume, read_additions, record_additions
-from cofi_sweep.sweep.space import SweepSpace, job_for_trial, resolve_local_paths
+from cofi_sweep.sweep.space import SweepSpace, job_for_trial, resolve_local_paths, timing_device
 from cofi_sweep.sweep.summary import print_exports, print_summary
 from cofi_sweep.sweep.teacher_store import fetch_teacher, store_teacher
-from cofi_sweep.sweep.timing_pass import measure_latencies, timing_device
+from cofi_sweep.sweep.timing_pass import measure_latencies
 
 # Ray itself (and the searcher, schedulers, trainable and callbacks, which import it) is
 # imported inside the functions that use it: on a cluster, connect() must set Ray's auth mode

@@ -393,12 +393,22 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
     # a speedup target aims at the speedup the sweep measures: its latency setting
     lat = space.latency
     raw["deploy"] = {"batch_size": lat.batch_size, "seq_len": lat.seq_len,
-                     "num_threads": lat.num_threads}
+                     "num_threads": lat.num_threads, "device": timing_device(space),
+                     "dtype": lat.dtype}
     for key, value in params.items():
         names = _names(key)
         raw["cofi"].update(zip(names, value) if len(names) > 1 else {names[0]: value})
     raw["output_dir"] = output_dir
     return from_dict(JobConfig, raw)
+
+
+def timing_device(space: SweepSpace) -> str:
+    """``latency.device``; ``auto`` is the kind of device the trials trained on (a GPU when
+    ``gpus_per_trial`` > 0), never simply whatever the driver's machine happens to have."""
+    lat = space.latency
+    if lat.device != "auto":
+        return lat.device
+    return "cuda" if space.resources.gpus_per_trial > 0 else "cpu"
 
 
 def resolve_local_paths(space: SweepSpace, base: Path | None = None) -> SweepSpace:

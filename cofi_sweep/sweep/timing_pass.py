@@ -22,7 +22,7 @@ from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.model import CofiBert
 from cofi_sweep.latency.interleaved import InterleavedTimer, TimingSetting
 from cofi_sweep.latency.timing import available_cpus
-from cofi_sweep.sweep.space import SweepSpace
+from cofi_sweep.sweep.space import SweepSpace, timing_device
 from cofi_sweep.sweep.teacher_store import local_teacher
 
 
@@ -56,15 +56,6 @@ def time_trials(experiment: Path, teacher_dir: str | Path, setting: TimingSettin
             path.write_text(json.dumps(known, indent=1))  # nothing lost if interrupted
     path.write_text(json.dumps(known, indent=1))
     return path
-
-
-def timing_device(space: SweepSpace) -> str:
-    """``latency.device``; ``auto`` is the kind of device the trials trained on (a GPU when
-    ``gpus_per_trial`` > 0), never simply whatever the driver's machine happens to have."""
-    lat = space.latency
-    if lat.device != "auto":
-        return lat.device
-    return "cuda" if space.resources.gpus_per_trial > 0 else "cpu"
 
 
 def measure_latencies(space: SweepSpace, experiment: str, teacher_dir: str
