@@ -1,4 +1,4 @@
-"""The one-command GPU check (run by benchmarks/gpu_check.sh; about 8 minutes on one GPU).
+"""The one-command GPU check (run by benchmarks/gpu_check.sh; sized for 8 minutes on one GPU).
 
 Steps, each timed and recorded (a failing step is recorded with its error, the others still run):
   1. the GPU-marked tests (tests/test_gpu.py: bf16 training, fp16 timing by CUDA events, the

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check, one command: about 8 minutes on one GPU (benchmarks/gpu_check.py says what it
+# The GPU check, one command, sized to finish within 8 minutes on one GPU (benchmarks/gpu_check.py says what it
 # runs). Writes benchmarks/results/gpu_check.json. Needs the project installed with a CUDA build
 # of torch (`make TORCH= install` keeps the one you have).
 set -euo pipefail

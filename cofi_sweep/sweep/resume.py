@@ -63,6 +63,16 @@ def added_trials(stored: dict[str, Any], space: SweepSpace) -> list[tuple[str, i
     return [t for t in space.trial_queue() if t not in before]
 
 
+def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored space with the settings its version did not have, at their defaults: a setting
+    is added with the default that keeps what the tool did before, so an experiment started by
+    an earlier version resumes as the same sweep. As stored if it no longer validates."""
+    try:
+        return json.loads(json.dumps(dataclasses.asdict(from_dict(SweepSpace, stored))))
+    except ConfigError:
+        return stored
+
+
 def check_resume(space: SweepSpace, experiment: str, force: bool) -> list[tuple[str, int]]:
     """A resumed sweep must be the one that was started, or that one with trials added: its
     trials keep their cells and searcher, so a changed space would silently mix settings.
@@ -70,7 +80,7 @@ def check_resume(space: SweepSpace, experiment: str, force: bool) -> list[tuple[
     stored_file = storage.join(experiment, SPACE_FILE)
     if not storage.exists(stored_file):
         return []
-    stored = json.loads(storage.read_text(stored_file))
+    stored = with_defaults(json.loads(storage.read_text(stored_file)))
     changes = space_changes(stored, json.loads(json.dumps(dataclasses.asdict(space))))
     if not changes:
         return []
