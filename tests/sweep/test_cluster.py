@@ -72,8 +72,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 def test_a_sweep_on_a_two_node_cluster_runs_the_shipped_code(tmp_path: Path,
                                                              teacher_cache: Path,
                                                              cluster: dict) -> None:
+    # bucket storage, as a cluster without a shared folder has: file:// takes the same
+    # pyarrow.fs path as s3:// or gs://, offline
     raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"}, search={},
-                     trials_per_cell=2, cluster={"pin_dependencies": False})
+                     trials_per_cell=2, cluster={"pin_dependencies": False},
+                     storage_path=f"file://{tmp_path}/bucket")
     raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
     raw["job"]["cofi"]["prune_epochs"] = 2
     cmd = [sys.executable, "-m", "cofi_sweep.run", "--space", str(write(tmp_path, raw)),
@@ -84,9 +87,18 @@ def test_a_sweep_on_a_two_node_cluster_runs_the_shipped_code(tmp_path: Path,
                          cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "runtime_env: py_modules (2)" in run.stdout
-    experiment = tmp_path / "sweeps" / "tiny"
+    experiment = tmp_path / "bucket" / "tiny"
     table = pd.read_parquet(experiment / "results.parquet")
     assert (table["status"] == "finished").all() and len(table) == 2
+    # the teacher is stored with the experiment, for nodes that cannot see the driver's cache
+    [stored] = (experiment / "teacher").iterdir()  # named by its settings' digest
+    assert (stored / "teacher.json").is_file() and (stored / "complete").is_file()
+    # the outputs are in the bucket; the driver read and timed them from its local mirror
+    for uri, local in zip(table["compact_uri"], table["compact_dir"]):
+        assert uri.startswith(f"file://{experiment}/trials/")
+        assert (Path(uri.removeprefix("file://")) / "model.safetensors").is_file()
+        assert (Path(local) / "model.safetensors").is_file()
+    assert f"results uploaded to file://{experiment}" in run.stdout
     for job_dir in table["job_dir"]:
         [start] = [json.loads(line) for line in (Path(job_dir) / "starts.log").read_text()
                    .splitlines()]
