@@ -34,8 +34,8 @@ from analysis.layout import (
     PLOTS_DIR,
     REPORT_FILE,
     SPACE_FILE,
-    TASK_FILE,
     TABLE_FILE,
+    TASK_FILE,
 )
 from analysis.pareto import METRIC_SPAN, SPEEDUP_SPAN, value_at
 from analysis.plots import write_plots
@@ -318,8 +318,9 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
     plots = write_plots(table, front, published, experiment / PLOTS_DIR) if len(table) else []
 
     lines = [f"# {title}", ""]
-    if task_statement(table):
-        lines += [task_statement(table), ""]
+    task = task_statement(table)
+    if task:
+        lines += [task, ""]
     counts = table["status"].value_counts().to_dict() if len(table) else {}
     lines.append("Trials: " + (", ".join(f"{n} {s}" for s, n in counts.items()) or "none yet"))
     lines += ["", selection_statement(table), ""]

@@ -23,7 +23,7 @@ import dataclasses
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -352,7 +352,7 @@ class CofiBert(nn.Module):
 
     @classmethod
     def from_hf(cls, name_or_path: str, num_labels: int,
-                labels: list[str] | None = None) -> CofiBert:
+                labels: Sequence[str] = ()) -> CofiBert:
         """Loads any BERT/RoBERTa checkpoint (hub name or folder) through transformers;
         ``labels``: the task's class names (else the checkpoint's, if it names them)."""
         from transformers import AutoModelForSequenceClassification
@@ -432,7 +432,7 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def load_model(name: str, num_labels: int, labels: list[str] | None = None) -> CofiBert:
+def load_model(name: str, num_labels: int, labels: Sequence[str] = ()) -> CofiBert:
     """A :class:`CofiBert` with the pretrained weights of ``name`` (an alias, a folder or a hub
     name: :func:`cofi_sweep.core.pretrained.resolve`) and a fresh head for ``num_labels``
     classes named ``labels``."""

@@ -120,7 +120,7 @@ def make_student(baseline: BaselineConfig, dense: CofiBert, projection: torch.nn
     on the first ``importance_batches`` of ``loader`` when the baseline asks for it."""
     b = baseline
     if b.pretrained:
-        model = load_model(b.pretrained, task.num_labels, list(task.labels) or None).to(device)
+        model = load_model(b.pretrained, task.num_labels, task.labels).to(device)
         if model.shape.vocab_size != teacher.shape.vocab_size:
             raise CofiSweepError(
                 f"baseline.pretrained: {b.pretrained} has a vocabulary of "

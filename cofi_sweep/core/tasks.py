@@ -44,10 +44,6 @@ class Task:
         """The metric that chooses checkpoints, ranks trials and draws frontiers."""
         return self.metrics[0]
 
-    def as_dict(self) -> dict:
-        return {"name": self.name, "problem": self.problem, "labels": list(self.labels),
-                "metrics": list(self.metrics)}
-
 
 # --------------------------------------------------------------------------------------------
 # Presets: GLUE and the synthetic task

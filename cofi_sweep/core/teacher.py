@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from cofi_sweep.core import pretrained
 from cofi_sweep.core.allocator import keep_freed_memory
-from cofi_sweep.core.config import DataConfig, JobConfig, TeacherConfig
+from cofi_sweep.core.config import JobConfig
 from cofi_sweep.core.data import data_fingerprint, load_task, make_loader, tokenize
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.core.evaluation import describe, evaluate, model_inputs, task_loss, to_device
@@ -65,51 +65,49 @@ class Teacher:
         return AutoTokenizer.from_pretrained(self.path)
 
 
-def teacher_key(model: str, task: str, data: DataConfig, teacher: TeacherConfig,
-                precision: str = "fp32") -> dict:
-    """Everything that determines the teacher's weights (the cache key's contents);
-    ``precision``: the resolved one it trains in."""
+# settings that describe the user's own data (files or a hub dataset): a GLUE or synthetic
+# teacher's key leaves them out, so it stays what it was before they existed
+USER_DATA_SETTINGS = ("train", "validation", "dataset", "config", "splits", "text_fields",
+                      "label_field", "problem", "metrics", "validation_fraction")
+
+
+def teacher_key(job: JobConfig) -> dict:
+    """Everything that determines the teacher's weights (the cache key's contents), the
+    precision it trains in on the job's device included."""
+    model, data, teacher = job.model, job.data, job.teacher
     settings = dataclasses.asdict(teacher)
     settings.pop("cache_dir")
     if teacher.path:  # a given teacher: only what it is and how it is evaluated matter
         settings = {"path": pretrained.resolve(teacher.path)}
     else:
         settings.pop("path")  # keys of trained teachers stay what they were
+        precision = resolve_precision(job.cofi.precision, resolve_device(job.device))
+        if precision != "fp32":  # fp32 keys stay what they were
+            settings["precision"] = precision
     data_settings = dataclasses.asdict(data)
     if data.source != "synthetic":  # generation sizes do not affect GLUE data
         data_settings.pop("synthetic_train_size")
         data_settings.pop("synthetic_eval_size")
     if data.dir and "://" not in data.dir:  # one folder, one key, however it was spelled
         data_settings["dir"] = str(Path(data.dir).expanduser().resolve())
-    for key in ("train", "validation"):  # your files: wherever they lie, whatever they hold
-        if data_settings.get(key):
-            data_settings[key] = str(Path(data_settings[key]).expanduser().resolve())
-    if data.source == "files":
+    if not data.user_data:
+        for key in USER_DATA_SETTINGS:
+            data_settings.pop(key)
+    elif data.source == "files":  # your files: wherever they lie, whatever they hold
+        for key in ("train", "validation"):
+            if data_settings[key]:
+                data_settings[key] = str(Path(data_settings[key]).expanduser().resolve())
         data_settings["contents"] = data_fingerprint(data)
-    for key in ("train", "validation", "dataset", "config", "splits", "text_fields",
-                "problem", "metrics"):  # unset: keys of GLUE teachers stay what they were
-        if data_settings.get(key) is None:
-            data_settings.pop(key, None)
-    if data_settings["label_field"] == "label" and not data.user_data:
-        data_settings.pop("label_field")
-    if data_settings["validation_fraction"] == 0.1 and not data.user_data:
-        data_settings.pop("validation_fraction")
     resolved = model if model in pretrained.ALIASES else pretrained.resolve(model)
-    if precision != "fp32" and not teacher.path:  # fp32 keys stay what they were
-        settings["precision"] = precision
-    return {"format": _FORMAT, "model": resolved, "task": task, "data": data_settings,
+    return {"format": _FORMAT, "model": resolved, "task": job.task, "data": data_settings,
             "teacher": settings}
 
 
-def teacher_precision(job: JobConfig) -> str:
-    """The precision ``job``'s teacher trains in, on the job's device."""
-    return resolve_precision(job.cofi.precision, resolve_device(job.device))
-
-
-def teacher_folder(job: JobConfig) -> Path:
-    """Where ``job``'s teacher is cached: its name ends in a digest of :func:`teacher_key`, so
-    a folder of that name anywhere holds this very teacher."""
-    key = teacher_key(job.model, job.task, job.data, job.teacher, teacher_precision(job))
+def teacher_folder(job: JobConfig, key: dict | None = None) -> Path:
+    """Where ``job``'s teacher is cached: its name ends in a digest of :func:`teacher_key`
+    (``key``, when computed already), so a folder of that name anywhere holds this very
+    teacher."""
+    key = key or teacher_key(job)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     # absolute: trials run in folders of their own, where a relative cache names nothing
     root = (Path(job.teacher.cache_dir).expanduser().resolve() if job.teacher.cache_dir
@@ -120,8 +118,8 @@ def teacher_folder(job: JobConfig) -> Path:
 def get_teacher(job: JobConfig, *, device: str | None = None,
                 progress: bool = True) -> Teacher:
     """Returns the cached teacher for ``job``, training (and caching) it first if needed."""
-    key = teacher_key(job.model, job.task, job.data, job.teacher, teacher_precision(job))
-    folder = teacher_folder(job)
+    key = teacher_key(job)  # reads and digests your data files: once
+    folder = teacher_folder(job, key)
     folder.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(folder) + ".lock"):
         if (folder / TEACHER_FILE).is_file():
@@ -160,7 +158,7 @@ def given_teacher(job: JobConfig, *, device: str) -> tuple[CofiBert, Any, dict[s
     data = tokenize(loaded.splits, tokenizer, job.data.max_seq_length)
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
     model = CofiBert.from_hf(source, num_labels=task.num_labels,
-                             labels=list(task.labels) or None).to(resolve_device(device))
+                             labels=task.labels).to(resolve_device(device))
     metrics = evaluate(model, dev_loader, task)
     log.info("given teacher %s on %s: %s", job.teacher.path, job.task, describe(metrics))
     return model.eval(), tokenizer, metrics
@@ -196,7 +194,7 @@ def train_teacher(job: JobConfig, *, device: str, progress: bool = True
     train_loader = make_loader(data["train"], tokenizer, batch_size=cfg.batch_size,
                                shuffle=True, seed=cfg.seed)
     dev_loader = make_loader(data["dev"], tokenizer, batch_size=128, shuffle=False)
-    model = load_model(job.model, task.num_labels, list(task.labels) or None).to(dev).train()
+    model = load_model(job.model, task.num_labels, task.labels).to(dev).train()
 
     precision = resolve_precision(job.cofi.precision, dev)
     scaler = grad_scaler(precision, dev)

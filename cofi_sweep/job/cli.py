@@ -15,7 +15,7 @@ from typing import Any
 
 from cofi_sweep.core.config import load_job_config
 from cofi_sweep.core.errors import CofiSweepError, ConfigError
-from cofi_sweep.job.preflight import check_job, load_checked
+from cofi_sweep.job.preflight import check_job
 from cofi_sweep.job.recipe import CofiPruner, run_cofi
 from cofi_sweep.job.result import CofiResult
 
@@ -81,7 +81,6 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_job(job)  # before a teacher trains
         if problems:
             raise ConfigError(problems, args.config or "command line")
-        print(f"data {job.data.source}: {load_checked(job)[0].describe()}", flush=True)
         result = run_cofi(job, callback=print_progress)
     except CofiSweepError as e:  # the user's to fix: the message says how, no traceback
         print(f"error: {e}", file=sys.stderr)

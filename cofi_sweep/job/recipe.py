@@ -103,6 +103,7 @@ class CofiPruner(Resumable):
         self.tokenizer = self.teacher_info.tokenizer()
         loaded = load_task(job.task, job.data)
         self.task = loaded.task
+        log.info("data %s: %s", job.data.source, loaded.describe())  # what the job trains on
         data = tokenize(loaded.splits, self.tokenizer, job.data.max_seq_length)
         self.train_data = data["train"]
         self.teacher_cache: TeacherCache | None = None
@@ -130,7 +131,7 @@ class CofiPruner(Resumable):
         else:
             from cofi_sweep.core.model import load_model
             self.model = load_model(job.model, self.task.num_labels,
-                                    list(self.task.labels) or None).to(self.device)
+                                    self.task.labels).to(self.device)
         self.model.train()
         s = self.model.shape
         self.dense_shape = s
@@ -497,7 +498,7 @@ class CofiPruner(Resumable):
             main_metric=self.task.main_metric, structure=self.model.structure(),
             layer_alignment=[None if j is None else j + 1 for j in self.mapping],
             teacher_layers=self.teacher_layers, wall_seconds=time.time() - self.start_time,
-            history=self.history, task=self.task.as_dict())
+            history=self.history, task=asdict(self.task))
         (out / "result.json").write_text(json.dumps(asdict(result), indent=1, default=str))
         return result
 

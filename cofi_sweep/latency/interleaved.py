@@ -25,7 +25,7 @@ import torch
 from cofi_sweep.core.model import CofiBert, count_flops, resolve_device
 from cofi_sweep.core.precision import DTYPES
 from cofi_sweep.latency.latency_model import latency_table
-from cofi_sweep.latency.load import GpuLoadMeter, LoadMeter, contention, gpu_contention, gpu_id
+from cofi_sweep.latency.load import load_meter
 from cofi_sweep.latency.onnx import onnx_runner, onnx_session, to_onnx
 from cofi_sweep.latency.timing import available_cpus, describe_device, time_models
 
@@ -75,9 +75,9 @@ TEACHER_DRIFT = 1.3
 
 def timing_problems(busy: str | None, teacher_median: float, teacher_q1: float,
                     teacher_q3: float, reference: float | None) -> list[str]:
-    """Why a timing cannot be trusted ([] when it can): ``busy``, the load's verdict
-    (:func:`~cofi_sweep.latency.load.contention` or ``gpu_contention``), and the teacher's
-    spread and drift (see the module docstring)."""
+    """Why a timing cannot be trusted ([] when it can): ``busy``, the load meter's verdict
+    (:mod:`cofi_sweep.latency.load`), and the teacher's spread and drift (see the module
+    docstring)."""
     problems = [busy] if busy else []
     spread = (teacher_q3 - teacher_q1) / teacher_median
     if spread > TEACHER_SPREAD:
@@ -168,22 +168,17 @@ class InterleavedTimer:
 
     def _judged(self, compact: CofiBert, name: str) -> dict[str, Any]:
         device = resolve_device(self.setting.device)
-        cuda = device.type == "cuda" and self.setting.runtime == "pytorch"
-        meter = GpuLoadMeter(gpu_id(device.index or 0)) if cuda else LoadMeter()
-        with meter:
+        with load_meter(device if self.setting.runtime == "pytorch" else torch.device("cpu")
+                        ) as meter:
             passes = [self._time_once(compact, name) for _ in range(self.setting.passes)]
         chosen = median_pass(passes)
         if len(passes) > 1:
             chosen["pass_speedups"] = sorted(t["speedup"] for t in passes)
-        if cuda:  # the host's other processes hardly touch a GPU timing; the GPU's others do
-            others = {"other_cores": None, "other_gpu": meter.other_gpu}
-            busy = gpu_contention(meter.other_gpu)
-        else:
-            others = {"other_cores": meter.other_cores}
-            busy = contention(meter.other_cores, torch.get_num_threads())
-        problems = timing_problems(busy, chosen["teacher_latency_s"], chosen.pop("teacher_q1"),
+        problems = timing_problems(meter.contention(torch.get_num_threads()),
+                                   chosen["teacher_latency_s"], chosen.pop("teacher_q1"),
                                    chosen.pop("teacher_q3"), self.reference)
-        chosen.update(others, timing_reliable=not problems, timing_note="; ".join(problems))
+        chosen.update(meter.readings(), timing_reliable=not problems,
+                      timing_note="; ".join(problems))
         return chosen
 
     def _time_once(self, compact: CofiBert, name: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from cofi_sweep.core.model import CofiBert, EncoderShape, Layer
 from cofi_sweep.core.precision import DTYPES
 from cofi_sweep.core.pretrained import cache_root
 from cofi_sweep.core.projection import nearest_multiple
-from cofi_sweep.latency.load import GpuLoadMeter, LoadMeter, contention, gpu_contention, gpu_id
+from cofi_sweep.latency.load import load_meter
 from cofi_sweep.latency.timing import describe_device, time_models
 
 # bump when what is measured (or how it is fitted) changes; 6: unpadded batches run without
@@ -363,7 +363,7 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
                   dtype: str = "fp32", **kwargs) -> LatencyTable:
     """The cached table for this dense shape, protocol and device; calibrated on a miss (a
     few seconds for MiniLM on a 2-core CPU). A calibration contended by other processes
-    (:func:`~cofi_sweep.latency.load.contention`) is taken again after ``backoff_s`` seconds,
+    (:mod:`cofi_sweep.latency.load`) is taken again after ``backoff_s`` seconds,
     doubling; one still contended is used for this run but never cached as the device's truth.
     The cache records when, and under what load, its table was measured."""
     key = table_key(shape, batch_size, seq_len, runtime, device, dtype)
@@ -371,14 +371,11 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
     path = Path(cache_dir or cache_root() / "latency") / f"{digest}.json"
     if path.is_file():
         return LatencyTable(**json.loads(path.read_text())["table"])
-    cuda = torch.device(device).type == "cuda"
     for attempt in range(retries + 1):
-        meter = GpuLoadMeter(gpu_id(torch.device(device).index or 0)) if cuda else LoadMeter()
-        with meter:
+        with load_meter(torch.device(device)) as meter:
             table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime,
                               device=device, dtype=dtype, **kwargs)
-        busy = (gpu_contention(meter.other_gpu) if cuda
-                else contention(meter.other_cores, torch.get_num_threads()))
+        busy = meter.contention(torch.get_num_threads())
         if not busy:
             break
         if attempt < retries:
@@ -395,7 +392,6 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
     tmp.write_text(json.dumps({
         "key": key, "table": dataclasses.asdict(table),
         "measured": {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"), "other_cores": getattr(meter, "other_cores", None),
-            "other_gpu": getattr(meter, "other_gpu", None)}}, indent=1))
+            timespec="seconds"), **meter.readings()}}, indent=1))
     tmp.replace(path)
     return table

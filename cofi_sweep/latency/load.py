@@ -24,7 +24,7 @@ import resource
 import subprocess
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 # a timing is contended when other processes keep more than this many cores busy beyond those
@@ -64,6 +64,14 @@ class LoadMeter:
             return
         others = (busy1 - busy0) - (_own_seconds() - own0)
         self.other_cores = max(0.0, others / elapsed)
+
+    def contention(self, threads: int) -> str | None:
+        """Why this timing on ``threads`` threads was contended (:func:`contention`), or None."""
+        return contention(self.other_cores, threads)
+
+    def readings(self) -> dict[str, float | None]:
+        """What the meter read, as a timing row's columns."""
+        return {"other_cores": self.other_cores}
 
 
 def contention(other_cores: float | None, threads: int, cpus: int | None = None) -> str | None:
@@ -126,6 +134,23 @@ class GpuLoadMeter:
     def __exit__(self, *exc: object) -> None:
         readings = [r for r in (self._before, self._idle_reading()) if r is not None]
         self.other_gpu = max(readings) if readings else None
+
+    def contention(self, threads: int) -> str | None:
+        """Why this timing was contended (:func:`gpu_contention`), or None; the host's cores
+        hardly touch a GPU timing, so ``threads`` does not count."""
+        return gpu_contention(self.other_gpu)
+
+    def readings(self) -> dict[str, float | None]:
+        """What the meter read, as a timing row's columns (no core count for a GPU timing)."""
+        return {"other_cores": None, "other_gpu": self.other_gpu}
+
+
+def load_meter(device: Any) -> LoadMeter | GpuLoadMeter:
+    """The meter for a timing on ``device`` (a ``torch.device``): the GPU's utilisation by
+    others for a CUDA device, the cores' otherwise."""
+    if device.type == "cuda":
+        return GpuLoadMeter(gpu_id(device.index or 0))
+    return LoadMeter()
 
 
 def gpu_contention(other_gpu: float | None) -> str | None:

@@ -199,7 +199,7 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
                        json.dumps(dataclasses.asdict(space), indent=1))
     data = load_task(space.job.task, space.job.data)
     storage.write_text(storage.join(experiment, TASK_FILE),
-                       json.dumps(data.task.as_dict(), indent=1))
+                       json.dumps(dataclasses.asdict(data.task), indent=1))
     print(describe_plan(space, data), flush=True)
     if resume:  # on another machine, take the stored teacher rather than train it again
         fetch_teacher(experiment, teacher_folder(space.job))
