@@ -4,9 +4,10 @@ Runs named jobs of a shipped space one at a time (no Ray: nothing else shares th
 exactly as a sweep trial of that cell would run it, but with the job's fixed distillation
 weights instead of a search (CoFi and baselines alike: the same care for both):
 
-    cofi:<target>[@k]      a CoFi job at that target sparsity ("full" ablation), seed + k
-    speedup:<target>[@k]   a CoFi job aiming at that speedup (the latency model's, in the
-                           space's latency setting), seed + k
+    cofi:<target>[/<ablation>][@k]     a CoFi job at that target sparsity, seed + k, with
+                                       the space's ablation of that name (default: full)
+    speedup:<target>[/<ablation>][@k]  a CoFi job aiming at that speedup (the latency model's,
+                                       in the space's latency setting), seed + k
     distill:<name>[@k]     the space's baseline <name>, seed + k
 
 After each job, its compact model and the teacher are timed interleaved (the space's batch and
@@ -61,18 +62,24 @@ def parse_run(run: str, space: SweepSpace) -> tuple[dict, int]:
     name, _, k = run.partition("@")
     method, _, value = name.partition(":")
     if method in ("cofi", "speedup"):
+        value, _, ablation = value.partition("/")
+        ablation = ablation or "full"
+        if ablation not in space.grid.ablations:
+            raise SystemExit(f"error: {run}: the space has no ablation {ablation!r} (it has "
+                             f"{', '.join(space.grid.ablations)})")
         kind = "target_sparsity" if method == "cofi" else "target_speedup"
-        cell = {"id": f"t{float(value):g}-full" if method == "cofi" else f"s{float(value):g}x-full",
-                "method": "cofi", "target_sparsity": None, "target_speedup": None,
-                "ablation": "full", "overrides": {}, kind: float(value)}
+        prefix = f"t{float(value):g}" if method == "cofi" else f"s{float(value):g}x"
+        cell = {"id": f"{prefix}-{ablation}", "method": "cofi", "target_sparsity": None,
+                "target_speedup": None, "ablation": ablation,
+                "overrides": dict(space.grid.ablations[ablation]), kind: float(value)}
     elif method == "distill":
         cell = next((c for c in space.cells() if c["id"] == f"distill-{value}"), None)
         if cell is None:
             raise SystemExit(f"error: {run}: the space has no baseline {value!r} "
                              f"(it has {', '.join(space.baselines) or 'none'})")
     else:
-        raise SystemExit(f"error: {run}: runs are cofi:<target>[@k], speedup:<target>[@k] "
-                         "or distill:<name>[@k]")
+        raise SystemExit(f"error: {run}: runs are cofi:<target>[/<ablation>][@k], "
+                         "speedup:<target>[/<ablation>][@k] or distill:<name>[@k]")
     return cell, int(k or 0)
 
 
@@ -104,7 +111,7 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
         # the timer's prediction is None here (see above): keep the job's own
         **{k: v for k, v in timing.items() if v is not None},
         "latency_protocol": timer.describe()["protocol"],
-        "structure": json.dumps(result.structure), "compact_dir": result.compact_dir,
+        **result.table_columns(), "compact_dir": result.compact_dir,
         "job_wall_seconds": round(wall, 1), "commit": commit(),
     }
     return row, result
@@ -164,6 +171,32 @@ def report(space: SweepSpace, path: Path, label: str, device: dict) -> Path:
     return report_path
 
 
+def run_jobs(space_name: str, runs: list[str], label: str | None = None,
+             settings: list[str] = ()) -> tuple[SweepSpace, Path, dict]:
+    """Runs each of ``runs`` (checked first) and merges its row into the results file
+    ``frontier_<label>.json``; returns the space, that file and the device."""
+    space = load_space(HERE.parent / "search_spaces" / f"{space_name}.yaml",
+                       [f"job.{item}" for item in settings])
+    torch.set_num_threads(available_cpus())
+    device = describe_device(torch.device("cpu"))
+    path = RESULTS / f"frontier_{label or space_name}.json"
+    cells = [parse_run(run, space) for run in runs]  # every name checked before running
+    for run, (cell, offset) in zip(runs, cells):
+        print(f"=== {label or space_name}: {run}", flush=True)
+        row, result = run_job(space, cell, offset, label or space_name)
+        row.update(device=device["name"], command=f"python benchmarks/frontier.py --space "
+                   f"{space_name}" + (f" --set {' '.join(settings)}" if settings else "")
+                   + (f" --label {label}" if label else "") + f" --runs {run}")
+        merge(path, row)
+        print(json.dumps({k: row[k] for k in ("trial_id", "score", "realized_sparsity",
+                                              "speedup", "job_wall_seconds")}), flush=True)
+        if (cell.get("target_sparsity") is not None and cell["ablation"] == "full"
+                and not settings and offset == 0):
+            merge_rows(control_row(space_name, cell["target_sparsity"], "", result,
+                                   row["job_wall_seconds"], row["command"]))
+    return space, path, device
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -171,36 +204,18 @@ def main() -> None:
     parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                         help="job settings changed from the space's, e.g. task=stsb")
     parser.add_argument("--label", help="names the results file (default: the space)")
-    parser.add_argument("--runs", nargs="*", default=[], help="cofi:<target>[@k], "
-                        "speedup:<target>[@k] or "
-                        "distill:<name>[@k], run in this order")
+    parser.add_argument("--runs", nargs="*", default=[], help="cofi:<target>[/<ablation>][@k], "
+                        "speedup:<target>[/<ablation>][@k] or distill:<name>[@k], run in "
+                        "this order")
     parser.add_argument("--retime", action="store_true", help="re-time every row's model "
                         "and add the latency model's prediction (on a quiet machine)")
     parser.add_argument("--report", action="store_true", help="render the rows collected")
     args = parser.parse_args()
-    space = load_space(HERE.parent / "search_spaces" / f"{args.space}.yaml",
-                       [f"job.{item}" for item in args.set])
-    label = args.label or args.space
-    torch.set_num_threads(available_cpus())
-    device = describe_device(torch.device("cpu"))
-    path = RESULTS / f"frontier_{label}.json"
-    cells = [parse_run(run, space) for run in args.runs]  # every name checked before running
-    for run, (cell, offset) in zip(args.runs, cells):
-        print(f"=== {label}: {run}", flush=True)
-        row, result = run_job(space, cell, offset, label)
-        row.update(device=device["name"], command=f"python benchmarks/frontier.py --space "
-                   f"{args.space}" + (f" --set {' '.join(args.set)}" if args.set else "")
-                   + (f" --label {label}" if args.label else "") + f" --runs {run}")
-        merge(path, row)
-        print(json.dumps({k: row[k] for k in ("trial_id", "score", "realized_sparsity",
-                                              "speedup", "job_wall_seconds")}), flush=True)
-        if cell.get("target_sparsity") is not None and not args.set and offset == 0:
-            merge_rows(control_row(args.space, cell["target_sparsity"], "", result,
-                                   row["job_wall_seconds"], row["command"]))
+    space, path, device = run_jobs(args.space, args.runs, args.label, args.set)
     if args.retime:
         retime(space, path)
     if args.report:
-        report(space, path, label, device)
+        report(space, path, args.label or args.space, device)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,8 @@ from typing import Callable
 
 import torch
 
+from cofi_sweep.core.gates import MASK_NAMES
+
 # family -> (unit mask name, its layer gate's mask name)
 UNITS = {"head": ("head_z", "head_layer_z"), "int": ("intermediate_z", "mlp_z")}
 
@@ -66,6 +68,15 @@ def round_shapes(masks: dict[str, torch.Tensor], log_alpha: dict[str, torch.Tens
             if "mlp_z" not in new or bool(new["mlp_z"][i] != 0):
                 units[i] = _round_row(units[i], log_alpha["int"][i].detach(), multiple)
     return new
+
+
+def mask_changes(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]
+                 ) -> dict[str, int]:
+    """How many keep/remove decisions differ between two sets of binary masks, per mask
+    family (``head``, ``mha``, ``int``, ``ffn``, ``hidden``): what shape rounding and the
+    projection moved against the gates' own choice (an ablation report states it)."""
+    return {family: int(((before[name] > 0) != (after[name] > 0)).sum())
+            for family, name in MASK_NAMES.items() if name in before and name in after}
 
 
 def nearest_multiple(width: int, multiple: int, least: int = 0) -> int:

@@ -50,7 +50,7 @@ from cofi_sweep.core.evaluation import evaluate, model_inputs, task_loss, to_dev
 from cofi_sweep.core.gates import Gates, masks_as_probs
 from cofi_sweep.core.model import group_alive, resolve_device
 from cofi_sweep.core.precision import autocast, grad_scaler, resolve_precision
-from cofi_sweep.core.projection import project_to_band, round_shapes
+from cofi_sweep.core.projection import mask_changes, project_to_band, round_shapes
 from cofi_sweep.core.sparsity import Lagrangian, dense_size, expected_size, target_at
 from cofi_sweep.core.students import make_student
 from cofi_sweep.core.teacher import Teacher, get_teacher, linear_schedule, param_groups
@@ -444,7 +444,11 @@ class CofiPruner(Resumable):
                             ", projected onto the band" if self.cfg.project_to_band else
                             " (raise prune_epochs or reg_learning_rate, or eval more often, "
                             "or set cofi.project_to_band: true)")
-            masks = self.masks_at_target(self.gates.deterministic())
+            raw = self.gates.deterministic()
+            masks = self.masks_at_target(raw)
+            # what rounding and projection changed against the gates' choice (ablations of the
+            # mask families state it: a projection can move units the gates did not choose)
+            self.pruned_checkpoint["projection_moves"] = mask_changes(raw, masks)
             self.model = compact(self.model, masks)
             self.projection = compact_projection(self.projection, masks)
             self.pruned_metrics = evaluate(self.model, self.dev_loader, self.task,

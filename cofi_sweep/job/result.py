@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -38,3 +39,25 @@ class CofiResult:
     latency_model_speedup: float | None = None  # predicted, for a speedup target
     target_miss: float = 0.0  # how far off its band a CoFi job ended (what the search avoids)
     task: dict[str, Any] = field(default_factory=dict)  # name, problem, labels, metrics
+
+    def alignment_trace(self) -> list[list[Any]]:
+        """``[step, stage, alignment]`` per evaluation: the student layer (1-based) that each of
+        ``teacher_layers`` mapped to at the last training step before it (what the report plots
+        to show whether the dynamic mapping settled)."""
+        return [[e["step"], e["stage"], e["layer_alignment"]] for e in self.history
+                if "layer_alignment" in e]
+
+    def table_columns(self) -> dict[str, Any]:
+        """The columns a results row takes from this result beside its scores (lists and
+        dicts as JSON text): kept structure, layer alignment and its trace, and what the
+        projection moved (for a pruned model: the gates' own sparsity before it, and the
+        keep/remove decisions it changed per mask family)."""
+        moved = self.pruned_checkpoint.get("projection_moves")
+        return {
+            "structure": json.dumps(self.structure),
+            "layer_alignment": json.dumps(self.layer_alignment),
+            "teacher_layers": json.dumps(self.teacher_layers),
+            "alignment_trace": json.dumps(self.alignment_trace()),
+            "gates_sparsity": self.pruned_checkpoint.get("deterministic_sparsity"),
+            "projection_moves": json.dumps(moved) if moved is not None else None,
+        }

@@ -158,8 +158,7 @@ def final_metrics(result: CofiResult, pruner: CofiPruner, seq_len: int, compact_
         "pruned_score": result.pruned_metrics.get(result.main_metric),
         "main_metric": result.main_metric,
         "compact_dir": compact_dir,
-        "structure": json.dumps(result.structure),
-        "layer_alignment": json.dumps(result.layer_alignment),
+        **result.table_columns(),
         "predicted_speedup": count_flops(teacher.shape, seq_len)
         / max(1.0, count_flops(compact.shape, seq_len)),
         "job_wall_seconds": result.wall_seconds,
