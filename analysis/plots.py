@@ -1,5 +1,6 @@
 """The report's plots: metric vs measured speedup (the frontiers, with baselines and published
-points), metric vs parameters, and predicted vs measured speedup."""
+points), metric vs parameters, predicted vs measured speedup, the frontier models' structure,
+and the layer alignment over training."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.alignment import alignment_plot
 from analysis.points import (
     PREDICTORS,
     eligible,
@@ -132,4 +134,9 @@ def write_plots(table: pd.DataFrame, front: pd.DataFrame, published: pd.DataFram
             ax.set_title(title)
             fig.colorbar(image, ax=ax)
         save(fig, "frontier_structure")
+
+    # 5. which student layer each teacher layer was distilled into, per evaluation
+    fig = alignment_plot(table, plt)
+    if fig is not None:
+        save(fig, "layer_alignment")
     return written

@@ -20,6 +20,12 @@ PREDICTORS = {"flop_predicted_speedup": "matmul FLOPs", "latency_model_speedup":
               "latency model (calibrated)"}
 
 
+def mean_sd(value: float, sd: float, fmt: str = ".4f") -> str:
+    """``0.8700 ± 0.0141``, or the value alone where there is no spread (one seed); the spread
+    in the value's format without its sign."""
+    return f"{value:{fmt}}" + (f" ± {sd:{fmt.lstrip('+')}}" if pd.notna(sd) else "")
+
+
 def frontier_label(row: pd.Series) -> str:
     """``cofi:<ablation>`` or ``distill:<baseline name>``: each baseline is its own series.
 

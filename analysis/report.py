@@ -9,10 +9,12 @@ Writes, in the experiment folder (works on running or interrupted experiments to
                     stated reference point
   plots/*.png|svg   metric vs measured speedup (frontiers, teacher, 95 % of teacher, published
                     points), metric vs remaining parameters, predicted vs measured speedup,
-                    kept structure of the frontier models
+                    kept structure of the frontier models, layer alignment per evaluation
   report.md         which split selected and which is reported, the frontiers, accuracy at
-                    2x/3x/4x/6x/8x/10x speedup, the frontier's compact model paths, off-target
-                    trials
+                    2x/3x/4x/6x/8x/10x speedup, the frontier's compact model paths, each
+                    ablation against full CoFi with a verdict per paper finding
+                    (analysis.ablations), the layer alignment over training
+                    (analysis.alignment), off-target trials
 
 Like with like: a point is a grid cell with its searched values, averaged over its seeds (mean
 and sample standard deviation); only finished trials on target (or baselines) make points, and
@@ -28,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from analysis.ablations import ablation_section
+from analysis.alignment import alignment_section
 from analysis.layout import (
     LATENCY_FILE,
     PARETO_FILE,
@@ -43,6 +47,7 @@ from analysis.points import (
     PREDICTORS,
     accuracy_at_speedups,
     frontiers,
+    mean_sd,
     points,
     reliable,
     speedup_targets,
@@ -65,11 +70,6 @@ def load_results(experiment: Path, latency_table: str = LATENCY_FILE,
     if "speedup" not in table:
         table["speedup"] = np.nan  # exclusive timing not done yet (running experiment)
     return table
-
-
-def mean_sd(value: float, sd: float, fmt: str = ".4f") -> str:
-    """``0.8700 ± 0.0141``, or the value alone where there is no spread (one seed)."""
-    return f"{value:{fmt}}" + (f" ± {sd:.4f}" if pd.notna(sd) else "")
 
 
 def speedup_table(front: pd.DataFrame) -> list[str]:
@@ -356,7 +356,9 @@ def render_report(table: pd.DataFrame, experiment: Path, title: str) -> Path:
                          f"{row['speedup']:.2f}x{'' if row.get('timing_reliable', True) else ' †'}"
                          f" | {row['realized_sparsity']:.3f} | "
                          f"`{row.get('compact_uri') or row['compact_dir']}` |")
-    lines += [""] + speedup_target_section(table)
+    lines += [""] + ablation_section(table)
+    lines += alignment_section(table)
+    lines += speedup_target_section(table)
     lines += prediction_section(table)
     lines += off_target_section(table)
     if len(published):

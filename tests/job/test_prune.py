@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,10 @@ def test_full_job_reports_and_saves_a_loadable_compact_model(tmp_path: Path,
     assert (Path(result.compact_dir).parent / "result.json").is_file()
     alignment = [j for j in result.layer_alignment if j is not None]
     assert alignment == sorted(set(alignment))  # dynamic mapping: strictly increasing upward
+    # the alignment of every evaluation, in the order they came, the last one the final
+    trace = json.loads(result.table_columns()["alignment_trace"])
+    assert [[e["step"], e["stage"]] for e in events] == [t[:2] for t in trace]
+    assert trace[-1][2] == result.layer_alignment
 
 
 def test_one_mask_sample_per_pruning_step(tmp_path: Path, teacher_cache: Path,
@@ -163,6 +168,11 @@ def test_short_budget_lands_on_target_with_projection(tmp_path: Path, teacher_ca
     warm = [e for e in events if e["stage"] == "prune" and not e["at_target"]]
     assert warm and all(e["realized_sparsity"] == e["deterministic_sparsity"] for e in warm)
     assert not any(e["ranked"] for e in warm)  # raw masks: each trial at its own sparsity
+    # what the projection moved is recorded: units moved with it on, nothing with it off
+    assert sum(result.pruned_checkpoint["projection_moves"].values()) > 0
+    assert set(off.pruned_checkpoint["projection_moves"].values()) == {0}
+    assert json.loads(off.table_columns()["projection_moves"]) == \
+        off.pruned_checkpoint["projection_moves"]
 
 
 def test_selection_split_chooses_and_dev_only_reports(tmp_path: Path, teacher_cache: Path,

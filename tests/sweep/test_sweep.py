@@ -97,9 +97,20 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     assert not any("@" in f for f in frontiers)  # speedup-target cells join their ablation's
     assert "| s1.5x-" in (experiment / "report.md").read_text().split("## Speedup targets")[1]
     for name in ("metric_vs_speedup", "metric_vs_params", "predicted_vs_measured",
-                 "frontier_structure"):
+                 "frontier_structure", "layer_alignment"):
         assert (experiment / "plots" / f"{name}.png").stat().st_size > 10_000
-    assert "## Frontier models" in (experiment / "report.md").read_text()
+    report = (experiment / "report.md").read_text()
+    assert "## Frontier models" in report
+    # the ablation against full CoFi, and the layer alignment each evaluation recorded
+    assert "| no_hidden | no hidden mask | full |" in report.split("## Ablations")[1]
+    assert "## Layer alignment" in report and "| t0.3-full |" in report
+    for _, row in finished.iterrows():
+        trace = json.loads(row["alignment_trace"])
+        assert len(trace) >= 3 and {e[1] for e in trace} >= {"distill", "prune", "finetune"}
+        assert all(len(e[2]) == len(json.loads(row["teacher_layers"])) for e in trace)
+        moved = json.loads(row["projection_moves"])
+        assert set(moved) <= {"head", "mha", "int", "ffn", "hidden"} and moved
+        assert 0 < row["gates_sparsity"] < 1
     # every frontier model is exported, ready to load with transformers alone
     exported = sorted((experiment / "export").iterdir())
     assert len(exported) == len(pd.read_csv(experiment / "pareto.csv"))
