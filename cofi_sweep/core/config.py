@@ -167,6 +167,12 @@ class CofiConfig:
     # e.g. 4: 4x faster than the dense model (see target_sparsity)
     target_speedup: float | None = None
     speedup_tolerance: float = 0.03  # a speedup target's band: within +- this fraction
+    # a ladder: one pruning run whose target rises through these values in turn (sparsities,
+    # or speedups when target_speedup is set, whose value then only names the kind), forking a
+    # compact model at each rung that is fine-tuned as its own result (cofi_sweep/job/ladder.py);
+    # empty: one target
+    ladder: list[float] = field(default_factory=list)
+    ladder_hold_epochs: float = 0.5  # pruning epochs a rung holds its target before it forks
     families: list[str] = field(default_factory=lambda: list(MASK_FAMILIES))  # mask families on
     distill: DistillMode = "dynamic"  # layer mapping; prediction = KL only; none = hard labels
     init_from: Literal["teacher", "pretrained"] = "teacher"  # student's starting weights
@@ -223,6 +229,15 @@ class CofiConfig:
         if self.target_speedup is not None and self.target_speedup <= 1:
             problems.append(f"target_speedup: must be > 1 (times faster than the dense model), "
                             f"but got {self.target_speedup}")
+        if self.ladder:
+            speedups = self.target_speedup is not None
+            if any(b <= a for a, b in zip(self.ladder, self.ladder[1:])):
+                problems.append(f"ladder: targets must rise strictly, but got {self.ladder}")
+            bad = [v for v in self.ladder if (v <= 1 if speedups else not 0 < v < 1)]
+            if bad:
+                rule = ("speedups must be > 1 (target_speedup is set)" if speedups else
+                        "sparsities must be in (0, 1) (set target_speedup for speedups)")
+                problems.append(f"ladder: {rule}, but got {bad}")
         if not 0 < self.speedup_tolerance < 0.5:
             problems.append(f"speedup_tolerance: must be in (0, 0.5), but got "
                             f"{self.speedup_tolerance}")
@@ -240,7 +255,8 @@ class CofiConfig:
         problems += below(self, {"batch_size": 1, "eval_every": 1, "shape_multiple": 1})
         problems += below(self, dict.fromkeys(("learning_rate", "reg_learning_rate",
                                                "finetune_learning_rate", "temperature",
-                                               "prune_epochs"), 0), strict=True)
+                                               "prune_epochs", "ladder_hold_epochs"), 0),
+                          strict=True)
         problems += below(self, dict.fromkeys(("distill_epochs", "sparsity_warmup_epochs",
                                                "finetune_epochs", "sparsity_epsilon",
                                                "alpha_layer", "alpha_pred",

@@ -50,11 +50,12 @@ def dense_size(*, num_layers: int, hidden_size: int, num_heads: int, head_dim: i
     return num_layers * (mha + ffn)
 
 
-def target_at(step: int, *, target: float, warmup_steps: int) -> float:
-    """Target sparsity ``step`` optimizer steps into pruning: 0 -> target linearly, then held."""
+def target_at(step: int, *, target: float, warmup_steps: int, start: float = 0.0) -> float:
+    """Target sparsity ``step`` optimizer steps into pruning: ``start`` (0, or a ladder's
+    previous rung) -> target linearly, then held."""
     if warmup_steps <= 0:
         return target
-    return target * min(1.0, step / warmup_steps)
+    return start + (target - start) * min(1.0, step / warmup_steps)
 
 
 class Lagrangian(nn.Module):

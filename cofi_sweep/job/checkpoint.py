@@ -37,7 +37,7 @@ class Resumable:
             "best": self.best, "reached_target": self.reached_target,
             "pruned_metrics": self.pruned_metrics, "history": self.history,
             "pruned_checkpoint": self.pruned_checkpoint,
-            "mapping": self.mapping, "rng": {
+            "mapping": self.mapping, "rung": self.rung, "rng": {
                 "python": random.getstate(), "numpy": np.random.get_state(),
                 "torch": torch.get_rng_state()},
         }
@@ -67,6 +67,7 @@ class Resumable:
         self.pruned_metrics, self.history = state["pruned_metrics"], state["history"]
         self.pruned_checkpoint = state.get("pruned_checkpoint", {})
         self.mapping = state["mapping"]
+        self.rung = state.get("rung", self.rung)  # (older checkpoints: a plain job's)
         random.setstate(state["rng"]["python"])
         np.random.set_state(state["rng"]["numpy"])
         torch.set_rng_state(state["rng"]["torch"])

@@ -1,6 +1,7 @@
 """One CoFi job from the command line: ``python -m cofi_sweep.prune --config job.yaml``.
 
     python -m cofi_sweep.prune --config sst2_minilm_cpu.yaml cofi.target_sparsity=0.9
+    python -m cofi_sweep.prune --config sst2_minilm_cpu.yaml "cofi.ladder=[0.5,0.7,0.9]"
 
 Preflight first (a user mistake ends in one message, exit code 2), then the job with one line
 per evaluation, then a short report of the compact model.
@@ -15,6 +16,7 @@ from typing import Any
 
 from cofi_sweep.core.config import load_job_config
 from cofi_sweep.core.errors import CofiSweepError, ConfigError
+from cofi_sweep.job.ladder import LadderPruner
 from cofi_sweep.job.preflight import check_job
 from cofi_sweep.job.recipe import CofiPruner, run_cofi
 from cofi_sweep.job.result import CofiResult
@@ -23,7 +25,8 @@ from cofi_sweep.job.result import CofiResult
 def print_progress(pruner: CofiPruner, event: dict[str, Any]) -> None:
     """The default callback: one line per evaluation."""
     split = "dev" if pruner.select_loader is pruner.dev_loader else "selection"
-    parts = [f"[{event['stage']:>8}] step {event['step']:>5}",
+    rung = f"[rung {event['rung']}: {event['rung_target']:g}] " if "rung" in event else ""
+    parts = [f"{rung}[{event['stage']:>8}] step {event['step']:>5}",
              f"{split} {pruner.task.main_metric}={event['metric']:.4f}"]
     if "target_speedup" in event:
         parts.append(f"speedup exp={event['expected_speedup']:.2f}x "
@@ -81,11 +84,18 @@ def main(argv: list[str] | None = None) -> int:
         problems = check_job(job)  # before a teacher trains
         if problems:
             raise ConfigError(problems, args.config or "command line")
-        result = run_cofi(job, callback=print_progress)
+        if job.cofi.ladder:
+            results = LadderPruner(job, callback=print_progress).run()
+        else:
+            results = [run_cofi(job, callback=print_progress)]
     except CofiSweepError as e:  # the user's to fix: the message says how, no traceback
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(format_report(result))
+    if len(results) > 1:
+        print(f"ladder: {len(results)} compact models from one pruning run "
+              f"({job.output_dir}/ladder.json)")
+    for result in results:
+        print(format_report(result))
     return 0
 
 

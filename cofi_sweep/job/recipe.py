@@ -89,6 +89,9 @@ class CofiPruner(Resumable):
         self.pruned_metrics: dict[str, float] = {}
         self.pruned_checkpoint: dict[str, Any] = {}
         self.mapping: list[int | None] = []
+        # the target's schedule: from `from` at stage step `start` to the target over `warmup`
+        # steps (a plain job: from 0 at step 0; a ladder moves it rung by rung)
+        self.rung: dict[str, Any] = {"index": None, "start": 0, "from": 0.0, "warmup": 0}
         self.start_time = time.time()
         self._setup()
 
@@ -124,6 +127,7 @@ class CofiPruner(Resumable):
                       "prune": max(1, round(cfg.prune_epochs * per_epoch)),
                       "finetune": round(cfg.finetune_epochs * per_epoch)}
         self.warmup_steps = round(cfg.sparsity_warmup_epochs * per_epoch)
+        self.rung["warmup"] = self.warmup_steps
 
         self.teacher = self.teacher_info.load(self.device).requires_grad_(False)
         if cfg.init_from == "teacher":
@@ -195,9 +199,17 @@ class CofiPruner(Resumable):
             self._finish_stage()
         return self._result()
 
-    def _run_stage(self) -> None:
+    def scheduled_target(self) -> float:
+        """The target (a reduction: sparsity, or 1 - 1/speedup) at the current pruning step."""
+        r = self.rung
+        return target_at(self.stage_step - r["start"], target=self.target.goal,
+                         warmup_steps=r["warmup"], start=r["from"])
+
+    def _run_stage(self, until: int | None = None) -> None:
+        """Trains the current stage to its end (or to stage step ``until``: a ladder's rung),
+        evaluating every ``eval_every`` steps and at the last."""
         cfg, stage = self.cfg, self.stage
-        total = self.steps[stage]
+        total = self.steps[stage] if until is None else until
         per_epoch = len(self.train_loader)
         batches = endless_batches(self.train_loader, cfg.seed, self.stage_step // per_epoch,
                          self.stage_step % per_epoch)
@@ -220,9 +232,7 @@ class CofiPruner(Resumable):
             loss, parts = self._loss(batch, masks)
         if pruning:
             expected = self.target.reduction(self.gates.probs())
-            target = target_at(self.stage_step, target=self.target.goal,
-                               warmup_steps=self.warmup_steps)
-            lagrangian = self.lagrangian(expected, target)
+            lagrangian = self.lagrangian(expected, self.scheduled_target())
             loss = loss + lagrangian
             parts.update(lagrangian=lagrangian.item())
         self.scaler.scale(loss).backward()  # fp16 only: scaled, so small gradients survive
@@ -384,15 +394,15 @@ class CofiPruner(Resumable):
         on-target model, however far the Lagrangian lags."""
         expected = float(self.target.reduction(self.gates.probs()).detach())
         self.reached_target |= expected >= self.target.low
-        self.reached_target |= self.cfg.project_to_band and self.stage_step >= self.warmup_steps
+        self.reached_target |= self.cfg.project_to_band and (
+            self.stage_step - self.rung["start"] >= self.rung["warmup"])
 
     def _pruning_state(self, event: dict[str, Any], ranked: bool
                        ) -> tuple[dict[str, torch.Tensor], bool, float]:
         """The masks to score at a pruning evaluation, whether that model may be the stage's
         best, and its distance from the target; adds the sparsity (speedup) figures to
         ``event``."""
-        t, now = self.target, target_at(self.stage_step, target=self.target.goal,
-                                        warmup_steps=self.warmup_steps)
+        t, now = self.target, self.scheduled_target()
         raw = self.gates.deterministic()
         # projected onto the target's current value: during its warm-up every trial of a
         # cell is then at the same sparsity at the same step, whatever its gates lag, so

@@ -11,7 +11,7 @@ import yaml
 from cofi_sweep.core.errors import ConfigError
 from cofi_sweep.sweep.space import job_for_trial, load_space
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 VALID = {
     "name": "t", "job": {"model": "tiny-bert", "task": "synthetic",
                          "data": {"source": "synthetic"}},
@@ -149,6 +149,20 @@ def test_dry_run_prints_the_plan(capsys: pytest.CaptureFixture) -> None:
     assert "cell t0.5-full: target sparsity 0.5" in out
     assert "[preflight] latency model for batch 32 x seq 64" in out  # the 5x target checked
     assert "one study per cell" in out and "200 training examples held out" in out
+
+
+def test_the_gpu_ablation_space_plans_with_a_model_and_data_at_hand(
+        capsys: pytest.CaptureFixture) -> None:
+    from cofi_sweep.sweep.cli import main
+
+    # offline its hub model and data cannot load (the preflight says so, as for pareto.yaml);
+    # with ones at hand, the rest of it -- grid, resources, latency, disk -- plans and checks
+    assert main(["--space", "ablation.yaml", "--dry-run", "job.model=tiny-bert",
+                 "job.task=synthetic", "job.data.source=synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "14 cells x 3 trial(s) = 42 trials" in out
+    assert "cell t0.95-no_layer: target sparsity 0.95, ablation no_layer" in out
+    assert "resources per trial: 4 CPU, 1 GPU; at most 8 at once" in out
 
 
 def test_trial_job_combines_space_cell_and_sampled_values(tmp_path: Path) -> None:
