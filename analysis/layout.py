@@ -15,7 +15,8 @@ exports -- takes its names from here; ``docs/outputs.md`` describes each file.
       task.json               the task: classification or regression, label names, metrics
       export/                 the frontier's models, exported to load with transformers alone
       trials/<trial_id>/      per trial: job/compact (the compact model), job/result.json,
-                              starts.log, best.pt (the stage's best snapshot while it runs)
+                              starts.log, best.pt (the stage's best snapshot while it runs);
+                              a ladder's forks under job/rung-<i>/ (compact/, result.json)
       teacher/<key>/          the teacher, for nodes that cannot see the driver's cache
       asha_rungs.json, halving_rungs.json, optuna.db   scheduler and searcher records
       <name>/, additions-<k>/ Tune's own experiment folders (trial dirs and checkpoints)
@@ -43,6 +44,7 @@ HALVING_FILE = "halving_rungs.json"
 # inside trials/<trial_id>/
 JOB_DIR = "job"
 COMPACT_DIR = "compact"  # inside a job's output folder (also a single job's)
+LADDER_RUNG_PREFIX = "rung-"  # a ladder's fork <i>: its job folder's rung-<i>/ (compact/, ...)
 JOB_RESULT = "result.json"
 STARTS_LOG = "starts.log"
 BEST_FILE = "best.pt"
@@ -58,6 +60,9 @@ def trial_dir(trial_id: str) -> str:
     return f"{TRIALS_DIR}/{trial_id}"
 
 
-def compact_dir(trial_id: str) -> str:
-    """A trial's compact model, relative to the experiment."""
-    return f"{TRIALS_DIR}/{trial_id}/{JOB_DIR}/{COMPACT_DIR}"
+def compact_dir(trial_id: str, rung: int | None = None) -> str:
+    """A trial's compact model (a ladder's: its fork at ``rung``), relative to the
+    experiment."""
+    job = f"{TRIALS_DIR}/{trial_id}/{JOB_DIR}"
+    return f"{job}/{COMPACT_DIR}" if rung is None else \
+        f"{job}/{LADDER_RUNG_PREFIX}{rung}/{COMPACT_DIR}"

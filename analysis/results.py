@@ -1,4 +1,5 @@
-"""The sweep's results table: one row per trial, read from the experiment folder.
+"""The sweep's results table: one row per trial (a ladder: one per fork), read from the
+experiment folder.
 
 Reads Tune's per-trial files (``params.json``, ``result.json``, ``error.txt``) directly, so it
 works on a finished, running or interrupted experiment, with no Ray session. The table is written
@@ -23,28 +24,32 @@ import pandas as pd
 from analysis import storage
 from analysis.layout import (
     ADDITIONS_PREFIX,
-    COMPACT_DIR,
-    JOB_DIR,
     LATENCY_FILE,
     SWEEP_DONE,
     TABLE_FILE,
     TRIALS_DIR,
+    compact_dir,
 )
 
 
-def _last_result(trial_dir: Path) -> dict[str, Any]:
+def _last_result(trial_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A trial's final result (else its last), and a ladder's forks' results (``done_rung``),
+    one per rung, in rung order."""
     path = trial_dir / "result.json"
     if not path.is_file():
-        return {}
+        return {}, []
     last: dict[str, Any] = {}
     final: dict[str, Any] = {}
+    rungs: dict[int, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
             last = row
             if row.get("done_job"):
                 final = row
-    return final or last
+            if row.get("done_rung") is not None:  # (a resumed ladder may report one again)
+                rungs[int(row["done_rung"])] = row
+    return final or last, [rungs[i] for i in sorted(rungs)]
 
 
 def _tune_trial_id(trial_dir: Path) -> str:
@@ -73,7 +78,7 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
     for params_file in trial_params:
         trial_dir = params_file.parent
         params = json.loads(params_file.read_text())
-        result = _last_result(trial_dir)
+        result, forks = _last_result(trial_dir)
         if (trial_dir / "error.txt").is_file() and not result.get("done_job"):
             status = "errored"
         elif result.get("done_job"):
@@ -82,9 +87,9 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
             status = "stopped early"
         else:
             status = "running or interrupted"
+        trial_id = result.get("trial_id") or _tune_trial_id(trial_dir)
         row: dict[str, Any] = {
-            "trial_id": result.get("trial_id") or _tune_trial_id(trial_dir),
-            "trial_dir": str(trial_dir),
+            "trial_id": trial_id, "trial_dir": str(trial_dir),
             "cell_id": params.get("cell_id"), "method": params.get("method", "cofi"),
             "target_sparsity": params.get("target_sparsity"),
             "target_speedup": params.get("target_speedup"), "ablation": params.get("ablation"),
@@ -93,27 +98,53 @@ def collect(experiment: str | Path, latency_table: str = LATENCY_FILE) -> pd.Dat
         row.update({f"config/{k}": v for k, v in params.items()
                     if k not in ("cell_id", "target_sparsity", "target_speedup", "ablation",
                                  "method")})
-        for key, value in result.items():
-            if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
+        if forks:  # a ladder: a row per fork, as if each were a trial of its target's cell;
+            # the ladder's own row only while it has not finished (stopped, errored, running)
+            rows += [_finished_row(experiment, {**row, **_rung_cell(row, fork)}, fork, latency,
+                                   rung=int(fork["done_rung"])) for fork in forks]
+            if status == "finished":
                 continue
-            row.setdefault(key, value)
-        row["job_dir"] = str(experiment / TRIALS_DIR / str(row["trial_id"]))  # our outputs
-        compact = Path(row["job_dir"]) / JOB_DIR / COMPACT_DIR
-        if compact.is_dir():  # where it is here (a URI's mirror, a moved folder)
-            if storage.is_uri(row.get("compact_dir") or ""):
-                row["compact_uri"] = row["compact_dir"]
-            row["compact_dir"] = str(compact)
-        measured = latency.get("trials", {}).get(str(row["trial_id"]))
-        if isinstance(measured, dict):  # timed interleaved with the teacher
-            row.update(measured)
-        elif measured:  # an older table: one teacher timing for all
-            row["latency_s"] = measured
-            row["teacher_latency_s"] = latency.get("teacher")
-            row["speedup"] = latency["teacher"] / measured
-        if "flop_predicted_speedup" not in row and "predicted_speedup" in row:
-            row["flop_predicted_speedup"] = row["predicted_speedup"]  # the trial's own
-        rows.append(row)
+        rows.append(_finished_row(experiment, row, result, latency))
     return pd.DataFrame(rows)
+
+
+def _rung_cell(row: dict[str, Any], fork: dict[str, Any]) -> dict[str, Any]:
+    """A ladder fork's place in the table: its target's cell (``t0.5-full``), its own id."""
+    value, kind = fork["rung_target"], fork["rung_kind"]
+    return {"trial_id": f"{row['trial_id']}-r{fork['done_rung']}", "ladder_trial":
+            row["trial_id"], "ladder_cell": row["cell_id"], "rung": int(fork["done_rung"]),
+            "status": "finished",
+            "cell_id": f"t{value:g}-{row['ablation']}" if kind == "sparsity" else
+            f"s{value:g}x-{row['ablation']}",
+            "target_sparsity": value if kind == "sparsity" else None,
+            "target_speedup": value if kind == "speedup" else None}
+
+
+def _finished_row(experiment: Path, row: dict[str, Any], result: dict[str, Any],
+                  latency: dict[str, Any], rung: int | None = None) -> dict[str, Any]:
+    """``row`` with the trial's (or a ladder fork's) reported values, its compact model where
+    it is here, and its timing."""
+    ladder_trial = row.get("ladder_trial", row["trial_id"])
+    for key, value in result.items():
+        if key in ("config", "trial_id", "date", "hostname", "node_ip", "pid"):
+            continue
+        row.setdefault(key, value)
+    row["job_dir"] = str(experiment / TRIALS_DIR / str(ladder_trial))  # our outputs
+    compact = experiment / compact_dir(str(ladder_trial), rung)
+    if compact.is_dir():  # where it is here (a URI's mirror, a moved folder)
+        if storage.is_uri(row.get("compact_dir") or ""):
+            row["compact_uri"] = row["compact_dir"]
+        row["compact_dir"] = str(compact)
+    measured = latency.get("trials", {}).get(str(row["trial_id"]))
+    if isinstance(measured, dict):  # timed interleaved with the teacher
+        row.update(measured)
+    elif measured:  # an older table: one teacher timing for all
+        row["latency_s"] = measured
+        row["teacher_latency_s"] = latency.get("teacher")
+        row["speedup"] = latency["teacher"] / measured
+    if "flop_predicted_speedup" not in row and "predicted_speedup" in row:
+        row["flop_predicted_speedup"] = row["predicted_speedup"]  # the trial's own
+    return row
 
 
 def _one_type(value: Any) -> Any:

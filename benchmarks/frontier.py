@@ -87,15 +87,23 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
     out = f"runs/bench/frontier_{label}/{cell['id']}_seed{offset}"
     job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed + offset}, out)
     job = dataclasses.replace(job, num_threads=torch.get_num_threads())
-    start = time.time()
+    start, cpu = time.time(), time.process_time()
     result = CofiPruner(job).run()
-    wall = time.time() - start
+    wall, cpu = time.time() - start, time.process_time() - cpu
+    row = result_row(space, job, cell, offset, result)
+    row.update(job_wall_seconds=round(wall, 1), job_cpu_seconds=round(cpu, 1))
+    return row, result
+
+
+def result_row(space: SweepSpace, job, cell: dict, offset: int, result) -> dict:
+    """A results row for one finished job (or a ladder's fork): its scores, structure and its
+    compact model timed against the teacher."""
     teacher = get_teacher(job).load()  # a cache hit
     # timed right after training; the latency model's prediction is added by --retime, on a
     # quiet machine (its calibration is cached, so it must not be taken beside other work)
     with InterleavedTimer(teacher, protocol(space), latency_model=False) as timer:
         timing = timer.time(CofiBert.from_pretrained(result.compact_dir))
-    row = {
+    return {
         "trial_id": f"{cell['id']}@{offset}", "cell_id": cell["id"], "method": cell["method"],
         "ablation": cell["ablation"], "target_sparsity": cell["target_sparsity"],
         "target_speedup": cell.get("target_speedup"),
@@ -111,10 +119,8 @@ def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dic
         # the timer's prediction is None here (see above): keep the job's own
         **{k: v for k, v in timing.items() if v is not None},
         "latency_protocol": timer.describe()["protocol"],
-        **result.table_columns(), "compact_dir": result.compact_dir,
-        "job_wall_seconds": round(wall, 1), "commit": commit(),
+        **result.table_columns(), "compact_dir": result.compact_dir, "commit": commit(),
     }
-    return row, result
 
 
 def protocol(space: SweepSpace) -> TimingSetting:
@@ -172,9 +178,10 @@ def report(space: SweepSpace, path: Path, label: str, device: dict) -> Path:
 
 
 def run_jobs(space_name: str, runs: list[str], label: str | None = None,
-             settings: list[str] = ()) -> tuple[SweepSpace, Path, dict]:
+             settings: list[str] = (), control: bool = True) -> tuple[SweepSpace, Path, dict]:
     """Runs each of ``runs`` (checked first) and merges its row into the results file
-    ``frontier_<label>.json``; returns the space, that file and the device."""
+    ``frontier_<label>.json`` (and, with ``control``, a full-CoFi seed-0 job's into the
+    sparsity-control figure); returns the space, that file and the device."""
     space = load_space(HERE.parent / "search_spaces" / f"{space_name}.yaml",
                        [f"job.{item}" for item in settings])
     torch.set_num_threads(available_cpus())
@@ -190,7 +197,7 @@ def run_jobs(space_name: str, runs: list[str], label: str | None = None,
         merge(path, row)
         print(json.dumps({k: row[k] for k in ("trial_id", "score", "realized_sparsity",
                                               "speedup", "job_wall_seconds")}), flush=True)
-        if (cell.get("target_sparsity") is not None and cell["ablation"] == "full"
+        if (control and cell.get("target_sparsity") is not None and cell["ablation"] == "full"
                 and not settings and offset == 0):
             merge_rows(control_row(space_name, cell["target_sparsity"], "", result,
                                    row["job_wall_seconds"], row["command"]))

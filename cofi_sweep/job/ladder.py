@@ -34,7 +34,7 @@ import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -75,12 +75,17 @@ class LadderPruner:
     """Runs a ladder job (``cofi.ladder``): ``run()`` returns one result per rung."""
 
     def __init__(self, job: JobConfig, *, teacher: Teacher | None = None,
-                 callback: Callback | None = None) -> None:
+                 callback: Callback | None = None,
+                 on_fork: Callable[[Rung, CofiResult, CofiPruner], None] | None = None) -> None:
+        """``callback`` gets every evaluation (of the pruning run and of the forks, marked
+        with ``rung``, ``rung_target`` and, in a fork, ``fork``); ``on_fork`` each finished
+        fork's rung, result and pruner (a sweep reports it as a result of its own)."""
         if not job.cofi.ladder:
             raise ValueError("a ladder job needs cofi.ladder: the targets, in rising order")
         self.job = job
         self.out = Path(job.output_dir).expanduser()
         self.callback = callback or (lambda pruner, event: None)
+        self.on_fork = on_fork or (lambda rung, result, pruner: None)
         self.jobs = [rung_job(job, v, self.out / f"rung-{i}")
                      for i, v in enumerate(job.cofi.ladder)]
         self.main = CofiPruner(rung_job(job, job.cofi.ladder[-1], self.out / "ladder"),
@@ -137,12 +142,14 @@ class LadderPruner:
         m, state = self.main, Path(self.jobs[rung.index].output_dir) / FORK_DIR
         m.save_checkpoint(state)
         rng = random.getstate(), np.random.get_state(), torch.get_rng_state()
-        result = run_fork(self.jobs[rung.index], state, teacher=m.teacher_info,
-                          shared_from=m, callback=self._fork_event(rung))
+        fork = make_fork(self.jobs[rung.index], state, teacher=m.teacher_info,
+                         shared_from=m, callback=self._fork_event(rung))
+        result = fork.run()
         random.setstate(rng[0])
         np.random.set_state(rng[1])
         torch.set_rng_state(rng[2])
         shutil.rmtree(state, ignore_errors=True)
+        self.on_fork(rung, result, fork)
         return result
 
     def _main_event(self, pruner: CofiPruner, event: dict[str, Any]) -> None:
@@ -157,20 +164,28 @@ class LadderPruner:
 
     # ---- checkpoints and the summary ------------------------------------------------------
 
-    def save_checkpoint(self, directory: str | Path) -> None:
-        """The pruning run's state and which rungs have forked (their results are on disk)."""
-        self.main.save_checkpoint(directory)
-        done = [r.index for r in self.rungs if self.results[r.index] is not None]
-        (Path(directory) / LADDER_FILE).write_text(json.dumps({"forked": done}))
+    def save_checkpoint(self, directory: str | Path, optimizer: bool = True,
+                        best_file: str | Path | None = None) -> bool:
+        """The pruning run's state (:meth:`CofiPruner.save_checkpoint`, whose arguments these
+        are) and which rungs have forked (their results are on disk). Saved during a fork, it
+        holds the state the fork started from: a resume redoes that fork only."""
+        wrote = self.main.save_checkpoint(directory, optimizer=optimizer, best_file=best_file)
+        # the forks' results travel with the checkpoint (a trial may resume on another node,
+        # where this one's output folder is not): their models are the forks' own to store
+        forked = {r.index: dataclasses.asdict(self.results[r.index]) for r in self.rungs
+                  if self.results[r.index] is not None}
+        (Path(directory) / LADDER_FILE).write_text(json.dumps({"forked": forked},
+                                                              default=str))
+        return wrote
 
-    def load_checkpoint(self, directory: str | Path) -> None:
-        self.main.load_checkpoint(directory)
+    def load_checkpoint(self, directory: str | Path, best_file: str | Path | None = None
+                        ) -> None:
+        self.main.load_checkpoint(directory, best_file=best_file)
         if self.main.rung["index"] is not None:  # the target of the rung it stopped in
             self.main.target = self.rungs[self.main.rung["index"]].target
-        done = json.loads((Path(directory) / LADDER_FILE).read_text())["forked"]
-        for i in done:
-            saved = json.loads((Path(self.jobs[i].output_dir) / "result.json").read_text())
-            self.results[i] = CofiResult(**saved)
+        forked = json.loads((Path(directory) / LADDER_FILE).read_text())["forked"]
+        for i, saved in forked.items():
+            self.results[int(i)] = CofiResult(**saved)
 
     def _write_summary(self) -> None:
         """``ladder.json``: the rungs' schedule and each fork's outcome."""
@@ -187,15 +202,21 @@ class LadderPruner:
              "wall_seconds": time.time() - self.start_time}, indent=1))
 
 
-def run_fork(job: JobConfig, state_dir: str | Path, *, teacher: Teacher | None = None,
-             shared_from: CofiPruner | None = None, callback: Callback | None = None
-             ) -> CofiResult:
+def make_fork(job: JobConfig, state_dir: str | Path, *, teacher: Teacher | None = None,
+              shared_from: CofiPruner | None = None, callback: Callback | None = None
+              ) -> CofiPruner:
     """An independent job at ``job``'s target, resumed from a pruning state saved at its end
-    (``state_dir``): projected onto its band, compacted, fine-tuned and saved. ``shared_from``
-    lends the teacher's cached outputs (read only), so a fork does not compute them again."""
+    (``state_dir``), projected onto its band and compacted: ``run()`` fine-tunes and saves it.
+    ``shared_from`` lends the teacher's cached outputs (read only), so a fork does not compute
+    them again."""
     fork = CofiPruner(job, teacher=teacher, callback=callback)
     if shared_from is not None and shared_from.teacher_cache_tried:
         fork.teacher_cache, fork.teacher_cache_tried = shared_from.teacher_cache, True
     fork.load_checkpoint(state_dir)
     fork._finish_stage()  # the pruning stage's end: its best, projected, compacted
-    return fork.run()
+    return fork
+
+
+def run_fork(job: JobConfig, state_dir: str | Path, **kwargs: Any) -> CofiResult:
+    """:func:`make_fork`, run to its result."""
+    return make_fork(job, state_dir, **kwargs).run()

@@ -69,7 +69,9 @@ class SweepProgress(tune.Callback):
                 sparsity = "/".join("–" if r.get(k) is None else f"{r[k]:.2f}x" for k in (
                     "expected_speedup", "latency_model_speedup", "target_speedup"))
             score = r.get("selection_score")
-            out.append(f"  {trial_id:<12} {seen['cell']:<22} {r.get('stage', '?'):<9} "
+            stage = r.get("stage", "?") + (f" r{r['rung']}" if r.get("rung") is not None
+                                           else "")  # a ladder's rung
+            out.append(f"  {trial_id:<12} {seen['cell']:<22} {stage:<9} "
                        f"{f'{step}/{total}':>11}  {sparsity:<25} "
                        f"{'–' if score is None else f'{score:.4f}':>7} {_clock(elapsed):>8} "
                        f"{'?' if left is None else _clock(left):>8}")

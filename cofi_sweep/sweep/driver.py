@@ -54,7 +54,13 @@ from cofi_sweep.sweep.cluster import attach, cluster_address, start_local
 from cofi_sweep.sweep.exports import export_frontier
 from cofi_sweep.sweep.plan import describe_plan
 from cofi_sweep.sweep.resume import check_resume, read_additions, record_additions
-from cofi_sweep.sweep.space import SweepSpace, job_for_trial, resolve_local_paths, timing_device
+from cofi_sweep.sweep.space import (
+    SweepSpace,
+    aims_at_speedup,
+    job_for_trial,
+    resolve_local_paths,
+    timing_device,
+)
 from cofi_sweep.sweep.summary import print_exports, print_summary
 from cofi_sweep.sweep.teacher_store import fetch_teacher, store_teacher
 from cofi_sweep.sweep.timing_pass import measure_latencies
@@ -206,7 +212,7 @@ def run_sweep(space: SweepSpace, *, resume: bool = False, address: str | None = 
     teacher = get_teacher(space.job)
     print(f"teacher: {teacher.path} ({'cached' if teacher.cached else 'trained'}) dev "
           f"{teacher.metrics}", flush=True)
-    speedup_cells = [c for c in space.cells() if c.get("target_speedup")]
+    speedup_cells = [c for c in space.cells() if aims_at_speedup(c)]
     if speedup_cells:  # calibrated here, alone on the machine; trials read the cached table
         dense = teacher.load().shape
         for cell in speedup_cells:

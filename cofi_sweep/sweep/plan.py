@@ -57,7 +57,10 @@ def describe_plan(space: SweepSpace, data: Any = None) -> str:
             lines.append(f"  cell {cell['id']}: distillation baseline "
                          f"{as_written(cell['baseline'], BaselineConfig())}")
         else:
-            target = (f"speedup {cell['target_speedup']:g}x" if cell.get("target_speedup")
+            ladder = cell.get("ladder")
+            target = (f"ladder of {ladder['kind']} targets {ladder['targets']} (one pruning "
+                      f"run, a compact model forked at each)" if ladder else
+                      f"speedup {cell['target_speedup']:g}x" if cell.get("target_speedup")
                       else f"sparsity {cell['target_sparsity']}")
             lines.append(f"  cell {cell['id']}: target {target}, "
                          f"ablation {cell['ablation']} {cell['overrides'] or ''}".rstrip())
@@ -98,7 +101,9 @@ def disk_estimate(space: SweepSpace) -> str:
     if space.scheduler.type == "halving":  # paused trials keep theirs, with AdamW's moments
         holders, held, checkpoint = trials, "running or paused", 4 * params * 3
     running = holders * ((c.num_to_keep + 1) * checkpoint + 4 * params)
-    models = trials * 4 * params  # compact: at most dense
+    # compact models: at most dense each, one per trial (a ladder's: one per rung)
+    models = space.trials_per_cell * 4 * params * sum(
+        len(cell["ladder"]["targets"]) if cell.get("ladder") else 1 for cell in space.cells())
     gib = 1024 ** 3
     return (f"disk: checkpoints of {checkpoint / gib:.2f} GiB each; peak about "
             f"{(running + models) / gib:.1f} GiB ({holders} {held} "

@@ -8,7 +8,7 @@ import uuid
 from pathlib import Path
 
 from cofi_sweep.job.preflight import check_job, model_problem, speedup_problem
-from cofi_sweep.sweep.space import SweepSpace, job_for_trial
+from cofi_sweep.sweep.space import SweepSpace, aims_at_speedup, job_for_trial
 
 
 def storage_problem(path: str, key: str = "storage_path") -> str | None:
@@ -29,7 +29,7 @@ def storage_problem(path: str, key: str = "storage_path") -> str | None:
 def check_space(space: SweepSpace) -> list[str]:
     """The problems of a sweep: its job, every pretrained baseline student, its storage."""
     problems = check_job(space.job, "job.")
-    speedup_cells = [c for c in space.cells() if c.get("target_speedup")]
+    speedup_cells = [c for c in space.cells() if aims_at_speedup(c)]
     for i, cell in enumerate(speedup_cells if not problems else []):
         job = job_for_trial(space, cell, {}, output_dir="unused")
         problem = speedup_problem(job, f"grid cell {cell['id']}: ", say=i == 0)

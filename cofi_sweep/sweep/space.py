@@ -91,6 +91,10 @@ class GridConfig:
     target_speedup: list[float] = field(default_factory=list)
     # name -> overrides of the job's cofi section (e.g. families, distill)
     ablations: dict[str, dict[str, Any]] = field(default_factory=lambda: {"full": {}})
+    # true: per ablation, the sparsity targets are one ladder cell (and the speedup targets
+    # another): each trial is one pruning run that forks a compact model at every target
+    # (cofi_sweep/job/ladder.py), a results row per target
+    ladder: bool = False
 
     def __post_init__(self) -> None:
         if self.target_sparsity is None:
@@ -279,6 +283,17 @@ class SweepSpace:
         out = []
         targets = ([("target_sparsity", t, f"t{t:g}") for t in self.grid.target_sparsity]
                    + [("target_speedup", t, f"s{t:g}x") for t in self.grid.target_speedup])
+        if self.grid.ladder:  # a cell per ablation and target kind, all its targets in one
+            ladders = [("sparsity", "ladder", sorted(self.grid.target_sparsity)),
+                       ("speedup", "ladder-speedup", sorted(self.grid.target_speedup))]
+            for (kind, name, values), (ablation, overrides) in itertools.product(
+                    ladders, self.grid.ablations.items()):
+                if values:
+                    out.append({"id": f"{name}-{ablation}", "method": "cofi",
+                                "target_sparsity": None, "target_speedup": None,
+                                "ladder": {"kind": kind, "targets": values},
+                                "ablation": ablation, "overrides": dict(overrides)})
+            targets = []
         for (kind, target, name), (ablation, overrides) in itertools.product(
                 targets, self.grid.ablations.items()):
             out.append({"id": f"{name}-{ablation}", "method": "cofi",
@@ -387,6 +402,12 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
     raw["cofi"].update(cell["overrides"])
     if cell["method"] == "distill":
         raw["method"], raw["baseline"] = "distill", cell["baseline"]
+    elif cell.get("ladder"):  # the last rung names the kind (and the pruning run's end)
+        ladder = cell["ladder"]
+        speedup = ladder["kind"] == "speedup"
+        raw["cofi"].update(ladder=list(ladder["targets"]),
+                           target_sparsity=None if speedup else ladder["targets"][-1],
+                           target_speedup=ladder["targets"][-1] if speedup else None)
     else:
         raw["cofi"]["target_sparsity"] = cell["target_sparsity"]
         raw["cofi"]["target_speedup"] = cell.get("target_speedup")
@@ -400,6 +421,13 @@ def job_for_trial(space: SweepSpace, cell: dict[str, Any], params: dict[str, Any
         raw["cofi"].update(zip(names, value) if len(names) > 1 else {names[0]: value})
     raw["output_dir"] = output_dir
     return from_dict(JobConfig, raw)
+
+
+def aims_at_speedup(cell: dict[str, Any]) -> bool:
+    """A cell whose trials aim at speedups (a speedup target, or a ladder of them): its
+    latency model is calibrated and its reach checked before the trials start."""
+    return bool(cell.get("target_speedup")) or (cell.get("ladder") or {}).get("kind") == \
+        "speedup"
 
 
 def timing_device(space: SweepSpace) -> str:

@@ -22,6 +22,11 @@ def print_summary(experiment: str, local: Path, stopper: str) -> None:
     table = pd.read_parquet(table_path)
     print(f"[sweep] {len(table)} trials: " + ", ".join(
         f"{n} {s}" for s, n in table["status"].value_counts().items()))
+    if "rung" in table and table["rung"].notna().any():
+        forks = table[table["rung"].notna()]
+        runs = forks["ladder_trial"].nunique()
+        print(f"[sweep] ladders: {len(forks)} compact models from {runs} pruning run(s) "
+              f"({len(forks) / runs:.1f} per run; each row of a fork is its target's cell)")
     stopped = table[table["status"] == "stopped early"]
     if len(stopped):
         per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()

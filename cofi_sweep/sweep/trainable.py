@@ -30,10 +30,18 @@ import torch
 from ray import tune
 
 from analysis import storage
-from analysis.layout import BEST_FILE, COMPACT_DIR, JOB_DIR, STARTS_LOG, TRIALS_DIR
+from analysis.layout import (
+    BEST_FILE,
+    COMPACT_DIR,
+    JOB_DIR,
+    LADDER_RUNG_PREFIX,
+    STARTS_LOG,
+    TRIALS_DIR,
+)
 from cofi_sweep.core.config import from_dict
 from cofi_sweep.core.model import count_flops
 from cofi_sweep.core.teacher import Teacher
+from cofi_sweep.job.ladder import LadderPruner, Rung
 from cofi_sweep.job.recipe import CofiPruner
 from cofi_sweep.job.result import CofiResult
 from cofi_sweep.sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, milestones
@@ -96,7 +104,9 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
         at_rung = metrics.get(ASHA_CLOCK) in rungs
         if at_rung or (every and evals["n"] % every == 0):
             with tempfile.TemporaryDirectory() as tmp:
-                if pruner.save_checkpoint(tmp, optimizer=at_rung or
+                # a ladder saves its pruning run (and which rungs forked), whichever of its
+                # pruners reports: a resume mid-fork redoes that fork only
+                if runner.save_checkpoint(tmp, optimizer=at_rung or
                                           sweep.checkpoint.keep_optimizer,
                                           best_file=best_local) and copied:
                     storage.upload(best_local, best_stored)
@@ -105,15 +115,31 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
             tune.report(metrics)
         evals["tune_seconds"] += time.perf_counter() - start
 
+    def forked(rung: Rung, result: CofiResult, fork: CofiPruner) -> None:
+        """A ladder's fork is done: its model stored, its row reported (``done_rung``)."""
+        folder = f"{LADDER_RUNG_PREFIX}{rung.index}"
+        final = final_metrics(result, fork, sweep.latency.seq_len,
+                              compact_dir=storage.join(stored, JOB_DIR, folder, COMPACT_DIR))
+        final.pop("done_job")
+        final.update(done_rung=rung.index, rung_target=rung.value, stage="forked",
+                     rung_kind="speedup" if job.cofi.target_speedup is not None else "sparsity")
+        storage.upload(staging / JOB_DIR / folder, storage.join(stored, JOB_DIR, folder))
+        tune.report(final)
+
     teacher = Teacher.from_dir(local_teacher(teacher_dir, experiment_dir))
-    pruner = CofiPruner(job, teacher=teacher, callback=report)
+    runner: CofiPruner | LadderPruner
+    if job.cofi.ladder:  # one pruning run, a compact model forked at every target
+        runner = LadderPruner(job, teacher=teacher, callback=report, on_fork=forked)
+        pruner = runner.main
+    else:
+        runner = pruner = CofiPruner(job, teacher=teacher, callback=report)
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:  # restored, resumed or retried: continue where it stopped
         if copied and storage.exists(best_stored) and \
                 not Path(best_local).is_file():  # resumed on another node
             storage.download_file(best_stored, best_local)
         with checkpoint.as_directory() as directory:
-            pruner.load_checkpoint(directory, best_file=best_local)
+            runner.load_checkpoint(directory, best_file=best_local)
     # audit: a line per start, appended to the stored log and never rewritten, so a trial that
     # had to start over from scratch shows a second "fresh"
     audit = storage.join(stored, STARTS_LOG)
@@ -125,10 +151,11 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
                        + line + "\n")
     if pruner.device.type == "cuda":  # a reused worker: this trial's peak, not a former one's
         torch.cuda.reset_peak_memory_stats(pruner.device)
-    result = pruner.run()
-
-    final = final_metrics(result, pruner, sweep.latency.seq_len,
-                          compact_dir=storage.join(stored, JOB_DIR, COMPACT_DIR))
+    if isinstance(runner, LadderPruner):
+        final = ladder_metrics(runner.run())
+    else:
+        final = final_metrics(runner.run(), pruner, sweep.latency.seq_len,
+                              compact_dir=storage.join(stored, JOB_DIR, COMPACT_DIR))
     final["tune_report_seconds"] = evals["tune_seconds"]  # of job_wall_seconds
     # stored before the final report, so a trial reported done always has its model in storage
     storage.upload(staging / "job", storage.join(stored, JOB_DIR))
@@ -168,6 +195,17 @@ def final_metrics(result: CofiResult, pruner: CofiPruner, seq_len: int, compact_
         if pruner.device.type == "cuda" else None,
         **{f"compact_{k}": v for k, v in result.compact_metrics.items()},
     }
+
+
+def ladder_metrics(results: list[CofiResult]) -> dict[str, Any]:
+    """What a ladder reports when its last fork is done: each fork reported its own row
+    (``done_rung``); what Optuna learns from is the mean selection score over the rungs (one
+    objective per pruning run: the search tunes the run, not one of its targets)."""
+    selection = [r.selection_metrics[r.main_metric] for r in results]
+    return {"done_job": True, "stage": "done", "ladder_rungs": len(results),
+            FINAL_METRIC: sum(selection) / len(selection),
+            "on_target": all(r.on_target for r in results),
+            "job_wall_seconds": max(r.wall_seconds for r in results)}
 
 
 def _flat(event: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,133 @@
+"""Benchmark: a target ladder against independent jobs on real SST-2 -- compute and frontier.
+
+The ``sst2_minilm_cpu`` job (bundled MiniLM teacher, 8k sentences, its budget) at targets
+0.5, 0.6, 0.7, 0.8, 0.9, 0.95, two ways, each run alone on the machine, one job at a time:
+
+    ladder@k        one ladder job (cofi.ladder = the six targets), seed + k: a row per fork
+    cofi:<t>@k      an independent job at target t, seed + k (frontier.py's own run)
+
+Rows go to ``results/frontier_ladder_sst2.json`` as each finishes (a piece of a session adds
+up): ladder rows have ablation ``ladder`` (their own frontier in the report), independent rows
+``full``. Compute is CPU-seconds of the process (both threads), ``job_cpu_seconds``; a ladder
+row carries an equal share of its run's and the run's total (``ladder_cpu_seconds``).
+``--retime`` re-times every row's model together, on a quiet machine; ``--report`` renders the
+frontiers (hypervolumes, accuracy at k×) with the sweep report's code, and ``--compare`` prints
+the figures the issue asks for: compute ratio, hypervolume ratio, every target on its band, and
+the accuracy kept at >= 8x measured speedup.
+
+    python benchmarks/ladder.py --runs ladder@0 ladder@1 ladder@2
+    python benchmarks/ladder.py --runs cofi:0.5@0 cofi:0.6@0 cofi:0.7@0 cofi:0.8@0
+    python benchmarks/ladder.py --retime --report --compare
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+
+import pandas as pd
+import torch
+from frontier import RESULTS, merge, report, result_row, retime, run_jobs
+
+from cofi_sweep.job.ladder import LadderPruner
+from cofi_sweep.latency.timing import available_cpus, describe_device
+from cofi_sweep.sweep.space import job_for_trial, load_space
+
+SPACE, LABEL = "sst2_minilm_cpu", "ladder_sst2"
+TARGETS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
+
+
+def run_ladder(offset: int) -> None:
+    space = load_space(SPACE)
+    cell = {"id": "ladder-full", "method": "cofi", "target_sparsity": None,
+            "target_speedup": None, "ablation": "ladder", "overrides": {},
+            "ladder": {"kind": "sparsity", "targets": TARGETS}}
+    out = f"runs/bench/frontier_{LABEL}/ladder_seed{offset}"
+    job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed + offset}, out)
+    job = dataclasses.replace(job, num_threads=torch.get_num_threads())
+    start, cpu = time.time(), time.process_time()
+    results = LadderPruner(job).run()
+    wall, cpu = time.time() - start, time.process_time() - cpu
+    device = describe_device(torch.device("cpu"))
+    for rung, (value, result) in enumerate(zip(TARGETS, results)):
+        rung_cell = {**cell, "id": f"t{value:g}-ladder", "target_sparsity": value}
+        row = result_row(space, job, rung_cell, offset, result)
+        row.update(rung=rung, ladder_trial=f"ladder@{offset}",
+                   job_wall_seconds=round(wall / len(results), 1),
+                   job_cpu_seconds=round(cpu / len(results), 1),
+                   ladder_wall_seconds=round(wall, 1), ladder_cpu_seconds=round(cpu, 1),
+                   device=device["name"],
+                   command=f"python benchmarks/ladder.py --runs ladder@{offset}")
+        merge(RESULTS / f"frontier_{LABEL}.json", row)
+        print(json.dumps({k: row[k] for k in ("trial_id", "score", "realized_sparsity",
+                                              "speedup")}), flush=True)
+    print(f"ladder@{offset}: {len(results)} models, {wall:.0f} s wall, {cpu:.0f} CPU-s",
+          flush=True)
+
+
+def compare() -> dict:
+    """The issue's figures from the rows: compute, hypervolumes, bands, accuracy at >= 8x."""
+    from analysis.points import frontiers, points, teacher_score
+
+    rows = pd.DataFrame(json.loads((RESULTS / f"frontier_{LABEL}.json").read_text()))
+    ladder, independent = rows[rows["ablation"] == "ladder"], rows[rows["ablation"] == "full"]
+    seeds = sorted(set(ladder["ladder_trial"]))
+    ladder_cpu = ladder.drop_duplicates("ladder_trial")["ladder_cpu_seconds"].sum()
+    # the same targets and seeds on both sides
+    cells = {(r.target_sparsity, r["config/cofi.seed"]) for _, r in ladder.iterrows()}
+    matched = independent[[(t, s) in cells for t, s in zip(independent["target_sparsity"],
+                                                           independent["config/cofi.seed"])]]
+    pts = points(rows)
+    _, volumes = frontiers(pts, teacher_score(rows))
+    teacher = float(rows["teacher_score"].iloc[0])
+    fast = {name: g[g["speedup"] >= 8]["score"].max() for name, g in
+            (("ladder", ladder), ("independent", independent))}
+    figures = {
+        "ladder_runs": seeds, "ladder_cpu_seconds": float(ladder_cpu),
+        "independent_jobs": len(matched),
+        "independent_cpu_seconds": float(matched["job_cpu_seconds"].sum()),
+        "compute_ratio": float(ladder_cpu / matched["job_cpu_seconds"].sum())
+        if len(matched) else None,
+        "hypervolume": volumes,
+        "hypervolume_ratio": volumes.get("cofi:ladder", 0) / volumes["cofi:full"]
+        if volumes.get("cofi:full") else None,
+        "on_band": {"ladder": bool(ladder["on_target"].all()),
+                    "independent": bool(independent["on_target"].all())},
+        "best_at_8x": fast, "teacher": teacher,
+        "kept_at_8x": {k: v / teacher for k, v in fast.items() if pd.notna(v)},
+    }
+    print(json.dumps(figures, indent=1))
+    (RESULTS / f"{LABEL}_figures.json").write_text(json.dumps(figures, indent=1) + "\n")
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", nargs="*", default=[], help="ladder@k or cofi:<target>@k, "
+                        "run in this order")
+    parser.add_argument("--retime", action="store_true", help="re-time every row's model")
+    parser.add_argument("--report", action="store_true", help="render the rows collected")
+    parser.add_argument("--compare", action="store_true", help="print and save the figures")
+    args = parser.parse_args()
+    torch.set_num_threads(available_cpus())
+    for run in args.runs:
+        if run.startswith("ladder@"):
+            print(f"=== {LABEL}: {run}", flush=True)
+            run_ladder(int(run.partition("@")[2]))
+        else:
+            run_jobs(SPACE, [run], LABEL, control=False)
+    space = load_space(SPACE)
+    if args.retime:
+        retime(space, RESULTS / f"frontier_{LABEL}.json")
+    if args.report:
+        report(space, RESULTS / f"frontier_{LABEL}.json", LABEL,
+               describe_device(torch.device("cpu")))
+    if args.compare:
+        compare()
+
+
+if __name__ == "__main__":
+    main()
