@@ -1,18 +1,17 @@
-"""Benchmark: the CoFi paper's ablations (Tables 4 and 5) on real SST-2, in pieces of < 1 hour.
+"""Benchmark: the CoFi paper's ablations (Tables 4 and 5) on real SST-2, in pieces of ~1 hour.
 
 The space ``ablation_minilm_cpu`` (the ``sst2_minilm_cpu`` job and budget, the bundled MiniLM
 teacher) at target sparsities 0.95 (3 seeds) and 0.6 (2 seeds): full CoFi, no hidden mask, no
 layer masks, neither, prediction distillation only, no distillation, the fixed layer mapping;
-at 0.95 also full and no-layer with the projection onto the band off. Each piece runs its jobs
-one at a time through ``frontier.py`` (exactly as sweep trials of those cells, no Ray) and adds
-each row to ``results/frontier_ablations_sst2.json`` as it finishes, so pieces add up across
-sessions; a piece re-run replaces its rows.
+at 0.95 also full and no-layer with the projection onto the band off. 41 jobs, about 15 min
+each on this 2-core VM, run one at a time through ``frontier.py`` (exactly as sweep trials of
+those cells, no Ray); each row is added to ``results/frontier_ablations_sst2.json`` as its job
+finishes, and a piece skips the runs whose rows are already there (``--redo`` runs them again),
+so pieces add up across sessions in any order.
 
-    python benchmarks/ablations.py --piece 1          # 0.95, seed 0 (9 jobs, ~50 min)
-    python benchmarks/ablations.py --piece 2          # 0.95, seed 1
-    python benchmarks/ablations.py --piece 3          # 0.95, seed 2
-    python benchmarks/ablations.py --piece 4          # 0.6, seed 0 (7 jobs)
-    python benchmarks/ablations.py --piece 5          # 0.6, seed 1
+    python benchmarks/ablations.py --piece 1          # runs 1-4 of RUNS (0.95, seed 0 first)
+    python benchmarks/ablations.py --piece 2 --piece 3
+    python benchmarks/ablations.py --list             # every run, and which are done
     python benchmarks/ablations.py --retime --report  # on a quiet machine, once all are in
 
 ``--report`` renders the rows with the sweep report's own code, its "Ablations" section
@@ -22,34 +21,47 @@ included, into ``results/frontier_ablations_sst2/report.md``.
 from __future__ import annotations
 
 import argparse
+import json
 
-from frontier import report, retime, run_jobs
+from frontier import RESULTS, report, retime, run_jobs
 
 SPACE, LABEL = "ablation_minilm_cpu", "ablations_sst2"
 ABLATIONS = ["full", "no_layer", "no_hidden", "no_layer_no_hidden", "prediction_only",
              "no_distillation", "fixed_mapping"]
 UNPROJECTED = ["full_unprojected", "no_layer_unprojected"]
-PIECES = {
-    1: [f"cofi:0.95/{a}@0" for a in ABLATIONS + UNPROJECTED],
-    2: [f"cofi:0.95/{a}@1" for a in ABLATIONS + UNPROJECTED],
-    3: [f"cofi:0.95/{a}@2" for a in ABLATIONS + UNPROJECTED],
-    4: [f"cofi:0.6/{a}@0" for a in ABLATIONS],
-    5: [f"cofi:0.6/{a}@1" for a in ABLATIONS],
-}
+# the high target first (where the paper's findings are), seed by seed
+RUNS = ([f"cofi:0.95/{a}@{k}" for k in range(3) for a in ABLATIONS + UNPROJECTED]
+        + [f"cofi:0.6/{a}@{k}" for k in range(2) for a in ABLATIONS])
+PIECE = 4  # jobs per piece: about an hour
+
+
+def done() -> set[str]:
+    """The runs whose rows are in the results (``t0.95-full@0`` <- ``cofi:0.95/full@0``)."""
+    path = RESULTS / f"frontier_{LABEL}.json"
+    rows = json.loads(path.read_text()) if path.is_file() else []
+    return {f"cofi:{r['target_sparsity']:g}/{r['ablation']}@{r['config/cofi.seed']}"
+            for r in rows}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--piece", type=int, choices=sorted(PIECES), action="append",
-                        default=[], help="run this piece's jobs (repeatable)")
-    parser.add_argument("--skip", nargs="*", default=[], metavar="RUN",
-                        help="runs of the piece already in the results (e.g. after a session "
-                        "ended mid-piece)")
+    pieces = -(-len(RUNS) // PIECE)
+    parser.add_argument("--piece", type=int, choices=range(1, pieces + 1), action="append",
+                        default=[], metavar=f"1..{pieces}",
+                        help=f"run this piece's {PIECE} jobs (repeatable)")
+    parser.add_argument("--redo", action="store_true", help="run again the piece's runs "
+                        "that already have rows")
+    parser.add_argument("--list", action="store_true", help="every run, and which are done")
     parser.add_argument("--retime", action="store_true", help="re-time every row's model")
     parser.add_argument("--report", action="store_true", help="render the rows collected")
     args = parser.parse_args()
-    runs = [run for piece in args.piece for run in PIECES[piece] if run not in args.skip]
+    finished = done()
+    if args.list:
+        for i, run in enumerate(RUNS):
+            print(f"piece {i // PIECE + 1:>2}  {run:<36} {'done' if run in finished else ''}")
+    runs = [run for piece in args.piece for run in RUNS[(piece - 1) * PIECE:piece * PIECE]
+            if args.redo or run not in finished]
     space, path, device = run_jobs(SPACE, runs, LABEL)
     if args.retime:
         retime(space, path)

@@ -83,13 +83,20 @@ def parse_run(run: str, space: SweepSpace) -> tuple[dict, int]:
     return cell, int(k or 0)
 
 
-def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dict, object]:
+def train(space: SweepSpace, cell: dict, offset: int, label: str, runner=CofiPruner):
+    """Runs the cell's job (seed + ``offset``) with every core, as a sweep trial would run it
+    (``runner``: a CoFi job, or a ladder); returns the job, its result(s), and the wall and
+    CPU seconds (both threads) it took."""
     out = f"runs/bench/frontier_{label}/{cell['id']}_seed{offset}"
     job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed + offset}, out)
     job = dataclasses.replace(job, num_threads=torch.get_num_threads())
     start, cpu = time.time(), time.process_time()
-    result = CofiPruner(job).run()
-    wall, cpu = time.time() - start, time.process_time() - cpu
+    result = runner(job).run()
+    return job, result, time.time() - start, time.process_time() - cpu
+
+
+def run_job(space: SweepSpace, cell: dict, offset: int, label: str) -> tuple[dict, object]:
+    job, result, wall, cpu = train(space, cell, offset, label)
     row = result_row(space, job, cell, offset, result)
     row.update(job_wall_seconds=round(wall, 1), job_cpu_seconds=round(cpu, 1))
     return row, result

@@ -23,17 +23,15 @@ the accuracy kept at >= 8x measured speedup.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
-import time
 
 import pandas as pd
 import torch
-from frontier import RESULTS, merge, report, result_row, retime, run_jobs
+from frontier import RESULTS, merge, report, result_row, retime, run_jobs, train
 
 from cofi_sweep.job.ladder import LadderPruner
 from cofi_sweep.latency.timing import available_cpus, describe_device
-from cofi_sweep.sweep.space import job_for_trial, load_space
+from cofi_sweep.sweep.space import load_space
 
 SPACE, LABEL = "sst2_minilm_cpu", "ladder_sst2"
 TARGETS = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95]
@@ -44,12 +42,7 @@ def run_ladder(offset: int) -> None:
     cell = {"id": "ladder-full", "method": "cofi", "target_sparsity": None,
             "target_speedup": None, "ablation": "ladder", "overrides": {},
             "ladder": {"kind": "sparsity", "targets": TARGETS}}
-    out = f"runs/bench/frontier_{LABEL}/ladder_seed{offset}"
-    job = job_for_trial(space, cell, {"cofi.seed": space.job.cofi.seed + offset}, out)
-    job = dataclasses.replace(job, num_threads=torch.get_num_threads())
-    start, cpu = time.time(), time.process_time()
-    results = LadderPruner(job).run()
-    wall, cpu = time.time() - start, time.process_time() - cpu
+    job, results, wall, cpu = train(space, cell, offset, LABEL, runner=LadderPruner)
     device = describe_device(torch.device("cpu"))
     for rung, (value, result) in enumerate(zip(TARGETS, results)):
         rung_cell = {**cell, "id": f"t{value:g}-ladder", "target_sparsity": value}
