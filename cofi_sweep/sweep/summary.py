@@ -22,8 +22,8 @@ def print_summary(experiment: str, local: Path, stopper: str) -> None:
     table = pd.read_parquet(table_path)
     print(f"[sweep] {len(table)} trials: " + ", ".join(
         f"{n} {s}" for s, n in table["status"].value_counts().items()))
-    if "rung" in table and table["rung"].notna().any():
-        forks = table[table["rung"].notna()]
+    if "ladder_trial" in table and table["ladder_trial"].notna().any():
+        forks = table[table["ladder_trial"].notna()]  # (a stopped ladder's own row: none)
         runs = forks["ladder_trial"].nunique()
         print(f"[sweep] ladders: {len(forks)} compact models from {runs} pruning run(s) "
               f"({len(forks) / runs:.1f} per run; each row of a fork is its target's cell)")
@@ -48,7 +48,8 @@ def print_summary(experiment: str, local: Path, stopper: str) -> None:
         print(best.sort_values("cell_id")[[c for c in cols if c in best]].to_string(index=False))
     print_timing_warning(table, experiment, local)
     print(f"results table: {table_path}")
-    models = compact_dir("<trial_id>")
+    models = compact_dir("<trial_id>") + (" (a ladder's fork: <trial_id>/job/rung-<i>/compact)"
+                                           if "ladder_trial" in table else "")
     print(f"compact models: {storage.join(experiment, models)}"
           + (f" (local copies: {local / models})" if storage.is_uri(experiment) else ""))
 

@@ -32,7 +32,7 @@ def test_a_ladder_sweep_forks_rows_and_stops_between_rungs(tmp_path: Path, teach
     experiment = run_sweep(space)
     out = capsys.readouterr().out
     table = pd.read_parquet(experiment / "results.parquet")
-    forks = table[table["rung"].notna()]
+    forks = table[table["ladder_trial"].notna()]  # a stopped ladder's own row is no fork
     ladders = forks.groupby("ladder_trial")["rung"].apply(sorted).to_dict()
     assert sorted(ladders.values()) == [[0.0], [0.0, 1.0]], ladders
     stopped = table[table["status"] == "stopped early"]
