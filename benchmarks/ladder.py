@@ -9,7 +9,9 @@ The ``sst2_minilm_cpu`` job (bundled MiniLM teacher, 8k sentences, its budget) a
 Rows go to ``results/frontier_ladder_sst2.json`` as each finishes (a piece of a session adds
 up): ladder rows have ablation ``ladder`` (their own frontier in the report), independent rows
 ``full``. Compute is CPU-seconds of the process (both threads), ``job_cpu_seconds``; a ladder
-row carries an equal share of its run's and the run's total (``ladder_cpu_seconds``).
+row carries an equal share of its run's and the run's total (``ladder_cpu_seconds``). The
+compute ratio is per frontier: a ladder's mean CPU-seconds over the sum, across the six
+targets, of an independent job's mean at that target.
 ``--retime`` re-times every row's model together, on a quiet machine; ``--report`` renders the
 frontiers (hypervolumes, accuracy at k×) with the sweep report's code, and ``--compare`` prints
 the figures the issue asks for: compute ratio, hypervolume ratio, every target on its band, and
@@ -66,30 +68,48 @@ def compare() -> dict:
 
     rows = pd.DataFrame(json.loads((RESULTS / f"frontier_{LABEL}.json").read_text()))
     ladder, independent = rows[rows["ablation"] == "ladder"], rows[rows["ablation"] == "full"]
-    seeds = sorted(set(ladder["ladder_trial"]))
-    ladder_cpu = ladder.drop_duplicates("ladder_trial")["ladder_cpu_seconds"].sum()
-    # the same targets and seeds on both sides
-    cells = {(r.target_sparsity, r["config/cofi.seed"]) for _, r in ladder.iterrows()}
-    matched = independent[[(t, s) in cells for t, s in zip(independent["target_sparsity"],
-                                                           independent["config/cofi.seed"])]]
+    runs = ladder.drop_duplicates("ladder_trial")
+    # compute per frontier: one ladder against one independent job per target, each side's
+    # mean over the seeds it ran (the sides need not have run the same number of seeds)
+    per_target = independent.groupby("target_sparsity")["job_cpu_seconds"].mean()
+    missing = [t for t in TARGETS if t not in per_target.index]
+    independent_cpu = None if missing else float(per_target.reindex(TARGETS).sum())
+    ladder_cpu = float(runs["ladder_cpu_seconds"].mean()) if len(runs) else None
+    by_target = {
+        f"{t:g}": {name: {"seeds": int(len(g)), "score": float(g["score"].mean()),
+                          "score_sd": float(g["score"].std(ddof=1)) if len(g) > 1 else None,
+                          "speedup": float(g["speedup"].mean()),
+                          "realized_sparsity": float(g["realized_sparsity"].mean()),
+                          "on_band": bool(g["on_target"].all())}
+                   for name, side in (("ladder", ladder), ("independent", independent))
+                   if len(g := side[side["target_sparsity"] == t])}
+        for t in TARGETS}
     pts = points(rows)
     _, volumes = frontiers(pts, teacher_score(rows))
     teacher = float(rows["teacher_score"].iloc[0])
-    fast = {name: g[g["speedup"] >= 8]["score"].max() for name, g in
-            (("ladder", ladder), ("independent", independent))}
+    # accuracy at >= 8x: among a side's points (a target's mean over seeds) measured at 8x or
+    # more, the one the selection split prefers; its dev score is reported, not chosen on
+    fast = {}
+    for name, label in (("ladder", "cofi:ladder"), ("independent", "cofi:full")):
+        quick = pts[(pts["frontier"] == label) & (pts["speedup"] >= 8)]
+        if len(quick):
+            best = quick.loc[quick["selection_score"].idxmax()]
+            fast[name] = {"score": float(best["score"]), "speedup": float(best["speedup"]),
+                          "cell": best["cell_id"], "seeds": int(best["seeds"])}
     figures = {
-        "ladder_runs": seeds, "ladder_cpu_seconds": float(ladder_cpu),
-        "independent_jobs": len(matched),
-        "independent_cpu_seconds": float(matched["job_cpu_seconds"].sum()),
-        "compute_ratio": float(ladder_cpu / matched["job_cpu_seconds"].sum())
-        if len(matched) else None,
+        "ladder_runs": sorted(runs["ladder_trial"]), "ladder_cpu_seconds": ladder_cpu,
+        "independent_cpu_seconds": independent_cpu, "independent_missing_targets": missing,
+        "compute_ratio": ladder_cpu / independent_cpu if ladder_cpu and independent_cpu
+        else None,
+        "by_target": by_target,
         "hypervolume": volumes,
         "hypervolume_ratio": volumes.get("cofi:ladder", 0) / volumes["cofi:full"]
         if volumes.get("cofi:full") else None,
         "on_band": {"ladder": bool(ladder["on_target"].all()),
                     "independent": bool(independent["on_target"].all())},
         "best_at_8x": fast, "teacher": teacher,
-        "kept_at_8x": {k: v / teacher for k, v in fast.items() if pd.notna(v)},
+        "kept_at_8x": {k: v["score"] / teacher for k, v in fast.items()},
+        "commits": sorted(set(rows["commit"])),
     }
     print(json.dumps(figures, indent=1))
     (RESULTS / f"{LABEL}_figures.json").write_text(json.dumps(figures, indent=1) + "\n")
