@@ -18,6 +18,9 @@ exports -- takes its names from here; ``docs/outputs.md`` describes each file.
                               starts.log, best.pt (the stage's best snapshot while it runs);
                               a ladder's forks under job/rung-<i>/ (compact/, result.json)
       teacher/<key>/          the teacher, for nodes that cannot see the driver's cache
+      shared_pruning/<cell>/<key>/   a pruning run that trials differing only in fine-tune
+                              values share (its state at the pruning stage's end, pruned.json);
+                              removed when every trial of the sweep has ended
       asha_rungs.json, halving_rungs.json, optuna.db   scheduler and searcher records
       <name>/, additions-<k>/ Tune's own experiment folders (trial dirs and checkpoints)
 """
@@ -38,6 +41,8 @@ RETIMED_DIR = "retimed"
 EXPORT_DIR = "export"
 TRIALS_DIR = "trials"
 TEACHER_COPY = "teacher"
+SHARED_PRUNING_DIR = "shared_pruning"  # <cell>/<pruning key>/: a state forks start from
+PRUNED_MARKER = "pruned.json"  # inside it, written last: the state is complete
 OPTUNA_DB = "optuna.db"
 RUNGS_FILE = "asha_rungs.json"
 HALVING_FILE = "halving_rungs.json"

@@ -155,6 +155,9 @@ class TeacherConfig:
             problems.append(f"warmup_ratio: must be in [0, 1), but got {self.warmup_ratio}")
         return problems
 
+# CofiConfig settings read only after compaction: jobs differing only in these prune alike
+POST_COMPACTION = ("finetune_learning_rate", "finetune_epochs")
+
 
 @dataclass
 class CofiConfig:

@@ -41,6 +41,7 @@ import torch
 
 from cofi_sweep.core.config import JobConfig
 from cofi_sweep.core.teacher import Teacher
+from cofi_sweep.job.fork import make_fork
 from cofi_sweep.job.recipe import Callback, CofiPruner
 from cofi_sweep.job.result import CofiResult
 from cofi_sweep.latency.targets import Target, make_target
@@ -201,22 +202,3 @@ class LadderPruner:
              - self.rungs[0].warmup, "rungs": rows,
              "wall_seconds": time.time() - self.start_time}, indent=1))
 
-
-def make_fork(job: JobConfig, state_dir: str | Path, *, teacher: Teacher | None = None,
-              shared_from: CofiPruner | None = None, callback: Callback | None = None
-              ) -> CofiPruner:
-    """An independent job at ``job``'s target, resumed from a pruning state saved at its end
-    (``state_dir``), projected onto its band and compacted: ``run()`` fine-tunes and saves it.
-    ``shared_from`` lends the teacher's cached outputs (read only), so a fork does not compute
-    them again."""
-    fork = CofiPruner(job, teacher=teacher, callback=callback)
-    if shared_from is not None and shared_from.teacher_cache_tried:
-        fork.teacher_cache, fork.teacher_cache_tried = shared_from.teacher_cache, True
-    fork.load_checkpoint(state_dir)
-    fork._finish_stage()  # the pruning stage's end: its best, projected, compacted
-    return fork
-
-
-def run_fork(job: JobConfig, state_dir: str | Path, **kwargs: Any) -> CofiResult:
-    """:func:`make_fork`, run to its result."""
-    return make_fork(job, state_dir, **kwargs).run()

@@ -40,6 +40,7 @@ from analysis.layout import (
     EXPORT_DIR,
     LATENCY_FILE,
     OPTUNA_DB,
+    SHARED_PRUNING_DIR,
     SPACE_FILE,
     SWEEP_DONE,
     TASK_FILE,
@@ -107,6 +108,8 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
         trials, errors = trials + len(grid), errors + grid.num_errors
     storage.write_text(storage.join(experiment, SWEEP_DONE),
                        json.dumps({"trials": trials, "errors": errors}))
+    if not errors:  # no trial will fork the shared pruning runs again (a retry might)
+        storage.remove_tree(storage.join(experiment, SHARED_PRUNING_DIR))
     return True
 
 

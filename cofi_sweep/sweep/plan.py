@@ -64,6 +64,11 @@ def describe_plan(space: SweepSpace, data: Any = None) -> str:
                       else f"sparsity {cell['target_sparsity']}")
             lines.append(f"  cell {cell['id']}: target {target}, "
                          f"ablation {cell['ablation']} {cell['overrides'] or ''}".rstrip())
+            if space.shares_pruning(cell):
+                lines.append(f"    its {space.trials_per_cell} trial(s) share "
+                             f"{space.pruning_runs(cell)} pruning run(s): the searched values "
+                             "act only after compaction, so each run is pruned once and "
+                             "fine-tuned per trial (shared_pruning_runs)")
     lines.append(f"precision: {space.job.cofi.precision} for the teacher, CoFi and the "
                  "baselines" + (" (bf16 on a GPU that supports it, else fp32)"
                                 if space.job.cofi.precision == "auto" else ""))
@@ -71,6 +76,11 @@ def describe_plan(space: SweepSpace, data: Any = None) -> str:
                  f"{space.latency.dtype}, {space.latency.repeats} repeats, measured after "
                  "training, each model interleaved with the teacher")
     lines.append(disk_estimate(space))
+    shared = sum(space.pruning_runs(c) for c in cells if space.shares_pruning(c))
+    if shared:
+        lines.append(f"shared pruning: {shared} pruning state(s) of "
+                     f"{4 * (_parameter_count(space.job.model) or 0) / 1024 ** 3:.2f} GiB "
+                     "each, kept with the experiment until every trial has ended")
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from cofi_sweep.core.config import (
+    POST_COMPACTION,
     BaselineConfig,
     CofiConfig,
     JobConfig,
@@ -120,9 +121,9 @@ class GridConfig:
         return problems
 
 
-# cofi settings that act only after compaction: ASHA, which ranks pruning-stage scores, would
-# judge them before they have had any effect
-POST_COMPACTION = ("finetune_learning_rate", "finetune_epochs")
+# cofi settings that act only after compaction (POST_COMPACTION): ASHA, which ranks
+# pruning-stage scores, would judge them before they have had any effect; trials that differ
+# only in them share their pruning (SweepSpace.shared_pruning_runs)
 # cofi settings that place the evaluations and the target's warm-up: ASHA compares a cell's
 # trials at their n-th ranked evaluation, which must be the same step and target for all
 SCHEDULE = ("eval_every", "batch_size", "distill_epochs", "prune_epochs",
@@ -229,6 +230,11 @@ class SweepSpace:
     search: dict[str, Distribution] = field(default_factory=dict)
     searcher: SearcherConfig = field(default_factory=SearcherConfig)
     trials_per_cell: int = 1  # trials per grid cell, trial i with seed cofi.seed + i
+    # when every searched value acts only after compaction (cofi.finetune_learning_rate,
+    # finetune_epochs), a cell's trials would all prune alike: they share this many pruning
+    # runs, each pruned once (trial i fine-tunes run i mod N, with seed cofi.seed + i mod N);
+    # 0 gives every trial a pruning run, and a seed, of its own
+    shared_pruning_runs: int = 1
     scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
     checkpoint: CheckpointPolicy = field(default_factory=CheckpointPolicy)
@@ -243,7 +249,8 @@ class SweepSpace:
     cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def check(self) -> list[str]:
-        problems = below(self, {"trials_per_cell": 1, "max_failures": 0})
+        problems = below(self, {"trials_per_cell": 1, "max_failures": 0,
+                                "shared_pruning_runs": 0})
         problems += _callback_problems(self.callbacks)
         if not self.name or any(c in self.name for c in "/\\ "):
             problems.append(f"name: a non-empty folder name without spaces, got {self.name!r}")
@@ -306,12 +313,28 @@ class SweepSpace:
                         "baseline": dataclasses.asdict(baseline)})
         return out
 
+    def shares_pruning(self, cell: dict[str, Any]) -> bool:
+        """Whether ``cell``'s trials share pruning runs: a CoFi cell (not a ladder, which is
+        one pruning run per trial already) of a search over values that all act only after
+        compaction, with ``shared_pruning_runs`` > 0."""
+        searched = {name for key in self.search for name in _names(key)}
+        return (self.shared_pruning_runs > 0 and cell["method"] == "cofi"
+                and not cell.get("ladder") and bool(searched)
+                and searched <= set(POST_COMPACTION))
+
+    def pruning_runs(self, cell: dict[str, Any]) -> int:
+        """How many pruning runs ``cell``'s trials make (its trials, unless they share)."""
+        if self.shares_pruning(cell):
+            return min(self.shared_pruning_runs, self.trials_per_cell)
+        return self.trials_per_cell
+
     def trial_queue(self) -> list[tuple[str, int]]:
         """Every trial as (cell id, seed), in the order they are handed out: round-robin over
-        the cells, trial i of a cell with seed ``cofi.seed + i``."""
+        the cells, trial i of a cell with seed ``cofi.seed + i`` (``+ i mod N`` where the
+        cell's trials share N pruning runs: trials of one seed prune alike)."""
         base = self.job.cofi.seed
-        return [(cell["id"], base + i) for i in range(self.trials_per_cell)
-                for cell in self.cells()]
+        return [(cell["id"], base + i % self.pruning_runs(cell))
+                for i in range(self.trials_per_cell) for cell in self.cells()]
 
     def storage_uri(self) -> str:
         """``storage_path`` made absolute (Ray requires it) unless it is a URI."""

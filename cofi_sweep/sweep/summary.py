@@ -27,6 +27,12 @@ def print_summary(experiment: str, local: Path, stopper: str) -> None:
         runs = forks["ladder_trial"].nunique()
         print(f"[sweep] ladders: {len(forks)} compact models from {runs} pruning run(s) "
               f"({len(forks) / runs:.1f} per run; each row of a fork is its target's cell)")
+    if "pruning_run" in table and table["pruning_run"].notna().any():
+        sharing = table[table["pruning_run"].notna()]
+        runs = sharing["pruning_run"].nunique()
+        print(f"[sweep] shared pruning: {len(sharing)} trials fine-tuned from {runs} pruning "
+              f"run(s) (their searched values act only after compaction; "
+              f"{len(sharing) - runs} pruning run(s) saved)")
     stopped = table[table["status"] == "stopped early"]
     if len(stopped):
         per_cell = ", ".join(f"{c}: {n}" for c, n in stopped["cell_id"].value_counts()

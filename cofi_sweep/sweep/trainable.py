@@ -46,6 +46,7 @@ from cofi_sweep.job.recipe import CofiPruner
 from cofi_sweep.job.result import CofiResult
 from cofi_sweep.sweep.scheduler import ASHA_CLOCK, ASHA_METRIC, milestones
 from cofi_sweep.sweep.search import FINAL_METRIC
+from cofi_sweep.sweep.shared_pruning import branch, pruning_run
 from cofi_sweep.sweep.space import SweepSpace, job_for_trial
 from cofi_sweep.sweep.teacher_store import local_teacher
 
@@ -151,11 +152,19 @@ def train_cofi(config: dict[str, Any], space: dict[str, Any], teacher_dir: str,
                        + line + "\n")
     if pruner.device.type == "cuda":  # a reused worker: this trial's peak, not a former one's
         torch.cuda.reset_peak_memory_stats(pruner.device)
+    shares = sweep.shares_pruning(cell)
+    if shares and pruner.stage in ("distill", "prune"):
+        # prune once per cell and seed, fine-tune per searched value: the trial goes on as a
+        # fork of its cell's shared pruning run (run by itself if no trial has yet); from
+        # here on its checkpoints are the fork's (a resume in fine-tuning is past this)
+        runner = pruner = branch(pruner, experiment_dir, cell["id"], trial_id, report)
     if isinstance(runner, LadderPruner):
         final = ladder_metrics(runner.run())
     else:
         final = final_metrics(runner.run(), pruner, sweep.latency.seq_len,
                               compact_dir=storage.join(stored, JOB_DIR, COMPACT_DIR))
+    if shares:
+        final.update(pruning_run(experiment_dir, cell["id"], job, trial_id))
     final["tune_report_seconds"] = evals["tune_seconds"]  # of job_wall_seconds
     # stored before the final report, so a trial reported done always has its model in storage
     storage.upload(staging / "job", storage.join(stored, JOB_DIR))

@@ -13,7 +13,8 @@ import torch
 from helpers import job
 
 from cofi_sweep.core.model import CofiBert
-from cofi_sweep.job.ladder import LADDER_FILE, LadderPruner, run_fork
+from cofi_sweep.job.fork import run_fork
+from cofi_sweep.job.ladder import LADDER_FILE, LadderPruner
 
 LADDER = dict(ladder=[0.3, 0.5], prune_epochs=2, sparsity_warmup_epochs=1,
               ladder_hold_epochs=0.5, finetune_epochs=0.5)

@@ -130,6 +130,27 @@ def test_values_asha_cannot_judge_may_be_searched_without_asha(tmp_path: Path, k
     assert load_space(write(tmp_path, raw)).search
 
 
+def test_trials_searching_only_fine_tune_values_share_pruning_runs(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from cofi_sweep.sweep.plan import describe_plan
+
+    lr = {"cofi.finetune_learning_rate": {"type": "choice", "values": [1e-5, 3e-5]}}
+    raw = merged(search=lr, scheduler={"type": "none"}, trials_per_cell=5,
+                 shared_pruning_runs=2, grid__ablations={"full": {}},
+                 baselines={"small": {"layers": "first_k", "num_layers": 1}})
+    space = load_space(write(tmp_path, raw))
+    seeds = [seed for cell, seed in space.trial_queue() if cell == "t0.5-full"]
+    assert seeds == [0, 1, 0, 1, 0]  # two pruning runs, trials 0, 2, 4 share the first
+    baseline = [seed for cell, seed in space.trial_queue() if cell == "distill-small"]
+    assert baseline == [0, 1, 2, 3, 4]  # baselines do not prune: their own seeds
+    assert "its 5 trial(s) share 2 pruning run(s)" in describe_plan(space, data=None)
+    # a value that changes the pruning, or shared_pruning_runs: 0, gives each its own run
+    for change in ({"search": {**lr, **VALID["search"]}}, {"shared_pruning_runs": 0}):
+        other = load_space(write(tmp_path, {**raw, **change}))
+        assert [s for c, s in other.trial_queue() if c == "t0.5-full"] == [0, 1, 2, 3, 4]
+        assert not any(other.shares_pruning(c) for c in other.cells())
+
+
 def test_sweeps_hold_out_a_selection_split_unless_told_not_to(tmp_path: Path) -> None:
     from cofi_sweep.sweep.space import SWEEP_SELECTION_SIZE
 

@@ -366,9 +366,14 @@ def test_retry_errored_reruns_failed_trials_from_their_checkpoint(tmp_path: Path
                                                                    teacher_cache: Path) -> None:
     """Storage fails at the end of every trial (a file stands where the compact model is
     stored): both trials error after checkpointing. With the obstacle gone, a plain --resume
-    leaves them errored; --retry-errored continues each from its last checkpoint."""
-    raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"}, search={},
-                     trials_per_cell=2)
+    leaves them errored; --retry-errored continues each from its last checkpoint.
+
+    The two trials search only the fine-tune's learning rate, so they share one pruning run
+    (shared_pruning_runs: 1): one prunes, the other waits for it, both fine-tune a fork of it,
+    and the retries continue the forks."""
+    raw = tiny_space(tmp_path, teacher_cache, scheduler={"type": "none"}, trials_per_cell=2,
+                     search={"cofi.finetune_learning_rate": {"type": "choice",
+                                                             "values": [1e-4, 5e-4]}})
     raw["grid"] = {"target_sparsity": [0.3], "ablations": {"full": {}}}
     path = write(tmp_path, raw)
     experiment = tmp_path / "sweeps" / "tiny"
@@ -413,6 +418,15 @@ def test_retry_errored_reruns_failed_trials_from_their_checkpoint(tmp_path: Path
     done = {t.user_attrs["tune_trial_id"]: t for t in study.trials if t.state.name == "COMPLETE"}
     assert set(done) == set(table["trial_id"])
     assert all(t.user_attrs["retry_of"] is not None for t in done.values())
+    # one pruning run for both: only the trial that ran it reported pruning evaluations
+    assert table["pruning_run"].nunique() == 1 and table["pruned_here"].sum() == 1
+    assert table["structure"].nunique() == 1  # one compact structure, fine-tuned twice
+    for _, row in table.iterrows():
+        stages = {json.loads(line).get("stage") for line in
+                  (Path(row["trial_dir"]) / "result.json").read_text().splitlines()}
+        assert ("prune" in stages) == row["pruned_here"], stages
+    assert "[sweep] shared pruning: 2 trials fine-tuned from 1 pruning run(s)" in retried.stdout
+    assert not (experiment / "shared_pruning").exists()  # every trial has ended
 
 
 @pytest.mark.parametrize("flag", ["--passes", "--threads", "--repeats", "--batch-size"])
