@@ -54,7 +54,12 @@ from cofi_sweep.sweep.checkpoints import remove_spent_checkpoints
 from cofi_sweep.sweep.cluster import attach, cluster_address, start_local
 from cofi_sweep.sweep.exports import export_frontier
 from cofi_sweep.sweep.plan import describe_plan
-from cofi_sweep.sweep.resume import check_resume, read_additions, record_additions
+from cofi_sweep.sweep.resume import (
+    check_resume,
+    queue_minus,
+    read_additions,
+    record_additions,
+)
 from cofi_sweep.sweep.space import (
     SweepSpace,
     aims_at_speedup,
@@ -95,9 +100,8 @@ def run_trials(space: SweepSpace, experiment: str, teacher_dir: str, resume: boo
     it, with the same searcher studies and ASHA rung records. ``retry_errored``: a resume also
     re-runs errored trials, from their last checkpoint."""
     additions = [(a["name"], [tuple(t) for t in a["queue"]]) for a in read_additions(experiment)]
-    added = {t for _, queue in additions for t in queue}
-    phases = [(space.name, space.storage_uri(),
-               [t for t in space.trial_queue() if t not in added])]
+    added = [t for _, queue in additions for t in queue]
+    phases = [(space.name, space.storage_uri(), queue_minus(space.trial_queue(), added))]
     phases += [(name, experiment, queue) for name, queue in additions]
     trials = errors = 0
     for name, storage_path, queue in phases:

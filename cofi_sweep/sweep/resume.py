@@ -9,6 +9,7 @@ keys, unless ``--force``.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
 from typing import Any
@@ -59,8 +60,21 @@ def added_trials(stored: dict[str, Any], space: SweepSpace) -> list[tuple[str, i
     if any(cells.get(c["id"]) != c for c in old.cells()) or (
             space.trials_per_cell < old.trials_per_cell):
         return []
-    before = set(old.trial_queue())
-    return [t for t in space.trial_queue() if t not in before]
+    return queue_minus(space.trial_queue(), old.trial_queue())
+
+
+def queue_minus(queue: list[tuple[str, int]], taken: list[tuple[str, int]]
+                ) -> list[tuple[str, int]]:
+    """``queue`` without ``taken``'s trials, counted (trials sharing a pruning run repeat a
+    (cell, seed) pair: each occurrence is a trial)."""
+    left = collections.Counter(map(tuple, taken))
+    out = []
+    for trial in queue:
+        if left[trial]:
+            left[trial] -= 1
+        else:
+            out.append(trial)
+    return out
 
 
 def with_defaults(stored: dict[str, Any]) -> dict[str, Any]:

@@ -149,6 +149,12 @@ def test_trials_searching_only_fine_tune_values_share_pruning_runs(
         other = load_space(write(tmp_path, {**raw, **change}))
         assert [s for c, s in other.trial_queue() if c == "t0.5-full"] == [0, 1, 2, 3, 4]
         assert not any(other.shares_pruning(c) for c in other.cells())
+    # a resume that adds trials to a sharing cell adds them, though their (cell, seed) repeat
+    from cofi_sweep.sweep.resume import queue_minus
+
+    more = load_space(write(tmp_path, {**raw, "trials_per_cell": 7}))
+    added = queue_minus(more.trial_queue(), space.trial_queue())
+    assert [t for t in added if t[0] == "t0.5-full"] == [("t0.5-full", 1), ("t0.5-full", 0)]
 
 
 def test_sweeps_hold_out_a_selection_split_unless_told_not_to(tmp_path: Path) -> None:
