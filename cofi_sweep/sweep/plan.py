@@ -4,6 +4,7 @@ resources, searcher, scheduler, selection split, latency setting and a disk esti
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any
 
 import yaml
@@ -69,6 +70,13 @@ def describe_plan(space: SweepSpace, data: Any = None) -> str:
                              f"{space.pruning_runs(cell)} pruning run(s): the searched values "
                              "act only after compaction, so each run is pruned once and "
                              "fine-tuned per trial (shared_pruning_runs)")
+                per_run = -(-space.trials_per_cell // space.pruning_runs(cell))
+                choices = math.prod(len(d.values) if d.type == "choice" else per_run
+                                    for d in space.search.values())
+                if choices < per_run:
+                    lines.append(f"    note: up to {per_run} trials fine-tune one pruning run "
+                                 f"but the search has {choices} combination(s): some trials "
+                                 "would repeat another exactly")
     lines.append(f"precision: {space.job.cofi.precision} for the teacher, CoFi and the "
                  "baselines" + (" (bf16 on a GPU that supports it, else fp32)"
                                 if space.job.cofi.precision == "auto" else ""))

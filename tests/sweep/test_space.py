@@ -143,7 +143,9 @@ def test_trials_searching_only_fine_tune_values_share_pruning_runs(
     assert seeds == [0, 1, 0, 1, 0]  # two pruning runs, trials 0, 2, 4 share the first
     baseline = [seed for cell, seed in space.trial_queue() if cell == "distill-small"]
     assert baseline == [0, 1, 2, 3, 4]  # baselines do not prune: their own seeds
-    assert "its 5 trial(s) share 2 pruning run(s)" in describe_plan(space, data=None)
+    plan = describe_plan(space, data=None)
+    assert "its 5 trial(s) share 2 pruning run(s)" in plan
+    assert "up to 3 trials fine-tune one pruning run but the search has 2" in plan
     # a value that changes the pruning, or shared_pruning_runs: 0, gives each its own run
     for change in ({"search": {**lr, **VALID["search"]}}, {"shared_pruning_runs": 0}):
         other = load_space(write(tmp_path, {**raw, **change}))
