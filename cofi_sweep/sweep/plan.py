@@ -4,6 +4,7 @@ resources, searcher, scheduler, selection split, latency setting and a disk esti
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -132,6 +133,7 @@ def disk_estimate(space: SweepSpace) -> str:
                                  " (checkpoint.keep_optimizer: false)"))
 
 
+@functools.cache  # the plan asks twice (checkpoints, shared pruning states)
 def _parameter_count(model: str) -> int | None:
     """The dense model's parameters, from its config when it can be read offline."""
     try:
