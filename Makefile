@@ -24,7 +24,7 @@ run: install
 	$(PY) -m cofi_sweep.run --space $(SPACE)
 
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 clean:
 	rm -rf $(VENV) .pytest_cache
