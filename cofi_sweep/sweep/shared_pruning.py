@@ -26,15 +26,15 @@ from cofi_sweep.job.fork import make_fork, prune_to_state, pruning_key
 from cofi_sweep.job.recipe import Callback, CofiPruner
 
 
-def _stored(experiment_dir: str, cell_id: str, job: JobConfig) -> str:
-    """Where the pruning run that ``job`` shares with its cell is stored."""
-    return storage.join(experiment_dir, SHARED_PRUNING_DIR, cell_id, pruning_key(job))
+def _stored(experiment_dir: str, cell_id: str, key: str) -> str:
+    """Where a cell's pruning run of that :func:`pruning_key` is stored."""
+    return storage.join(experiment_dir, SHARED_PRUNING_DIR, cell_id, key)
 
 
 def shared_state(experiment_dir: str, cell_id: str, pruner: CofiPruner) -> tuple[str, Path]:
     """Where the pruning run ``pruner`` would share is stored, and its local folder."""
     key = pruning_key(pruner.job)
-    stored = _stored(experiment_dir, cell_id, pruner.job)
+    stored = _stored(experiment_dir, cell_id, key)
     if storage.is_uri(stored):
         return stored, Path(tempfile.gettempdir()) / "cofi_sweep_shared" / cell_id / key
     return stored, Path(stored)
@@ -67,7 +67,8 @@ def pruning_run(experiment_dir: str, cell_id: str, job: JobConfig, trial_id: str
                 ) -> dict[str, object]:
     """A sharing trial's columns in the results: its pruning run (``<cell>/<key>``) and
     whether it pruned it itself (``pruned_here``: the others only fine-tuned)."""
-    marker = storage.join(_stored(experiment_dir, cell_id, job), PRUNED_MARKER)
+    key = pruning_key(job)
+    marker = storage.join(_stored(experiment_dir, cell_id, key), PRUNED_MARKER)
     pruned_by = (json.loads(storage.read_text(marker))["trial_id"]
                  if storage.exists(marker) else None)
-    return {"pruning_run": f"{cell_id}/{pruning_key(job)}", "pruned_here": pruned_by == trial_id}
+    return {"pruning_run": f"{cell_id}/{key}", "pruned_here": pruned_by == trial_id}
