@@ -4,7 +4,6 @@ resources, searcher, scheduler, selection split, latency setting and a disk esti
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
 from typing import Any
 
@@ -84,11 +83,12 @@ def describe_plan(space: SweepSpace, data: Any = None) -> str:
     lines.append(f"latency: batch {space.latency.batch_size} x seq {space.latency.seq_len} in "
                  f"{space.latency.dtype}, {space.latency.repeats} repeats, measured after "
                  "training, each model interleaved with the teacher")
-    lines.append(disk_estimate(space))
+    params = parameter_count(space.job.model)
+    lines.append(disk_estimate(space, params))
     shared = sum(space.pruning_runs(c) for c in cells if space.shares_pruning(c))
-    if shared:
+    if shared and params is not None:
         lines.append(f"shared pruning: {shared} pruning state(s) of "
-                     f"{4 * (_parameter_count(space.job.model) or 0) / 1024 ** 3:.2f} GiB "
+                     f"{4 * params / 1024 ** 3:.2f} GiB "
                      "each, kept with the experiment until every trial has ended")
     return "\n".join(lines)
 
@@ -105,9 +105,9 @@ def describe_data(space: SweepSpace) -> str:
         return f"task {space.job.task}: the data does not load ({e})"
 
 
-def disk_estimate(space: SweepSpace) -> str:
-    """Peak and final disk of the sweep's checkpoints and models, from the model's size."""
-    params = _parameter_count(space.job.model)
+def disk_estimate(space: SweepSpace, params: int | None) -> str:
+    """Peak and final disk of the sweep's checkpoints and models, from the dense model's
+    parameter count (None: unknown)."""
     if params is None:
         return "disk: unknown (the model's config is not available offline)"
     c = space.checkpoint
@@ -133,8 +133,7 @@ def disk_estimate(space: SweepSpace) -> str:
                                  " (checkpoint.keep_optimizer: false)"))
 
 
-@functools.cache  # the plan asks twice (checkpoints, shared pruning states)
-def _parameter_count(model: str) -> int | None:
+def parameter_count(model: str) -> int | None:
     """The dense model's parameters, from its config when it can be read offline."""
     try:
         from transformers import AutoConfig

@@ -145,6 +145,7 @@ def test_trials_searching_only_fine_tune_values_share_pruning_runs(
     assert baseline == [0, 1, 2, 3, 4]  # baselines do not prune: their own seeds
     plan = describe_plan(space, data=None)
     assert "its 5 trial(s) share 2 pruning run(s)" in plan
+    assert "shared pruning: 4 pruning state(s) of" in plan  # 2 cells x 2, kept till the end
     assert "up to 3 trials fine-tune one pruning run but the search has 2" in plan
     # a value that changes the pruning, or shared_pruning_runs: 0, gives each its own run
     for change in ({"search": {**lr, **VALID["search"]}}, {"shared_pruning_runs": 0}):
