@@ -12,6 +12,7 @@ independent jobs (``benchmarks/ladder.py``, the same job): rows it has are adopt
 
     python benchmarks/ablations.py --piece 1          # runs 1-4 of RUNS (0.95, seed 0 first)
     python benchmarks/ablations.py --piece 2 --piece 3
+    python benchmarks/ablations.py --run cofi:0.6/no_layer@0   # chosen runs, in this order
     python benchmarks/ablations.py --list             # every run, and which are done
     python benchmarks/ablations.py --retime --report  # on a quiet machine, once all are in
 
@@ -71,7 +72,9 @@ def main() -> None:
     parser.add_argument("--piece", type=int, choices=range(1, pieces + 1), action="append",
                         default=[], metavar=f"1..{pieces}",
                         help=f"run this piece's {PIECE} jobs (repeatable)")
-    parser.add_argument("--redo", action="store_true", help="run again the piece's runs "
+    parser.add_argument("--run", choices=RUNS, action="append", default=[], metavar="RUN",
+                        help="run this one (as --list names it; repeatable, kept in order)")
+    parser.add_argument("--redo", action="store_true", help="run again the chosen runs "
                         "that already have rows")
     parser.add_argument("--list", action="store_true", help="every run, and which are done")
     parser.add_argument("--retime", action="store_true", help="re-time every row's model")
@@ -84,8 +87,9 @@ def main() -> None:
     if args.list:
         for i, run in enumerate(RUNS):
             print(f"piece {i // PIECE + 1:>2}  {run:<36} {'done' if run in finished else ''}")
-    runs = [run for piece in args.piece for run in RUNS[(piece - 1) * PIECE:piece * PIECE]
-            if args.redo or run not in finished]
+    chosen = args.run + [run for piece in args.piece
+                         for run in RUNS[(piece - 1) * PIECE:piece * PIECE]]
+    runs = [run for run in dict.fromkeys(chosen) if args.redo or run not in finished]
     space, path, device = run_jobs(SPACE, runs, LABEL)
     if args.retime:
         retime(space, path)
