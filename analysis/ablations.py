@@ -166,7 +166,8 @@ def stats(group: pd.DataFrame) -> dict[str, Any]:
         out["gates"] = float(group["gates_sparsity"].mean())
     if "projection_moves" in group and group["projection_moves"].notna().any():
         moves = [json.loads(m) for m in group["projection_moves"].dropna()]
-        out["moves"] = {k: float(np.mean([m.get(k, 0) for m in moves])) for k in moves[0]}
+        families = dict.fromkeys(k for m in moves for k in m)  # any seed's, in order
+        out["moves"] = {k: float(np.mean([m.get(k, 0) for m in moves])) for k in families}
     return out
 
 
@@ -343,7 +344,7 @@ def _row(name: str, change: str, reference: str, s: dict[str, Any],
     if "gates" in s:
         moves = s.get("moves") or {}
         moved = f"{s['gates']:.3f} → {s['realized']:.3f}" + (
-            " (" + ", ".join(f"{k} {v:g}" for k, v in moves.items() if v) + ")"
+            " (" + ", ".join(f"{k} {v:.3g}" for k, v in moves.items() if v) + ")"
             if any(moves.values()) else "")
     dagger = " †" if s["unreliable"] else ""
     return (f"| {name} | {change} | {reference} | {s['seeds']} | {s['realized']:.3f} | "
