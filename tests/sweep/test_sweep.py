@@ -30,8 +30,6 @@ def test_sweep_runs_every_cell_and_records_errors(tmp_path: Path, teacher_cache:
     # a checkpoint at every evaluation: the first rung is at the first pruning evaluation (the
     # 2nd), so every trial ASHA stops has checkpointed before it
     raw["checkpoint"]["every_n_evals"] = 1
-    # half the default training set: 8 steps an epoch still gives ASHA four rungs to act on
-    raw["job"]["data"]["max_train_samples"] = 256
     space = load_space(write(tmp_path, raw))
     experiment = run_sweep(space)
     table = pd.read_parquet(experiment / "results.parquet")
