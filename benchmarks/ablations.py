@@ -15,6 +15,7 @@ independent jobs (``benchmarks/ladder.py``, the same job): rows it has are adopt
     python benchmarks/ablations.py --run cofi:0.6/no_layer@0   # chosen runs, in this order
     python benchmarks/ablations.py --list             # every run, and which are done
     python benchmarks/ablations.py --retime --report  # on a quiet machine, once all are in
+    python benchmarks/ablations.py --retime 0.6       # or one target's rows at a time
 
 ``--report`` renders the rows with the sweep report's own code, its "Ablations" section
 included, into ``results/frontier_ablations_sst2/report.md``.
@@ -77,7 +78,9 @@ def main() -> None:
     parser.add_argument("--redo", action="store_true", help="run again the chosen runs "
                         "that already have rows")
     parser.add_argument("--list", action="store_true", help="every run, and which are done")
-    parser.add_argument("--retime", action="store_true", help="re-time every row's model")
+    parser.add_argument("--retime", type=float, nargs="*", metavar="TARGET",
+                        help="re-time every row's model, or only those at these targets "
+                        "(a target's rows are compared with each other only: ~1.5 min a row)")
     parser.add_argument("--report", action="store_true", help="render the rows collected")
     args = parser.parse_args()
     adopted = adopt_full_rows()
@@ -91,8 +94,8 @@ def main() -> None:
                          for run in RUNS[(piece - 1) * PIECE:piece * PIECE]]
     runs = [run for run in dict.fromkeys(chosen) if args.redo or run not in finished]
     space, path, device = run_jobs(SPACE, runs, LABEL)
-    if args.retime:
-        retime(space, path)
+    if args.retime is not None:
+        retime(space, path, set(args.retime) or None)
     if args.report:
         report(space, path, LABEL, device)
 

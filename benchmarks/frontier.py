@@ -136,9 +136,10 @@ def protocol(space: SweepSpace) -> TimingSetting:
                     repeats=REPEATS)
 
 
-def retime(space: SweepSpace, path: Path) -> None:
-    """Re-times every row's compact model against the teacher and adds the latency model's
-    prediction: run it with nothing else on the machine. A model whose folder is gone
+def retime(space: SweepSpace, path: Path, targets: set[float] | None = None) -> None:
+    """Re-times every row's compact model (or only those at ``targets``' sparsities) against
+    the teacher and adds the latency model's prediction: run it with nothing else on the
+    machine. A model whose folder is gone
     (``runs/`` does not outlive a machine) is rebuilt from its recorded structure with random
     weights (a forward's time depends on its shapes only) and the row marked ``rebuilt``."""
     rows = json.loads(path.read_text())
@@ -146,6 +147,8 @@ def retime(space: SweepSpace, path: Path) -> None:
     setting = dataclasses.replace(protocol(space), passes=RETIME_PASSES)
     with InterleavedTimer(teacher, setting) as timer:
         for row in rows:
+            if targets is not None and row.get("target_sparsity") not in targets:
+                continue
             model, rebuilt = load({"compact_dir": row["compact_dir"],
                                    "structure": json.loads(row["structure"])}, teacher.shape)
             timed = timer.time(model)  # the median pass

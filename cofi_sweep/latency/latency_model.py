@@ -60,6 +60,9 @@ FORMAT = 8
 # widths under the default cofi.shape_multiple: an odd width runs 10-18 % slower on this CPU
 # (benchmarks/shape_rounding.py), so a table measured at odd widths describes neither
 ALIGN = 8
+# a table calibrated under load stands in for this long: calibrating again sooner, under the
+# same load (a sweep's trials load each other), costs every trial its retries and buys nothing
+BUSY_TABLE_SECONDS = 3600
 
 
 @dataclass
@@ -364,13 +367,24 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
     """The cached table for this dense shape, protocol and device; calibrated on a miss (a
     few seconds for MiniLM on a 2-core CPU). A calibration contended by other processes
     (:mod:`cofi_sweep.latency.load`) is taken again after ``backoff_s`` seconds,
-    doubling; one still contended is used for this run but never cached as the device's truth.
-    The cache records when, and under what load, its table was measured."""
+    doubling; one still contended is never cached as the device's truth, but kept aside as a
+    busy table that later lookups use for ``BUSY_TABLE_SECONDS`` (then calibrate again). The
+    cache records when, and under what load, its table was measured."""
     key = table_key(shape, batch_size, seq_len, runtime, device, dtype)
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
     path = Path(cache_dir or cache_root() / "latency") / f"{digest}.json"
     if path.is_file():
         return LatencyTable(**json.loads(path.read_text())["table"])
+    busy_path = path.with_suffix(".busy.json")
+    if busy_path.is_file():
+        entry = json.loads(busy_path.read_text())
+        at = datetime.datetime.fromisoformat(entry["measured"]["at"])
+        age = (datetime.datetime.now(datetime.timezone.utc) - at).total_seconds()
+        if age < BUSY_TABLE_SECONDS:
+            print(f"[latency] using the table calibrated under load {age / 60:.0f} min ago "
+                  f"({entry['measured']['note']}): predicted speedups may be off; it is "
+                  f"calibrated again after {BUSY_TABLE_SECONDS / 60:.0f} min", flush=True)
+            return LatencyTable(**entry["table"])
     for attempt in range(retries + 1):
         with load_meter(torch.device(device)) as meter:
             table = calibrate(shape, batch_size=batch_size, seq_len=seq_len, runtime=runtime,
@@ -384,14 +398,15 @@ def latency_table(shape: EncoderShape, *, batch_size: int, seq_len: int,
                   flush=True)
             time.sleep(wait)
     if busy:
-        print(f"[latency] calibration: {busy} throughout; its table serves this run only and "
-              "is not cached: predicted speedups may be off", flush=True)
-        return table
+        print(f"[latency] calibration: {busy} throughout; its table is not cached as this "
+              f"device's and serves for {BUSY_TABLE_SECONDS / 60:.0f} min: predicted speedups "
+              "may be off", flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp")  # trials may calibrate side by side
     tmp.write_text(json.dumps({
         "key": key, "table": dataclasses.asdict(table),
         "measured": {"at": datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"), **meter.readings()}}, indent=1))
-    tmp.replace(path)
+            timespec="seconds"), **meter.readings(), **({"note": busy} if busy else {})}},
+        indent=1))
+    tmp.replace(busy_path if busy else path)
     return table

@@ -135,11 +135,14 @@ def test_a_quiet_timing_is_kept_at_once() -> None:
     assert "teacher_q1" not in row  # used for the judgement, not a table column
 
 
-def test_a_contended_calibration_is_used_but_not_cached(busy_machine, tmp_path, capsys) -> None:
+def test_a_contended_calibration_is_used_but_not_cached(busy_machine, tmp_path, capsys,
+                                                         monkeypatch) -> None:
+    import json
     import os
 
     import torch
 
+    from cofi_sweep.latency import latency_model
     from cofi_sweep.latency.latency_model import latency_table
 
     torch.set_num_threads(os.cpu_count())  # calibrated on every core, which others share
@@ -147,9 +150,19 @@ def test_a_contended_calibration_is_used_but_not_cached(busy_machine, tmp_path, 
     table = latency_table(shape, batch_size=2, seq_len=8, cache_dir=tmp_path, retries=1,
                           backoff_s=0.1, repeats=2, hidden_points=2, unit_points=2)
     assert table.predict(shape) > 0  # this run still gets its predictions
-    assert not list(tmp_path.glob("*.json"))  # but the device's cache keeps no busy table
+    [kept] = tmp_path.glob("*.json")  # but the device's cache keeps no busy table ...
+    assert kept.name.endswith(".busy.json")
+    assert "cores busy" in json.loads(kept.read_text())["measured"]["note"]
     out = capsys.readouterr().out
     assert "calibrating again in 0.1 s" in out and "is not cached" in out
+    # ... only a stand-in for the next lookups (a sweep's trials), which skip the retries
+    monkeypatch.setattr(latency_model, "calibrate", lambda *a, **k: pytest.fail("calibrated"))
+    again = latency_table(shape, batch_size=2, seq_len=8, cache_dir=tmp_path, retries=1,
+                          backoff_s=0.1, repeats=2, hidden_points=2, unit_points=2)
+    assert again == table and "calibrated under load 0 min ago" in capsys.readouterr().out
+    monkeypatch.setattr(latency_model, "BUSY_TABLE_SECONDS", 0)  # stale: measured again
+    with pytest.raises(pytest.fail.Exception, match="calibrated"):
+        latency_table(shape, batch_size=2, seq_len=8, cache_dir=tmp_path)
 
 
 def test_a_quiet_calibration_is_cached_with_when_and_what_load(tmp_path) -> None:
