@@ -180,9 +180,10 @@ def report(space: SweepSpace, path: Path, label: str, device: dict) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     commits = ", ".join(sorted({str(r["commit"]) for r in rows}))
     hours = sum(r["job_wall_seconds"] for r in rows) / 3600
+    trained_on = ", ".join(sorted({str(r.get("device", device["name"])) for r in rows}))
     report_path = render_report(table, out, f"Frontier benchmark: {label} ({len(rows)} jobs, "
-                                f"{hours:.1f} h of training on {device['name']}, commits "
-                                f"{commits})")
+                                f"{hours:.1f} h of training on {trained_on}; timed on "
+                                f"{device['name']}; commits {commits})")
     print(report_path.read_text())
     return report_path
 
