@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -20,9 +21,21 @@ import pytest
 
 pytestmark = pytest.mark.sweep
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "experiment_c23a975.tar.gz"
+# where the fixture was made: Tune's pickled trials keep their absolute storage path, so the
+# experiment resumes there (it passed elsewhere only on the machine that had made it)
+MADE_IN = Path("/tmp/fx")
 
 
-def test_an_experiment_stored_before_the_move_resumes_after_it(tmp_path: Path) -> None:
+@pytest.fixture
+def made_in() -> Path:
+    shutil.rmtree(MADE_IN, ignore_errors=True)
+    MADE_IN.mkdir()
+    yield MADE_IN
+    shutil.rmtree(MADE_IN, ignore_errors=True)
+
+
+def test_an_experiment_stored_before_the_move_resumes_after_it(made_in: Path) -> None:
+    tmp_path = made_in
     with tarfile.open(FIXTURE) as tar:
         tar.extractall(tmp_path, filter="data")
     experiment = tmp_path / "sweeps" / "premove"
